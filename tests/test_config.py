@@ -1,0 +1,89 @@
+"""Tests for tfmodels.config: YAML loading, bases, overrides and validation errors."""
+
+import glob
+import os
+
+import pytest
+import yaml
+
+from tfmodels import config as cfg
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_defaults_round_trip_through_yaml(tmp_path):
+    config = cfg.load_config(None)
+    out = tmp_path / "config.yaml"
+    cfg.save_config(config, str(out))
+    assert cfg.load_config(str(out)) == config
+
+
+def test_base_files_merge_key_by_key(tmp_path):
+    write(tmp_path / "adamw.yaml", "trainer:\n  optimizer: adamw\n  learning_rate: 1e-4\n  weight_decay: 0.02\n")
+    path = write(tmp_path / "exp.yaml", "base: adamw.yaml\ntrainer:\n  learning_rate: 3e-5\n")
+    config = cfg.load_config(path)
+    assert config.trainer.learning_rate == pytest.approx(3e-5)
+    assert config.trainer.weight_decay == pytest.approx(0.02)
+
+
+def test_overrides_and_flags_are_typed(tmp_path):
+    config = cfg.load_config(None, ["trainer.learning_rate=3e-5", "model.hidden_units=[128, 64]",
+                                    "finetune.mode=lora"], model_dir=str(tmp_path), precision="float32")
+    assert config.trainer.learning_rate == pytest.approx(3e-5)
+    assert config.model.hidden_units == [128, 64]
+    assert config.finetune.mode == "lora"
+    assert config.model_dir == str(tmp_path) and config.precision == "float32"
+
+
+def test_unknown_key_names_file_line_and_suggestion(tmp_path):
+    path = write(tmp_path / "exp.yaml", "name: x\ntrainer:\n  learning_rat: 3e-5\n")
+    with pytest.raises(cfg.ConfigError, match=r"exp\.yaml:3: unknown key 'trainer\.learning_rat'; "
+                                              r"did you mean 'trainer\.learning_rate'"):
+        cfg.load_config(path)
+
+
+def test_wrong_type_names_key(tmp_path):
+    path = write(tmp_path / "exp.yaml", "trainer:\n  epochs: three\n")
+    with pytest.raises(cfg.ConfigError, match=r"exp\.yaml:2: trainer\.epochs must be int"):
+        cfg.load_config(path)
+
+
+def test_bool_is_not_an_int():
+    with pytest.raises(cfg.ConfigError, match="data.batch_size must be int"):
+        cfg.load_config(None, ["data.batch_size=true"])
+
+
+def test_choice_lists_allowed_values():
+    with pytest.raises(cfg.ConfigError, match="finetune.mode='half' is not allowed; choose one of full, frozen"):
+        cfg.load_config(None, ["finetune.mode=half"])
+
+
+def test_bad_override_syntax():
+    with pytest.raises(cfg.ConfigError, match="expected section.key=value"):
+        cfg.load_config(None, ["trainer.learning_rate"])
+
+
+def test_missing_file_and_invalid_yaml(tmp_path):
+    with pytest.raises(cfg.ConfigError, match="config file not found"):
+        cfg.load_config(str(tmp_path / "nope.yaml"))
+    path = write(tmp_path / "bad.yaml", "trainer: [1, 2\n")
+    with pytest.raises(cfg.ConfigError, match=r"bad\.yaml:\d+: invalid YAML"):
+        cfg.load_config(path)
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    path = write(tmp_path / "evil.yaml", "name: !!python/object/apply:os.system ['echo hi']\n")
+    with pytest.raises(cfg.ConfigError, match="invalid YAML"):
+        cfg.load_config(path)
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.yaml"))))
+def test_every_shipped_config_loads(path):
+    with open(path, encoding="utf-8") as f:
+        assert isinstance(yaml.safe_load(f), dict)
+    cfg.load_config(path)

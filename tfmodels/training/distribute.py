@@ -1,0 +1,141 @@
+"""Distribution strategies chosen by name, including multi-worker from TF_CONFIG."""
+import json
+import logging
+import os
+
+import tensorflow as tf
+
+logger = logging.getLogger(__name__)
+
+STRATEGY_NAMES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
+
+
+class StrategyError(ValueError):
+    """A strategy name, device list or TF_CONFIG is invalid."""
+
+
+def _read_tf_config():
+    """Returns the parsed TF_CONFIG environment variable, or None when unset."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return None
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise StrategyError(f"TF_CONFIG is not valid JSON ({error}): {raw[:200]!r}") from None
+    if not isinstance(config, dict) or "cluster" not in config or "task" not in config:
+        raise StrategyError(
+            f"TF_CONFIG must be a JSON object with keys 'cluster' and 'task'; got {raw[:200]!r}")
+    task = config["task"]
+    if not isinstance(task, dict) or "type" not in task or "index" not in task:
+        raise StrategyError(f"TF_CONFIG 'task' must hold 'type' and 'index'; got {task!r}")
+    if task["type"] not in config["cluster"]:
+        raise StrategyError(
+            f"TF_CONFIG task type {task['type']!r} is not in cluster jobs {sorted(config['cluster'])}")
+    return config
+
+
+def _cluster_size(tf_config):
+    """Returns the number of chief and worker tasks in a parsed TF_CONFIG."""
+    cluster = tf_config["cluster"]
+    return len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+
+
+def _multi_worker_strategy():
+    """Builds a MultiWorkerMirroredStrategy after checking TF_CONFIG."""
+    tf_config = _read_tf_config()
+    if tf_config is None:
+        raise StrategyError(
+            "strategy 'multi_worker' needs the TF_CONFIG environment variable, e.g. "
+            '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}')
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def _tpu_strategy():
+    """Connects to the TPU cluster (TPU_NAME or local) and builds a TPUStrategy."""
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=os.environ.get("TPU_NAME", ""))
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def _auto_strategy(devices):
+    """Picks multi-worker with a multi-task TF_CONFIG, mirrored on several GPUs, else one device."""
+    tf_config = _read_tf_config()
+    if tf_config is not None and _cluster_size(tf_config) > 1:
+        return _multi_worker_strategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if devices and len(devices) > 1 or len(gpus) > 1:
+        return tf.distribute.MirroredStrategy(devices)
+    if gpus:
+        return tf.distribute.OneDeviceStrategy(gpus[0].name)
+    return tf.distribute.get_strategy()
+
+
+def get_strategy(name="auto", devices=None):
+    """Returns a tf.distribute strategy chosen by name.
+
+    Build models and optimizers inside `strategy.scope()` of the returned strategy.
+
+    Args:
+      name: str. One of "auto" (multi-worker when TF_CONFIG lists several tasks, mirrored over
+        several GPUs, one GPU, else the default strategy), "default", "one_device", "mirrored",
+        "multi_worker" (reads TF_CONFIG), "tpu" (TPUClusterResolver, TPU_NAME). Defaults to "auto".
+      devices: list of str or None. Devices for "mirrored" (all GPUs, else CPU, when None) or the
+        single device for "one_device" (first GPU, else CPU, when None). Defaults to None.
+
+    Example:
+      >>> strategy = get_strategy("default")
+      >>> with strategy.scope():
+      ...     model = build_model()
+    """
+    if name not in STRATEGY_NAMES:
+        raise StrategyError(f"strategy {name!r} unknown; choose one of {', '.join(STRATEGY_NAMES)}")
+    if name == "auto":
+        strategy = _auto_strategy(devices)
+    elif name == "default":
+        strategy = tf.distribute.get_strategy()
+    elif name == "one_device":
+        if devices and len(devices) != 1:
+            raise StrategyError(f"strategy 'one_device' takes one device; got devices={devices!r}")
+        gpus = tf.config.list_logical_devices("GPU")
+        device = devices[0] if devices else (gpus[0].name if gpus else "/cpu:0")
+        strategy = tf.distribute.OneDeviceStrategy(device)
+    elif name == "mirrored":
+        strategy = tf.distribute.MirroredStrategy(devices)
+    elif name == "multi_worker":
+        strategy = _multi_worker_strategy()
+    else:
+        strategy = _tpu_strategy()
+    logger.info("Using %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
+    return strategy
+
+
+def is_chief(strategy=None):
+    """Returns True when this process should write checkpoints, summaries and exports.
+
+    Args:
+      strategy: tf.distribute.Strategy or None. The strategy in use; None means the current one.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    if task_type is None or task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "worker" and task_id == 0 and not has_chief
+
+
+def worker_id(strategy=None):
+    """Returns "<task_type>_<task_id>" of this process, or "chief" outside multi-worker training.
+
+    Args:
+      strategy: tf.distribute.Strategy or None. The strategy in use; None means the current one.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type is None:
+        return "chief"
+    return f"{resolver.task_type}_{resolver.task_id}"

@@ -1,0 +1,143 @@
+"""Classifier and masked-LM metrics built from per-batch sums that add up across replicas.
+
+The Trainer computes the per-batch statistics below inside each replica, sums them across
+replicas (and workers) with `strategy.reduce`, and streams them into the host-side accumulators.
+"""
+import math
+
+import numpy as np
+import tensorflow as tf
+
+
+def confusion_matrix_batch(labels, logits, num_classes, sample_weight=None):
+    """Returns the float32 [C, C] confusion matrix (rows = true, columns = predicted) of a batch.
+
+    Args:
+      labels: int tensor [B]. True class ids.
+      logits: float tensor [B, C]. Classifier outputs.
+      num_classes: int. C.
+      sample_weight: float tensor [B] or None. Per-example weights. Defaults to None (all 1).
+    """
+    labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    predictions = tf.argmax(tf.reshape(logits, [-1, num_classes]), axis=-1, output_type=tf.int32)
+    weights = tf.ones_like(labels, tf.float32) if sample_weight is None else tf.reshape(
+        tf.cast(sample_weight, tf.float32), [-1])
+    one_hot_true = tf.one_hot(labels, num_classes, dtype=tf.float32) * weights[:, None]
+    one_hot_pred = tf.one_hot(predictions, num_classes, dtype=tf.float32)
+    return tf.matmul(one_hot_true, one_hot_pred, transpose_a=True)
+
+
+def masked_lm_batch_sums(labels, logits, mask_weights):
+    """Returns (nll_sum, correct_sum, weight_sum) of a masked-LM batch, weighted by mask_weights.
+
+    Args:
+      labels: int tensor [B, P]. Original token ids at the masked positions.
+      logits: float tensor [B, P, V]. Predictions at the masked positions.
+      mask_weights: float tensor [B, P]. 1 for real predictions, 0 for padding.
+    """
+    logits = tf.cast(logits, tf.float32)
+    weights = tf.cast(mask_weights, tf.float32)
+    log_probs = tf.nn.log_softmax(logits, axis=-1)
+    one_hot = tf.one_hot(tf.cast(labels, tf.int32), tf.shape(logits)[-1], dtype=tf.float32)
+    nll = -tf.reduce_sum(one_hot * log_probs, axis=-1)
+    correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+                               tf.cast(labels, tf.int32)), tf.float32)
+    return tf.reduce_sum(nll * weights), tf.reduce_sum(correct * weights), tf.reduce_sum(weights)
+
+
+def metrics_from_confusion_matrix(confusion):
+    """Returns accuracy and macro precision/recall/F1 of a confusion matrix (rows = true).
+
+    Macro averages run over the classes that occur as a label or a prediction, and a class
+    with no predictions has precision 0 (as sklearn with zero_division=0).
+
+    Args:
+      confusion: array [C, C]. Counts or weighted counts.
+    """
+    confusion = np.asarray(confusion, dtype=np.float64)
+    true_positives = np.diag(confusion)
+    predicted = confusion.sum(axis=0)
+    actual = confusion.sum(axis=1)
+    total = confusion.sum()
+    present = (predicted + actual) > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, true_positives / predicted, 0.0)
+        recall = np.where(actual > 0, true_positives / actual, 0.0)
+        f1 = np.where(predicted + actual > 0, 2 * true_positives / (predicted + actual), 0.0)
+    if not present.any():
+        return {"accuracy": 0.0, "macro_precision": 0.0, "macro_recall": 0.0, "macro_f1": 0.0}
+    return {
+        "accuracy": float(true_positives.sum() / total),
+        "macro_precision": float(precision[present].mean()),
+        "macro_recall": float(recall[present].mean()),
+        "macro_f1": float(f1[present].mean()),
+    }
+
+
+class ClassificationMetrics:
+    """Streams confusion matrices and reports loss, accuracy, macro P/R/F1 and the matrix.
+
+    Args:
+      num_classes: int. Number of classes.
+    """
+
+    def __init__(self, num_classes):
+        self.num_classes = num_classes
+        self.reset()
+
+    def reset(self):
+        """Clears all accumulated statistics."""
+        self.confusion = np.zeros((self.num_classes, self.num_classes), np.float64)
+        self.loss_sum = 0.0
+        self.loss_denominator = 0.0
+
+    def update(self, confusion, loss_sum=0.0, loss_denominator=0.0):
+        """Adds one batch (already summed across replicas).
+
+        Args:
+          confusion: array [C, C]. Batch confusion matrix.
+          loss_sum: float. Sum of per-example losses. Defaults to 0.0.
+          loss_denominator: float. Number (or weight) of examples in loss_sum. Defaults to 0.0.
+        """
+        self.confusion += np.asarray(confusion, np.float64)
+        self.loss_sum += float(loss_sum)
+        self.loss_denominator += float(loss_denominator)
+
+    def result(self):
+        """Returns a dict with loss, accuracy, macro_precision/recall/f1 and confusion_matrix."""
+        results = {"loss": self.loss_sum / max(self.loss_denominator, 1e-12)}
+        results.update(metrics_from_confusion_matrix(self.confusion))
+        results["confusion_matrix"] = self.confusion.round().astype(np.int64)
+        return results
+
+
+class MaskedLMMetrics:
+    """Streams masked-LM sums and reports loss, accuracy and perplexity (weighted by mask)."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        """Clears all accumulated statistics."""
+        self.nll_sum = 0.0
+        self.correct_sum = 0.0
+        self.weight_sum = 0.0
+
+    def update(self, nll_sum, correct_sum, weight_sum):
+        """Adds one batch (already summed across replicas).
+
+        Args:
+          nll_sum: float. Sum of weighted negative log-likelihoods.
+          correct_sum: float. Weighted count of correct predictions.
+          weight_sum: float. Sum of mask weights.
+        """
+        self.nll_sum += float(nll_sum)
+        self.correct_sum += float(correct_sum)
+        self.weight_sum += float(weight_sum)
+
+    def result(self):
+        """Returns a dict with loss, accuracy and perplexity."""
+        denominator = max(self.weight_sum, 1e-12)
+        loss = self.nll_sum / denominator
+        return {"loss": loss, "accuracy": self.correct_sum / denominator,
+                "perplexity": math.exp(min(loss, 700.0))}

@@ -1,0 +1,230 @@
+"""BERT encoder, classifier and masked-LM pretrainer (functional Keras).
+
+The encoder is a `keras_hub.models.BertBackbone`, so weights are interchangeable
+with keras-hub presets and Hugging Face BERT checkpoints.
+"""
+from __future__ import annotations
+
+import keras
+import keras_hub
+
+from tfmodels.models.common import (TEXT_INPUT_NAMES, check_dropout, check_int,
+                                     classifier_head, text_inputs)
+from tfmodels.models.variants import get_variant
+
+POOLING_MODES = ("cls", "mean")
+# Smallest vocabulary that holds [PAD], [UNK], [CLS], [SEP], [MASK] and one word.
+MIN_VOCABULARY_SIZE = 6
+ENCODER_OVERRIDES = ("num_layers", "hidden_dim", "num_heads", "intermediate_dim",
+                     "num_segments", "dtype")
+
+
+def _bert_initializer():
+    return keras.initializers.TruncatedNormal(stddev=0.02)
+
+
+def build_bert_encoder(
+    variant: str = "mini",
+    vocabulary_size: int | None = None,
+    max_sequence_length: int = 512,
+    dropout: float = 0.1,
+    **overrides,
+) -> keras_hub.models.BertBackbone:
+    """Builds a randomly initialized BERT encoder of a named size.
+
+    Args:
+        variant: str. A key of `VARIANTS`: tiny, mini, small, medium, base, large.
+            Defaults to "mini".
+        vocabulary_size: int. Token vocabulary size (>= 6). Required.
+        max_sequence_length: int. Number of position embeddings. Defaults to 512.
+        dropout: float. Dropout rate inside the encoder, in [0, 1). Defaults to 0.1.
+        **overrides: replace a size of the variant or pass through to the
+            backbone: num_layers, hidden_dim, num_heads, intermediate_dim,
+            num_segments, dtype.
+
+    Returns:
+        A `keras_hub.models.BertBackbone` with inputs token_ids, segment_ids,
+        padding_mask and outputs sequence_output [B, L, H], pooled_output [B, H].
+
+    Example:
+        >>> encoder = build_bert_encoder("tiny", vocabulary_size=1000,
+        ...                              max_sequence_length=64)
+        >>> encoder.num_layers
+        2
+    """
+    sizes = get_variant(variant).as_kwargs()
+    unknown = sorted(set(overrides) - set(ENCODER_OVERRIDES))
+    if unknown:
+        raise ValueError(f"encoder override {unknown[0]!r} unknown; choose from "
+                         f"{', '.join(ENCODER_OVERRIDES)}")
+    sizes.update(overrides)
+    dtype = sizes.pop("dtype", None)
+    num_segments = sizes.pop("num_segments", 2)
+    if vocabulary_size is None:
+        raise ValueError("vocabulary_size is required; pass the size of the vocabulary (>= 6)")
+    check_int("vocabulary_size", vocabulary_size, MIN_VOCABULARY_SIZE)
+    check_int("max_sequence_length", max_sequence_length)
+    check_int("num_segments", num_segments)
+    for key in ("num_layers", "hidden_dim", "num_heads", "intermediate_dim"):
+        check_int(key, sizes[key])
+    if sizes["hidden_dim"] % sizes["num_heads"]:
+        raise ValueError(
+            f"hidden_dim={sizes['hidden_dim']} is not divisible by "
+            f"num_heads={sizes['num_heads']}; choose a multiple of num_heads")
+    check_dropout(dropout)
+    return keras_hub.models.BertBackbone(
+        vocabulary_size=vocabulary_size,
+        max_sequence_length=max_sequence_length,
+        num_segments=num_segments,
+        dropout=dropout,
+        dtype=dtype,
+        **sizes,
+    )
+
+
+@keras.saving.register_keras_serializable(package="tfmodels")
+class MaskedMeanPooling(keras.layers.Layer):
+    """Averages token vectors over real tokens (padding_mask == 1).
+
+    Computed in float32 for precision; the result has the layer's compute dtype.
+
+    Args:
+        **kwargs: standard layer arguments (name, dtype).
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = False
+
+    def get_config(self):
+        return super().get_config()
+
+    def call(self, sequence, padding_mask):
+        mask = keras.ops.expand_dims(keras.ops.cast(padding_mask, "float32"), -1)
+        total = keras.ops.sum(keras.ops.cast(sequence, "float32") * mask, axis=1)
+        count = keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
+        return keras.ops.cast(total / count, self.compute_dtype)
+
+    def compute_output_shape(self, sequence_shape, padding_mask_shape=None):
+        return (sequence_shape[0], sequence_shape[-1])
+
+
+def build_bert_classifier(
+    encoder: keras_hub.models.BertBackbone,
+    num_classes: int,
+    dropout: float = 0.1,
+    pooling: str = "cls",
+    name: str = "bert_classifier",
+) -> keras.Model:
+    """Builds a sequence (or sentence-pair) classifier on a BERT encoder.
+
+    Args:
+        encoder: `keras_hub.models.BertBackbone`. Shared, not copied.
+        num_classes: int. Number of classes (>= 2).
+        dropout: float. Dropout before the logits. Defaults to 0.1.
+        pooling: str. "cls" uses the encoder's pooled [CLS] output; "mean"
+            averages sequence_output over real tokens (better after masked-LM-only
+            pretraining, which never trains [CLS] or the pooler). Defaults to "cls".
+        name: str. Model name. Defaults to "bert_classifier".
+
+    Returns:
+        A functional model mapping {token_ids, padding_mask, segment_ids}
+        (int32 [B, L]) to float32 logits [B, num_classes].
+
+    Example:
+        >>> encoder = build_bert_encoder("tiny", vocabulary_size=100,
+        ...                              max_sequence_length=16)
+        >>> model = build_bert_classifier(encoder, num_classes=2, pooling="mean")
+    """
+    if not isinstance(encoder, keras_hub.models.BertBackbone):
+        raise ValueError(f"encoder={type(encoder).__name__} is invalid; expected "
+                         "a keras_hub.models.BertBackbone")
+    if pooling not in POOLING_MODES:
+        raise ValueError(f"pooling={pooling!r} unknown; choose one of {', '.join(POOLING_MODES)}")
+    inputs = text_inputs()
+    outputs = encoder(inputs)
+    if pooling == "cls":
+        features = outputs["pooled_output"]
+    else:
+        features = MaskedMeanPooling(dtype=encoder.dtype_policy, name="mean_pooling")(
+            outputs["sequence_output"], inputs["padding_mask"])
+    logits = classifier_head(features, num_classes, dropout, _bert_initializer())
+    return keras.Model(inputs=inputs, outputs=logits, name=name)
+
+
+@keras.saving.register_keras_serializable(package="tfmodels")
+class BertPretrainer(keras.Model):
+    """Masked-LM pretrainer: encoder + MLM head tied to the token embedding.
+
+    A functional model subclass so that reloading rebuilds the head around the
+    reloaded encoder's token embedding and the tie survives `.keras` round trips.
+
+    Args:
+        encoder: `keras_hub.models.BertBackbone`.
+        name: str. Model name.
+    """
+
+    def __init__(self, encoder, name="bert_pretrainer", **kwargs):
+        inputs = text_inputs()
+        inputs["mask_positions"] = keras.Input(shape=(None,), dtype="int32",
+                                               name="mask_positions")
+        head = keras_hub.layers.MaskedLMHead(
+            token_embedding=encoder.token_embedding,
+            intermediate_activation="gelu",
+            kernel_initializer=_bert_initializer(),
+            dtype=encoder.dtype_policy,
+            name="mlm_head",
+        )
+        sequence = encoder({key: inputs[key] for key in TEXT_INPUT_NAMES})["sequence_output"]
+        logits = head(sequence, inputs["mask_positions"])
+        logits = keras.layers.Activation("linear", dtype="float32", name="mlm_logits")(logits)
+        super().__init__(inputs=inputs, outputs=logits, name=name, **kwargs)
+        self.encoder = encoder
+        self.mlm_head = head
+
+    def get_config(self):
+        return {"encoder": keras.layers.serialize(self.encoder), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("encoder"), dict):
+            config["encoder"] = keras.layers.deserialize(config["encoder"])
+        return cls(**config)
+
+
+def build_bert_pretrainer(encoder: keras_hub.models.BertBackbone,
+                          name: str = "bert_pretrainer") -> keras.Model:
+    """Builds the masked-LM pretrainer with an output projection tied to the embedding.
+
+    Args:
+        encoder: `keras_hub.models.BertBackbone`. Shared, not copied.
+        name: str. Model name. Defaults to "bert_pretrainer".
+
+    Returns:
+        A model mapping {token_ids, padding_mask, segment_ids, mask_positions}
+        (int32; mask_positions [B, P]) to float32 logits [B, P, vocabulary_size].
+    """
+    if not isinstance(encoder, keras_hub.models.BertBackbone):
+        raise ValueError(f"encoder={type(encoder).__name__} is invalid; expected "
+                         "a keras_hub.models.BertBackbone")
+    return BertPretrainer(encoder, name=name)
+
+
+def find_encoder(model: keras.Model) -> keras_hub.models.BertBackbone:
+    """Returns the BertBackbone inside a classifier or pretrainer (or the model itself).
+
+    Args:
+        model: keras.Model. A model built by this module (or a BertBackbone).
+
+    Raises:
+        ValueError: the model holds no BertBackbone, or more than one.
+    """
+    if isinstance(model, keras_hub.models.BertBackbone):
+        return model
+    found = [layer for layer in model.layers
+             if isinstance(layer, keras_hub.models.BertBackbone)]
+    if len(found) != 1:
+        raise ValueError(f"model {model.name!r} holds {len(found)} BertBackbone layers; "
+                         "expected exactly 1")
+    return found[0]

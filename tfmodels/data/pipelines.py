@@ -1,0 +1,400 @@
+"""tf.data pipelines: in-graph tokenization, packing, masked-LM masking, batching.
+
+Batch formats follow ARCHITECTURE.md:
+
+* classification: ({token_ids, padding_mask, segment_ids} int32 [B, L], labels int32 [B])
+* masked LM: ({token_ids, padding_mask, segment_ids, mask_positions}, mask_ids int32 [B, P],
+  mask_weights float32 [B, P])
+* MLP: ({"features": float32 [B, ...]}, labels int32 [B])
+"""
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from tfmodels.data.vocab import (CLS_TOKEN, MASK_TOKEN, PAD_TOKEN, RESERVED_TOKENS,
+                                 SEP_TOKEN, load_vocab, validate_vocab)
+
+AUTOTUNE = tf.data.AUTOTUNE
+_TOKENIZE_BATCH = 1024
+
+
+def make_tokenizer(vocab, lowercase=True):
+    """Builds the in-graph WordPiece tokenizer (keras-hub BertTokenizer, CJK split per char).
+
+    Args:
+        vocab: str | list[str]. Path of a vocab.txt (or its directory) or the token list.
+        lowercase: bool. Lowercase input text; must match how the vocab was built.
+            Defaults to True.
+
+    Example:
+        >>> tokenizer = make_tokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "好"])
+        >>> tokenizer.token_to_id("好")
+        5
+    """
+    import keras_hub
+    tokens = load_vocab(vocab) if isinstance(vocab, str) else validate_vocab(vocab)
+    return keras_hub.tokenizers.BertTokenizer(vocabulary=tokens, lowercase=lowercase)
+
+
+def _special_ids(tokenizer):
+    return {token: tokenizer.token_to_id(token) for token in RESERVED_TOKENS}
+
+
+def _apply_options(dataset, deterministic):
+    options = tf.data.Options()
+    options.deterministic = bool(deterministic)
+    return dataset.with_options(options)
+
+
+def _shard(dataset, shard, input_context, batch_size):
+    """Applies explicit `(num_shards, index)` sharding or a tf.distribute InputContext."""
+    if shard is not None:
+        num_shards, index = shard
+        if not 0 <= index < num_shards:
+            raise ValueError(f"shard={shard!r} invalid; need (num_shards, index) with "
+                             f"0 <= index < num_shards")
+        dataset = dataset.shard(num_shards, index)
+    if input_context is not None:
+        dataset = dataset.shard(input_context.num_input_pipelines,
+                                input_context.input_pipeline_id)
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+    return dataset, batch_size
+
+
+def _check_positive(name, value):
+    if not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name}={value!r} invalid; must be a positive integer")
+
+
+def _tokenized_segments(texts_per_segment, tokenizer, max_length, deterministic):
+    """Dataset of per-example tuples of 1-D int32 token ids, tokenized in large batches."""
+    dataset = tf.data.Dataset.from_tensor_slices(
+        tuple(tf.constant(list(texts), tf.string) for texts in texts_per_segment))
+
+    def tokenize(*segments):
+        return tuple(tf.cast(tokenizer(s), tf.int32)[:, :max_length] if max_length
+                     else tf.cast(tokenizer(s), tf.int32) for s in segments)
+
+    return dataset.batch(_TOKENIZE_BATCH).map(
+        tokenize, num_parallel_calls=AUTOTUNE, deterministic=deterministic).unbatch()
+
+
+def _pack(segments, sequence_length, special):
+    """[CLS] a [SEP] (b [SEP]) with round-robin truncation; returns the three int32 features."""
+    import keras_hub
+    packer = keras_hub.layers.MultiSegmentPacker(
+        sequence_length=sequence_length, start_value=special[CLS_TOKEN],
+        end_value=special[SEP_TOKEN], pad_value=special[PAD_TOKEN],
+        truncate="round_robin", name="segment_packer")
+    token_ids, segment_ids = packer(tuple(segments))
+    token_ids = tf.cast(token_ids, tf.int32)
+    return {"token_ids": token_ids,
+            "padding_mask": tf.cast(token_ids != special[PAD_TOKEN], tf.int32),
+            "segment_ids": tf.cast(segment_ids, tf.int32)}
+
+
+def _trim_to_longest(features):
+    """Dynamic padding: cut the batch to its longest real sequence."""
+    longest = tf.reduce_max(tf.reduce_sum(features["padding_mask"], axis=1))
+    return {key: value[:, :longest] for key, value in features.items()}
+
+
+def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
+                           shuffle=True, seed=42, repeat=False, cache=True,
+                           deterministic=True, drop_remainder=False, dynamic_padding=False,
+                           shard=None, input_context=None):
+    """Builds the text classification pipeline.
+
+    Texts are tokenized once (in the graph, in large batches) and cached; each epoch
+    reshuffles with a seeded shuffle, batches, packs `[CLS] a [SEP] (b [SEP])` with
+    round-robin truncation to `sequence_length`, and prefetches.
+
+    Args:
+        examples: TextExamples. Texts, int32 labels and optional text pairs.
+        tokenizer: keras_hub BertTokenizer (see `make_tokenizer`).
+        sequence_length: int. Packed length L including [CLS]/[SEP].
+        batch_size: int. Global batch size (per-replica when `input_context` is given).
+        shuffle: bool. Seeded reshuffle every epoch. Defaults to True.
+        seed: int. Shuffle seed. Defaults to 42.
+        repeat: bool. Repeat forever. Defaults to False.
+        cache: bool. Cache tokenized examples in memory. Defaults to True.
+        deterministic: bool. Keep element order deterministic. Defaults to True.
+        drop_remainder: bool. Drop the last partial batch. Defaults to False.
+        dynamic_padding: bool. Pad each batch only to its longest sequence (<= L); much
+            faster for short texts. Defaults to False (always L).
+        shard: tuple(int, int) | None. Explicit (num_shards, index) sharding.
+        input_context: tf.distribute.InputContext | None. Shard per input pipeline and
+            use the per-replica batch size (for `distribute_datasets_from_function`).
+
+    Returns:
+        tf.data.Dataset of ({token_ids, padding_mask, segment_ids} int32 [B, L], labels int32 [B]).
+    """
+    _check_positive("sequence_length", sequence_length)
+    _check_positive("batch_size", batch_size)
+    if len(examples) == 0:
+        raise ValueError("examples is empty; a classification dataset needs at least one example")
+    special = _special_ids(tokenizer)
+    segments = [examples.texts] + ([examples.text_pairs] if examples.text_pairs is not None
+                                   else [])
+    tokens = _tokenized_segments(segments, tokenizer, sequence_length, deterministic)
+    labels = tf.data.Dataset.from_tensor_slices(examples.labels.astype(np.int32))
+    dataset = tf.data.Dataset.zip((tokens, labels))
+    dataset, batch_size = _shard(dataset, shard, input_context, batch_size)
+    if cache:
+        dataset = dataset.cache()
+    if shuffle:
+        dataset = dataset.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.ragged_batch(batch_size, drop_remainder=drop_remainder)
+
+    def to_features(segments_batch, labels_batch):
+        features = _pack(segments_batch, sequence_length, special)
+        if dynamic_padding:
+            features = _trim_to_longest(features)
+        return features, labels_batch
+
+    dataset = dataset.map(to_features, num_parallel_calls=AUTOTUNE,
+                          deterministic=deterministic)
+    return _apply_options(dataset.prefetch(AUTOTUNE), deterministic)
+
+
+def default_max_predictions(sequence_length, mask_rate=0.15):
+    """ceil(mask_rate * sequence_length): 20 for L=128 at 15%, as in BERT."""
+    return max(1, math.ceil(mask_rate * sequence_length))
+
+
+class MaskedLMMasker:
+    """Dynamic, seeded BERT masking of a batch of packed token ids.
+
+    Selects `mask_rate` of the maskable tokens (never [PAD]/[CLS]/[SEP]) per sequence
+    (stochastic rounding keeps the expected rate exact), at most `max_predictions`;
+    replaces 80% with [MASK], 10% with a random non-special token, keeps 10%.
+
+    Args:
+        vocab: list[str]. Tokenizer vocabulary in id order.
+        max_predictions: int. P, masked positions per sequence (padded with weight 0).
+        mask_rate: float. Share of maskable tokens to predict. Defaults to 0.15.
+        mask_token_rate: float. Share of selected tokens replaced by [MASK]. Defaults to 0.8.
+        random_token_rate: float. Share replaced by a random token. Defaults to 0.1.
+        whole_word: bool. Select all pieces of a word ("##" continuations) together.
+            Defaults to False.
+    """
+
+    def __init__(self, vocab, max_predictions, mask_rate=0.15, mask_token_rate=0.8,
+                 random_token_rate=0.1, whole_word=False):
+        if not 0.0 < mask_rate < 1.0:
+            raise ValueError(f"mask_rate={mask_rate} invalid; must be in (0, 1)")
+        if mask_token_rate < 0 or random_token_rate < 0 or \
+                mask_token_rate + random_token_rate > 1.0:
+            raise ValueError(f"mask_token_rate={mask_token_rate}, random_token_rate="
+                             f"{random_token_rate} invalid; each >= 0 and sum <= 1")
+        _check_positive("max_predictions", max_predictions)
+        vocab = list(vocab)
+        self.ids = {token: vocab.index(token) for token in RESERVED_TOKENS}
+        self.max_predictions = int(max_predictions)
+        self.mask_rate = float(mask_rate)
+        self.mask_token_rate = float(mask_token_rate)
+        self.random_token_rate = float(random_token_rate)
+        self.whole_word = bool(whole_word)
+        special = set(self.ids.values())
+        self.random_candidates = tf.constant(
+            [i for i in range(len(vocab)) if i not in special], tf.int32)
+        self.unselectable = tf.constant(
+            [self.ids[PAD_TOKEN], self.ids[CLS_TOKEN], self.ids[SEP_TOKEN]], tf.int32)
+        self.is_continuation = tf.constant([t.startswith("##") for t in vocab], tf.bool)
+
+    def _selection_scores(self, token_ids, seed):
+        scores = tf.random.stateless_uniform(tf.shape(token_ids), seed)
+        if self.whole_word:
+            # Every piece of a word takes the score of the word's first piece.
+            starts = tf.logical_not(tf.gather(self.is_continuation, token_ids))
+            word_index = tf.cumsum(tf.cast(starts, tf.int32), axis=1) - 1
+            batch, length = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
+            segment = word_index + tf.range(batch)[:, None] * length
+            word_scores = tf.math.unsorted_segment_max(
+                tf.where(starts, scores, -1.0), segment, batch * length)
+            scores = tf.gather(word_scores, segment)
+        return scores
+
+    def __call__(self, token_ids, seed):
+        """Masks a batch.
+
+        Args:
+            token_ids: int32 [B, L]. Packed ids.
+            seed: int [2]. Stateless random seed for this batch.
+
+        Returns:
+            (masked token_ids [B, L], mask_positions int32 [B, P], mask_ids int32 [B, P],
+            mask_weights float32 [B, P]).
+        """
+        seeds = tf.random.experimental.stateless_split(seed, 4)
+        length = tf.shape(token_ids)[1]
+        maskable = tf.logical_not(tf.reduce_any(
+            token_ids[:, :, None] == self.unselectable[None, None, :], axis=-1))
+        scores = tf.where(maskable, self._selection_scores(token_ids, seeds[0]), -1.0)
+        count = tf.reduce_sum(tf.cast(maskable, tf.float32), axis=1)
+        jitter = tf.random.stateless_uniform(tf.shape(count), seeds[1])
+        num_selected = tf.minimum(tf.cast(tf.floor(self.mask_rate * count + jitter), tf.int32),
+                                  self.max_predictions)
+        k = tf.minimum(self.max_predictions, length)
+        top_scores, top_positions = tf.math.top_k(scores, k=k)
+        chosen = tf.logical_and(tf.range(k)[None, :] < num_selected[:, None], top_scores >= 0)
+        positions = tf.sort(tf.where(chosen, top_positions, length), axis=1)
+        pad_width = self.max_predictions - k
+        positions = tf.pad(positions, [[0, 0], [0, pad_width]], constant_values=length)
+        weights = positions < length
+        positions = tf.where(weights, positions, 0)
+        mask_ids = tf.where(weights, tf.gather(token_ids, positions, batch_dims=1), 0)
+
+        decision = tf.random.stateless_uniform(tf.shape(positions), seeds[2])
+        random_ids = tf.gather(self.random_candidates, tf.random.stateless_uniform(
+            tf.shape(positions), seeds[3], minval=0,
+            maxval=tf.shape(self.random_candidates)[0], dtype=tf.int32))
+        replacement = tf.where(
+            decision < self.mask_token_rate, self.ids[MASK_TOKEN],
+            tf.where(decision < self.mask_token_rate + self.random_token_rate,
+                     random_ids, mask_ids))
+        # Unused slots point at position 0 ([CLS]) and write its own id back.
+        replacement = tf.where(weights, replacement, token_ids[:, :1])
+        batch_index = tf.broadcast_to(tf.range(tf.shape(positions)[0])[:, None],
+                                      tf.shape(positions))
+        masked = tf.tensor_scatter_nd_update(
+            token_ids, tf.stack([batch_index, positions], axis=-1), replacement)
+        return masked, positions, mask_ids, tf.cast(weights, tf.float32)
+
+
+def _pack_lines(tokens_batch, chunk_length):
+    """Concatenates a batch of token lists and cuts it into rows of `chunk_length`."""
+    flat = tokens_batch.flat_values
+    total = tf.shape(flat)[0]
+    full, rest = total // chunk_length, total % chunk_length
+    lengths = tf.concat([tf.fill([full], chunk_length),
+                         tf.reshape(rest, [1])[:tf.cast(rest > 0, tf.int32)]], axis=0)
+    return tf.RaggedTensor.from_row_lengths(flat, lengths)
+
+
+def _is_not_empty(tokens):
+    return tf.size(tokens) > 0
+
+
+def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15,
+                max_predictions=None, whole_word=False, seed=42, shuffle=True, repeat=False,
+                cache=True, deterministic=True, drop_remainder=False, pack_documents=True,
+                lines_per_pack=256, mask_token_rate=0.8, random_token_rate=0.1,
+                shard=None, input_context=None):
+    """Builds the masked-LM pretraining pipeline with dynamic masking.
+
+    Lines are tokenized once and cached. Each epoch the lines are reshuffled (seeded);
+    with `pack_documents` consecutive shuffled lines are concatenated and cut into
+    `sequence_length - 2` token rows (short People's Daily sentences fill whole
+    sequences, long lines are not truncated away); otherwise each line is one sequence,
+    truncated. Each row gets [CLS] ... [SEP] and padding, then a fresh mask per epoch
+    drawn from a seeded random stream (deterministic for a given seed).
+
+    Args:
+        texts: list[str]. Corpus lines.
+        tokenizer: keras_hub BertTokenizer (see `make_tokenizer`).
+        sequence_length: int. L including [CLS]/[SEP].
+        batch_size: int. Global batch size (per-replica when `input_context` is given).
+        mask_rate: float. Share of maskable tokens to predict. Defaults to 0.15.
+        max_predictions: int | None. P. Defaults to ceil(mask_rate * L).
+        whole_word: bool. Mask all "##" pieces of a word together. Defaults to False.
+        seed: int. Shuffle and masking seed. Defaults to 42.
+        shuffle: bool. Reshuffle lines every epoch. Defaults to True.
+        repeat: bool. Repeat forever. Defaults to False.
+        cache: bool. Cache tokenized lines. Defaults to True.
+        deterministic: bool. Deterministic element order. Defaults to True.
+        drop_remainder: bool. Drop the last partial batch. Defaults to False.
+        pack_documents: bool. Pack several lines into one sequence. Defaults to True.
+        lines_per_pack: int. Lines concatenated per packing group. Defaults to 256.
+        mask_token_rate: float. Selected tokens replaced by [MASK]. Defaults to 0.8.
+        random_token_rate: float. Selected tokens replaced by a random token. Defaults to 0.1.
+        shard: tuple(int, int) | None. Explicit (num_shards, index) sharding.
+        input_context: tf.distribute.InputContext | None. Per-pipeline sharding.
+
+    Returns:
+        tf.data.Dataset of ({token_ids, padding_mask, segment_ids} int32 [B, L],
+        mask_positions int32 [B, P]}, mask_ids int32 [B, P], mask_weights float32 [B, P]).
+    """
+    _check_positive("sequence_length", sequence_length)
+    _check_positive("batch_size", batch_size)
+    if sequence_length < 3:
+        raise ValueError(f"sequence_length={sequence_length} too small; need >= 3 "
+                         f"([CLS] token [SEP])")
+    texts = [t for t in texts if t]
+    if not texts:
+        raise ValueError("texts is empty; a masked-LM dataset needs at least one line")
+    max_predictions = max_predictions or default_max_predictions(sequence_length, mask_rate)
+    masker = MaskedLMMasker(tokenizer.get_vocabulary(), max_predictions, mask_rate,
+                            mask_token_rate, random_token_rate, whole_word)
+    special = _special_ids(tokenizer)
+    body_length = sequence_length - 2
+    lines = _tokenized_segments([texts], tokenizer,
+                                None if pack_documents else body_length, deterministic)
+    lines = lines.filter(_is_not_empty)
+    lines, batch_size = _shard(lines, shard, input_context, batch_size)
+    if cache:
+        lines = lines.cache()
+    if shuffle:
+        lines = lines.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        lines = lines.repeat()
+    if pack_documents:
+        lines = lines.ragged_batch(lines_per_pack).map(
+            lambda batch: _pack_lines(batch, body_length),
+            num_parallel_calls=AUTOTUNE, deterministic=deterministic).unbatch()
+    batches = lines.ragged_batch(batch_size, drop_remainder=drop_remainder)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+    def to_mlm(tokens_batch, batch_seed):
+        features = _pack((tokens_batch,), sequence_length, special)
+        masked, positions, mask_ids, weights = masker(features["token_ids"], batch_seed)
+        features["token_ids"] = masked
+        features["mask_positions"] = positions
+        return features, mask_ids, weights
+
+    dataset = tf.data.Dataset.zip((batches, seeds)).map(
+        to_mlm, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    return _apply_options(dataset.prefetch(AUTOTUNE), deterministic)
+
+
+def features_dataset(features, labels, batch_size, *, shuffle=True, seed=42, repeat=False,
+                     cache=True, deterministic=True, drop_remainder=False, normalizer=None,
+                     shard=None, input_context=None):
+    """Builds the MLP pipeline yielding ({"features": float32 [B, ...]}, labels int32 [B]).
+
+    Args:
+        features: np.ndarray [N, ...]. Numeric features.
+        labels: np.ndarray [N]. Integer labels.
+        batch_size: int. Global batch size (per-replica when `input_context` is given).
+        shuffle: bool. Seeded reshuffle every epoch. Defaults to True.
+        seed: int. Shuffle seed. Defaults to 42.
+        repeat: bool. Repeat forever. Defaults to False.
+        cache: bool. Cache the (normalized) examples. Defaults to True.
+        deterministic: bool. Deterministic element order. Defaults to True.
+        drop_remainder: bool. Drop the last partial batch. Defaults to False.
+        normalizer: Normalizer | None. Applied to features before batching (the model
+            may instead apply it in-graph; do not do both).
+        shard: tuple(int, int) | None. Explicit (num_shards, index) sharding.
+        input_context: tf.distribute.InputContext | None. Per-pipeline sharding.
+    """
+    _check_positive("batch_size", batch_size)
+    features = np.asarray(features, dtype=np.float32)
+    labels = np.asarray(labels, dtype=np.int32).reshape([-1])
+    if len(features) == 0 or len(features) != len(labels):
+        raise ValueError(f"features ({len(features)} rows) and labels ({len(labels)}) must "
+                         f"be non-empty and of equal length")
+    if normalizer is not None:
+        features = normalizer(features)
+    dataset = tf.data.Dataset.from_tensor_slices(({"features": features}, labels))
+    dataset, batch_size = _shard(dataset, shard, input_context, batch_size)
+    if cache:
+        dataset = dataset.cache()
+    if shuffle:
+        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    return _apply_options(dataset.prefetch(AUTOTUNE), deterministic)

@@ -193,11 +193,13 @@ class Corpus:
         document_ids: np.ndarray int32 [N]. Lines with the same id form one document.
         part_ids: np.ndarray int32 [N]. Index into `part_names` (where each line came from).
         part_names: list[str]. Names of the parts (files, datasets).
+        report: BadRecordReport | None. Records skipped while reading, per reason.
     """
     texts: list
     document_ids: np.ndarray
     part_ids: np.ndarray
     part_names: list
+    report: object = None
 
     def __len__(self):
         return len(self.texts)

@@ -56,12 +56,14 @@ class TextSplits:
         test: TextExamples | None.
         label_names: list[str]. Label id -> label string.
         stats: dict. Counts describing how the splits were made (for reports).
+        report: BadRecordReport | None. Records skipped while reading, per reason.
     """
     train: TextExamples
     validation: TextExamples = None
     test: TextExamples = None
     label_names: list = dataclasses.field(default_factory=list)
     stats: dict = dataclasses.field(default_factory=dict)
+    report: object = None
 
     @property
     def num_labels(self):
@@ -115,12 +117,14 @@ class FeatureSplits:
         test: FeatureExamples | None.
         label_names: list[str]. Label id -> label string.
         stats: dict. Counts per split.
+        report: BadRecordReport | None. Records skipped while reading, per reason.
     """
     train: FeatureExamples
     validation: FeatureExamples = None
     test: FeatureExamples = None
     label_names: list = dataclasses.field(default_factory=list)
     stats: dict = dataclasses.field(default_factory=dict)
+    report: object = None
 
     @property
     def num_labels(self):

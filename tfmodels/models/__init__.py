@@ -1,5 +1,6 @@
 """Model builders, named variants, fine-tuning utilities and pretrained loading."""
-from tfmodels.models.bert import (BertPretrainer, MaskedMeanPooling, build_bert_classifier,
+from tfmodels.models.bert import (BertPretrainer, MaskedMeanPooling, TiedMaskedLMHead,
+                                  build_bert_classifier,
                                   build_bert_encoder, build_bert_pretrainer, find_encoder)
 from tfmodels.models.finetune import (GradualUnfreezer, ParamCount, apply_lora, count_params,
                                       freeze_base, load_lora_weights, merge_lora, replace_head,
@@ -11,7 +12,7 @@ from tfmodels.models.variants import VARIANTS, BertVariant, bert_encoder_param_c
 
 __all__ = [
     "VARIANTS", "BertPretrainer", "BertVariant", "GradualUnfreezer", "MaskedMeanPooling",
-    "ParamCount", "apply_lora", "bert_encoder_param_count", "build_bert_classifier",
+    "ParamCount", "TiedMaskedLMHead", "apply_lora", "bert_encoder_param_count", "build_bert_classifier",
     "build_bert_encoder", "build_bert_pretrainer", "build_lstm_classifier", "build_mlp",
     "count_params", "find_encoder", "freeze_base", "get_variant", "load_lora_weights",
     "merge_lora", "replace_head", "save_lora_weights", "set_trainable", "unfreeze_all",

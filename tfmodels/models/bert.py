@@ -153,6 +153,31 @@ def build_bert_classifier(
 
 
 @keras.saving.register_keras_serializable(package="tfmodels")
+class TiedMaskedLMHead(keras_hub.layers.MaskedLMHead):
+    """keras-hub `MaskedLMHead` that also runs eagerly under mixed precision.
+
+    The parent adds its float32 output bias to compute-dtype logits; eagerly
+    (outside `tf.function`) under `mixed_bfloat16` the variable is not
+    autocast there and the add fails. Casting explicitly fixes it; the weight
+    layout is unchanged.
+    """
+
+    def call(self, inputs, mask_positions):
+        positions = keras.ops.expand_dims(mask_positions, axis=-1)
+        x = keras.ops.take_along_axis(inputs, positions, axis=1)
+        x = self._intermediate_layer_norm(self._intermediate_dense(x))
+        if self.token_embedding:
+            outputs = self.token_embedding(x, reverse=True)
+        else:
+            outputs = keras.ops.matmul(x, self._kernel)
+        outputs = keras.ops.cast(outputs, self.compute_dtype)
+        outputs = outputs + keras.ops.cast(self._bias, self.compute_dtype)
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+
+@keras.saving.register_keras_serializable(package="tfmodels")
 class BertPretrainer(keras.Model):
     """Masked-LM pretrainer: encoder + MLM head tied to the token embedding.
 
@@ -168,7 +193,7 @@ class BertPretrainer(keras.Model):
         inputs = text_inputs()
         inputs["mask_positions"] = keras.Input(shape=(None,), dtype="int32",
                                                name="mask_positions")
-        head = keras_hub.layers.MaskedLMHead(
+        head = TiedMaskedLMHead(
             token_embedding=encoder.token_embedding,
             intermediate_activation="gelu",
             kernel_initializer=_bert_initializer(),

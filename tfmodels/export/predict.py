@@ -1,0 +1,314 @@
+"""Batched prediction with an exported SavedModel: read inputs, predict, write JSON lines.
+
+Inputs (`read_predict_inputs`):
+  - `texts`: strings given directly (e.g. repeated `--text` flags);
+  - `input_file`: `.csv` / `.tsv` with a header row, or `.jsonl` / `.ndjson` / `.json` (one JSON
+    object a line): the text is the field named by `column` (default "text"; "a,b" names the two
+    fields of a sentence pair). Any other extension: one text per line, blank lines kept as empty
+    texts so the output has one line per input line;
+  - stdin when neither is given: one text per line (JSON objects a line when `column` is given).
+Lines must be UTF-8 (a leading BOM is dropped); a line that is not raises
+`PredictInputError("<file>:<line>: ...")`.
+
+Behaviour of the text classifier export: an empty text is classified from `[CLS] [SEP]` alone
+(valid probabilities, usually close to the prior); a text longer than the export's
+sequence_length is truncated to its first sequence_length - 2 WordPiece tokens.
+
+MLP exports take numeric features: each input is a list of numbers or a string of numbers
+separated by commas or spaces, normalized inside the exported graph.
+
+Each result is `{"input": ..., "label": str, "class_id": int, "probabilities": {name: float}}`.
+"""
+import csv
+import json
+import os
+import re
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from tfmodels.export.saved_model import Servable, load_servable
+
+JSONL_EXTENSIONS = (".jsonl", ".ndjson", ".json")
+CSV_DELIMITERS = {".csv": ",", ".tsv": "\t"}
+DEFAULT_COLUMN = "text"
+STDIN_NAME = "<stdin>"
+
+
+class PredictInputError(ValueError):
+    """A predict input (file, line, column or value) is invalid."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading inputs
+
+
+def read_predict_inputs(texts=None, input_file=None, column=None, stdin=None):
+    """Returns the inputs to predict, from texts, then input_file; from stdin if neither is given.
+
+    Args:
+        texts: list of str. Inputs given directly. Defaults to None.
+        input_file: str. Text, CSV/TSV or JSONL file (see the module docstring).
+            Defaults to None.
+        column: str. CSV/JSONL field holding the text; "a,b" reads sentence pairs as tuples.
+            Defaults to "text" for CSV/JSONL files; not allowed for plain text files.
+        stdin: binary or text stream read when neither texts nor input_file is given.
+            Defaults to sys.stdin.buffer.
+
+    Returns:
+        list. str per input (tuples of str for pairs; raw values for numeric JSONL fields).
+    """
+    inputs = []
+    for index, text in enumerate(texts or []):
+        if not isinstance(text, str):
+            raise PredictInputError(f"texts[{index}]={text!r} is not a str")
+        inputs.append(text)
+    if input_file is not None:
+        inputs.extend(read_input_file(input_file, column))
+    if not texts and input_file is None:
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        lines = decode_lines(stream.read(), STDIN_NAME)
+        inputs.extend(_jsonl_values(lines, STDIN_NAME, column) if column else lines)
+    return inputs
+
+
+def read_input_file(path, column=None):
+    """Returns the inputs of one file: a column of a CSV/TSV/JSONL file, else its lines.
+
+    Args:
+        path: str. The file; its extension picks the format.
+        column: str. Field name ("a,b" for pairs). Defaults to "text" for CSV/JSONL files.
+    """
+    if not os.path.isfile(path):
+        raise PredictInputError(f"input_file {path!r} does not exist")
+    with open(path, "rb") as f:
+        lines = decode_lines(f.read(), path)
+    extension = os.path.splitext(path)[1].lower()
+    if extension in CSV_DELIMITERS:
+        return _csv_values(lines, path, column or DEFAULT_COLUMN, CSV_DELIMITERS[extension])
+    if extension in JSONL_EXTENSIONS:
+        return _jsonl_values(lines, path, column or DEFAULT_COLUMN)
+    if column is not None:
+        raise PredictInputError(f"column={column!r} given but {path!r} is a plain text file; use "
+                                f"a {', '.join([*CSV_DELIMITERS, *JSONL_EXTENSIONS])} file")
+    return lines
+
+
+def decode_lines(data, source):
+    """Splits bytes into UTF-8 lines (final newline, CR and leading BOM dropped).
+
+    Args:
+        data: bytes or str. File content.
+        source: str. File name for error messages.
+
+    Raises:
+        PredictInputError: a line is not UTF-8, naming source:line.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    raw_lines = data.split(b"\n")
+    if raw_lines and raw_lines[-1] == b"":
+        raw_lines.pop()
+    lines = []
+    for number, raw in enumerate(raw_lines, start=1):
+        raw = raw[:-1] if raw.endswith(b"\r") else raw
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            raise PredictInputError(
+                f"{source}:{number}: line is not valid UTF-8 (byte 0x{raw[error.start]:02x} at "
+                f"column {error.start + 1}); re-encode the input as UTF-8") from None
+    return lines
+
+
+def _columns(column):
+    names = [name.strip() for name in column.split(",")]
+    if not 1 <= len(names) <= 2 or not all(names):
+        raise PredictInputError(f"column={column!r} invalid; use one field name, or two "
+                                "separated by a comma for sentence pairs")
+    return names
+
+
+def _pick(record, names):
+    return record[names[0]] if len(names) == 1 else tuple(record[name] for name in names)
+
+
+def _csv_values(lines, path, column, delimiter):
+    names = _columns(column)
+    reader = csv.reader(lines, delimiter=delimiter)
+    header = next(reader, None)
+    if header is None:
+        raise PredictInputError(f"{path}:1: empty file; expected a header row with {column!r}")
+    missing = [name for name in names if name not in header]
+    if missing:
+        raise PredictInputError(f"{path}:1: column {missing[0]!r} not in header; choose one of "
+                                f"{', '.join(header)}")
+    values = []
+    for row in reader:
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise PredictInputError(f"{path}:{reader.line_num}: {len(row)} fields, header has "
+                                    f"{len(header)}")
+        values.append(_pick(dict(zip(header, row)), names))
+    return values
+
+
+def _jsonl_values(lines, path, column):
+    names = _columns(column)
+    values = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise PredictInputError(f"{path}:{number}: invalid JSON ({error.msg})") from None
+        if not isinstance(record, dict):
+            raise PredictInputError(f"{path}:{number}: expected a JSON object, got "
+                                    f"{type(record).__name__}")
+        missing = [name for name in names if name not in record]
+        if missing:
+            raise PredictInputError(f"{path}:{number}: key {missing[0]!r} missing; keys are "
+                                    f"{', '.join(sorted(record))}")
+        values.append(_pick(record, names))
+    return values
+
+
+# ---------------------------------------------------------------------------------------------
+# Predicting
+
+
+def predict_texts(servable, texts, batch_size=64):
+    """Predicts in batches with a text classifier (or MLP) export.
+
+    Args:
+        servable: Servable or str. A loaded export, or a path for load_servable.
+        texts: list. str per input; (text, text_pair) for pair models; for MLP exports, lists
+            of numbers or strings of numbers.
+        batch_size: int. Examples per signature call. Defaults to 64.
+
+    Returns:
+        list of dict. {"input", "label", "class_id", "probabilities": {class name: float}}.
+    """
+    if not isinstance(servable, Servable):
+        servable = load_servable(servable)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise PredictInputError(f"batch_size={batch_size!r} invalid; use an int >= 1")
+    kind = servable.kind
+    if kind not in ("text_classifier", "mlp"):
+        raise PredictInputError(f"export {servable.path!r} is a {kind}; predict needs a "
+                                "text_classifier or mlp export")
+    to_inputs = _text_inputs if kind == "text_classifier" else _feature_inputs
+    signature = servable.signature()
+    texts = list(texts)
+    results = []
+    for start in range(0, len(texts), batch_size):
+        batch = texts[start:start + batch_size]
+        outputs = signature(**to_inputs(servable, batch, start))
+        results.extend(_format_results(servable, batch, outputs))
+    return results
+
+
+def _text_inputs(servable, batch, start):
+    if "text_pair" in servable.input_names():
+        for offset, item in enumerate(batch):
+            if not (isinstance(item, (tuple, list)) and len(item) == 2):
+                raise PredictInputError(f"input {start + offset + 1}: {item!r} is not a (text, "
+                                        "text_pair) pair; this export takes sentence pairs")
+        return {"text": tf.constant([a for a, _ in batch], tf.string),
+                "text_pair": tf.constant([b for _, b in batch], tf.string)}
+    for offset, item in enumerate(batch):
+        if not isinstance(item, str):
+            raise PredictInputError(f"input {start + offset + 1}: {item!r} is not a str")
+    return {"text": tf.constant(batch, tf.string)}
+
+
+def _feature_inputs(servable, batch, start):
+    _, specs = servable.signature().structured_input_signature
+    (name, spec), = specs.items()
+    feature_shape = spec.shape.as_list()[1:]
+    width = int(np.prod(feature_shape))
+    rows = []
+    for offset, item in enumerate(batch):
+        values = _parse_numbers(item, start + offset + 1)
+        if len(values) != width:
+            raise PredictInputError(f"input {start + offset + 1}: {len(values)} features, the "
+                                    f"export takes {width} (shape {feature_shape})")
+        rows.append(values)
+    return {name: tf.constant(np.array(rows, np.float32).reshape([-1, *feature_shape]))}
+
+
+def _parse_numbers(item, number):
+    if isinstance(item, str):
+        item = [part for part in re.split(r"[,\s]+", item.strip()) if part]
+    try:
+        return [float(value) for value in np.ravel(item)]
+    except (TypeError, ValueError):
+        raise PredictInputError(f"input {number}: {item!r} is not a list of numbers") from None
+
+
+def _format_results(servable, batch, outputs):
+    probabilities = outputs["probabilities"].numpy()
+    class_ids = outputs["class_ids"].numpy()
+    names = servable.metadata.get("class_names") or [
+        str(index) for index in range(probabilities.shape[-1])]
+    results = []
+    for item, row, class_id in zip(batch, probabilities, class_ids):
+        results.append({
+            "input": list(item) if isinstance(item, tuple) else item,
+            "label": names[int(class_id)],
+            "class_id": int(class_id),
+            "probabilities": {name: float(p) for name, p in zip(names, row)},
+        })
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def write_jsonl(results, out):
+    """Writes one JSON object a line (UTF-8, non-ASCII kept) and returns the number written.
+
+    Args:
+        results: iterable of dict. Predictions.
+        out: str or text stream. Destination path, or e.g. sys.stdout.
+    """
+    if isinstance(out, (str, os.PathLike)):
+        with open(out, "w", encoding="utf-8") as f:
+            return write_jsonl(results, f)
+    count = 0
+    for result in results:
+        out.write(json.dumps(result, ensure_ascii=False) + "\n")
+        count += 1
+    out.flush()
+    return count
+
+
+def run_predict(export_path, texts=None, input_file=None, column=None, output=None,
+                batch_size=64, stdin=None):
+    """Loads an export, reads the inputs, predicts and writes JSON lines (one call per binary).
+
+    Args:
+        export_path: str. Version dir, model dir (highest version) or export base.
+        texts: list of str. Inputs given directly. Defaults to None.
+        input_file: str. Input file (see read_predict_inputs). Defaults to None.
+        column: str. CSV/JSONL field. Defaults to None ("text" for CSV/JSONL).
+        output: str or text stream. Destination. Defaults to sys.stdout.
+        batch_size: int. Examples per batch. Defaults to 64.
+        stdin: stream read when neither texts nor input_file is given. Defaults to sys.stdin.
+
+    Returns:
+        int. Number of predictions written.
+    """
+    inputs = read_predict_inputs(texts=texts, input_file=input_file, column=column, stdin=stdin)
+    results = predict_texts(load_servable(export_path), inputs, batch_size=batch_size)
+    return write_jsonl(results, output if output is not None else sys.stdout)
+
+
+__all__ = ["PredictInputError", "decode_lines", "predict_texts", "read_input_file",
+           "read_predict_inputs", "run_predict", "write_jsonl"]

@@ -423,12 +423,15 @@ def read_corpus(sources, *, on_bad_record="error", text_key="text", seed=42):
     sources = [sources] if isinstance(sources, str) else list(sources)
     report = BadRecordReport(on_bad_record)
     texts, document_ids, part_ids, part_names = [], [], [], []
-    state = {"document": -1}
+    state = {"document": -1, "new": True}
 
     def new_document():
-        state["document"] += 1
+        state["new"] = True
 
     def add_line(text):
+        if state["new"]:  # ids stay contiguous however many blank lines separate documents
+            state["document"] += 1
+            state["new"] = False
         texts.append(text)
         document_ids.append(state["document"])
         part_ids.append(len(part_names) - 1)

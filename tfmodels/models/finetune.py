@@ -95,7 +95,9 @@ def _head_layers(model: keras.Model) -> list:
 def _set_only_head_trainable(model: keras.Model) -> None:
     _head_layers(model)
     set_trainable(model, True)
-    for layer in model.layers:
+    # Non-head layers last: a head may hold a shared encoder layer (the tied
+    # token embedding of the MLM head), which must end up frozen.
+    for layer in sorted(model.layers, key=_is_head, reverse=True):
         set_trainable(layer, _is_head(layer))
 
 

@@ -1,4 +1,5 @@
 """Distribution strategies chosen by name, including multi-worker from TF_CONFIG."""
+import functools
 import json
 import logging
 import os
@@ -51,6 +52,16 @@ def _multi_worker_strategy():
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
+@functools.lru_cache(maxsize=None)
+def _mirrored_strategy(devices):
+    """Returns one MirroredStrategy per device tuple.
+
+    Two MirroredStrategy objects over the same devices in one process reuse collective keys and
+    fail with "Shape mismatch in the collective instance", so the strategy is shared.
+    """
+    return tf.distribute.MirroredStrategy(list(devices) if devices else None)
+
+
 def _tpu_strategy():
     """Connects to the TPU cluster (TPU_NAME or local) and builds a TPUStrategy."""
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=os.environ.get("TPU_NAME", ""))
@@ -66,7 +77,7 @@ def _auto_strategy(devices):
         return _multi_worker_strategy()
     gpus = tf.config.list_logical_devices("GPU")
     if devices and len(devices) > 1 or len(gpus) > 1:
-        return tf.distribute.MirroredStrategy(devices)
+        return _mirrored_strategy(tuple(devices) if devices else None)
     if gpus:
         return tf.distribute.OneDeviceStrategy(gpus[0].name)
     return tf.distribute.get_strategy()
@@ -102,7 +113,7 @@ def get_strategy(name="auto", devices=None):
         device = devices[0] if devices else (gpus[0].name if gpus else "/cpu:0")
         strategy = tf.distribute.OneDeviceStrategy(device)
     elif name == "mirrored":
-        strategy = tf.distribute.MirroredStrategy(devices)
+        strategy = _mirrored_strategy(tuple(devices) if devices else None)
     elif name == "multi_worker":
         strategy = _multi_worker_strategy()
     else:

@@ -203,7 +203,8 @@ class Trainer:
       model: keras.Model. Takes the features dict, returns logits ([B, C] for classification,
         [B, P, V] for mlm).
       optimizer: keras optimizer or None. Defaults to build_optimizer("adamw", 1e-3,
-        decay="constant"). With a mixed_float16 policy it is wrapped in LossScaleOptimizer.
+        decay="constant"). An unbuilt optimizer created outside `strategy.scope()` is
+        re-created from its config inside it. With a mixed_float16 policy it is wrapped in LossScaleOptimizer.
       task: str. "classification" or "mlm". Defaults to "classification".
       strategy: tf.distribute.Strategy or None. Defaults to the current strategy.
       model_dir: str or None. Where checkpoints and summaries go; None writes nothing.
@@ -310,6 +311,13 @@ class Trainer:
         """Returns the optimizer, defaulted and loss-scaled for a mixed_float16 policy."""
         if optimizer is None:
             optimizer = optimization.build_optimizer("adamw", 1e-3, decay="constant")
+        elif getattr(optimizer, "_distribution_strategy", self.strategy) is not self.strategy:
+            if optimizer.built:
+                raise TrainerConfigError(
+                    "the optimizer was built under another strategy; build it inside "
+                    "strategy.scope() of the Trainer's strategy")
+            # Keras optimizers bind the strategy current at construction: re-create in scope.
+            optimizer = optimizer.__class__.from_config(optimizer.get_config())
         policy = self.model.dtype_policy.name if hasattr(self.model, "dtype_policy") else ""
         is_float16 = "float16" in policy and "bfloat16" not in policy
         if is_float16 and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):

@@ -205,11 +205,16 @@ class MaskedLMMasker:
             [self.ids[PAD_TOKEN], self.ids[CLS_TOKEN], self.ids[SEP_TOKEN]], tf.int32)
         self.is_continuation = tf.constant([t.startswith("##") for t in vocab], tf.bool)
 
-    def _selection_scores(self, token_ids, seed):
+    def _word_starts(self, token_ids):
+        if not self.whole_word:
+            return tf.ones_like(token_ids, tf.bool)
+        return tf.logical_not(tf.gather(self.is_continuation, token_ids))
+
+    def _selection_scores(self, token_ids, starts, seed):
         scores = tf.random.stateless_uniform(tf.shape(token_ids), seed)
         if self.whole_word:
-            # Every piece of a word takes the score of the word's first piece.
-            starts = tf.logical_not(tf.gather(self.is_continuation, token_ids))
+            # Every piece of a word takes the score of the word's first piece, so the
+            # pieces stay next to each other in the ranking.
             word_index = tf.cumsum(tf.cast(starts, tf.int32), axis=1) - 1
             batch, length = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
             segment = word_index + tf.range(batch)[:, None] * length
@@ -233,14 +238,18 @@ class MaskedLMMasker:
         length = tf.shape(token_ids)[1]
         maskable = tf.logical_not(tf.reduce_any(
             token_ids[:, :, None] == self.unselectable[None, None, :], axis=-1))
-        scores = tf.where(maskable, self._selection_scores(token_ids, seeds[0]), -1.0)
-        count = tf.reduce_sum(tf.cast(maskable, tf.float32), axis=1)
+        starts = self._word_starts(token_ids)
+        scores = tf.where(maskable, self._selection_scores(token_ids, starts, seeds[0]), -1.0)
+        # Count words (= tokens unless whole_word); stochastic rounding keeps the
+        # expected selected share exactly `mask_rate`.
+        count = tf.reduce_sum(tf.cast(tf.logical_and(maskable, starts), tf.float32), axis=1)
         jitter = tf.random.stateless_uniform(tf.shape(count), seeds[1])
-        num_selected = tf.minimum(tf.cast(tf.floor(self.mask_rate * count + jitter), tf.int32),
-                                  self.max_predictions)
+        num_words = tf.cast(tf.floor(self.mask_rate * count + jitter), tf.int32)
         k = tf.minimum(self.max_predictions, length)
         top_scores, top_positions = tf.math.top_k(scores, k=k)
-        chosen = tf.logical_and(tf.range(k)[None, :] < num_selected[:, None], top_scores >= 0)
+        word_rank = tf.cumsum(tf.cast(tf.gather(starts, top_positions, batch_dims=1),
+                                      tf.int32), axis=1)
+        chosen = tf.logical_and(word_rank <= num_words[:, None], top_scores >= 0)
         positions = tf.sort(tf.where(chosen, top_positions, length), axis=1)
         pad_width = self.max_predictions - k
         positions = tf.pad(positions, [[0, 0], [0, pad_width]], constant_values=length)
@@ -349,6 +358,8 @@ def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
     def to_mlm(tokens_batch, batch_seed):
+        if isinstance(tokens_batch, tuple):  # unpacked lines keep the 1-segment tuple
+            tokens_batch = tokens_batch[0]
         features = _pack((tokens_batch,), sequence_length, special)
         masked, positions, mask_ids, weights = masker(features["token_ids"], batch_seed)
         features["token_ids"] = masked

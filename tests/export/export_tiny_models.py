@@ -10,6 +10,9 @@ CHINESE_CHARS = list("我你他的是不了很好坏喜欢讨厌电影书这个�
 CLASS_NAMES = ["negative", "positive"]
 SEQUENCE_LENGTH = 12
 TOKEN_INPUT_NAMES = ("token_ids", "padding_mask", "segment_ids")
+# Held-out texts for the export's fresh-process verification: Chinese, empty, punctuation,
+# Latin WordPieces, over-long (truncated) and unknown characters.
+VERIFY_TEXTS = ["我喜欢这个电影", "", "这个电影太坏了!", "Good movies.", "很" * 40, "unknown 字 ☃"]
 
 
 def write_vocab(directory):

@@ -1,0 +1,113 @@
+"""Tests for tfmodels.export.predict: reading inputs, batched predict, JSON lines."""
+import io
+import json
+
+import pytest
+
+import export_tiny_models as tiny
+from tfmodels.export import predict, saved_model
+
+
+# --- reading inputs --------------------------------------------------------------------------
+
+
+def test_texts_are_returned_in_order():
+    assert predict.read_predict_inputs(texts=["好", ""]) == ["好", ""]
+
+
+def test_text_file_one_text_per_line_keeps_blank_lines(tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_bytes("\ufeff很好\r\n\n太坏了\n".encode("utf-8"))
+    assert predict.read_predict_inputs(input_file=str(path)) == ["很好", "", "太坏了"]
+
+
+def test_texts_then_file(tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_text("b\n", encoding="utf-8")
+    assert predict.read_predict_inputs(texts=["a"], input_file=str(path)) == ["a", "b"]
+
+
+def test_csv_and_tsv_columns(tmp_path):
+    csv_path = tmp_path / "in.csv"
+    csv_path.write_text('id,text,label\n1,"很好, 真的",1\n2,坏,0\n', encoding="utf-8")
+    assert predict.read_predict_inputs(input_file=str(csv_path)) == ["很好, 真的", "坏"]
+    tsv_path = tmp_path / "in.tsv"
+    tsv_path.write_text("q\tp\n你好\t是\n", encoding="utf-8")
+    assert predict.read_predict_inputs(input_file=str(tsv_path), column="q,p") == [("你好", "是")]
+
+
+def test_jsonl_column(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"review": "好"}\n\n{"review": "坏", "x": 1}\n', encoding="utf-8")
+    assert predict.read_predict_inputs(input_file=str(path), column="review") == ["好", "坏"]
+
+
+def test_stdin_bytes_text_and_jsonl():
+    assert predict.read_predict_inputs(stdin=io.BytesIO("一\n二\n".encode())) == ["一", "二"]
+    assert predict.read_predict_inputs(stdin=io.StringIO("一\n")) == ["一"]
+    assert predict.read_predict_inputs(stdin=io.BytesIO(b'{"text": "x"}\n'),
+                                       column="text") == ["x"]
+
+
+def test_non_utf8_line_reports_file_and_line(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes("很好\n".encode() + "坏".encode("gbk") + b"\n")
+    with pytest.raises(predict.PredictInputError, match=r"bad.txt:2: line is not valid UTF-8"):
+        predict.read_predict_inputs(input_file=str(path))
+    with pytest.raises(predict.PredictInputError, match=r"<stdin>:1: line is not valid UTF-8"):
+        predict.read_predict_inputs(stdin=io.BytesIO(b"\xff\n"))
+
+
+def test_input_errors_name_file_line_and_column(tmp_path):
+    csv_path = tmp_path / "in.csv"
+    csv_path.write_text("id,sentence\n1,好\n", encoding="utf-8")
+    with pytest.raises(predict.PredictInputError, match="in.csv:1: column 'text' not in header; "
+                                                        "choose one of id, sentence"):
+        predict.read_predict_inputs(input_file=str(csv_path))
+    jsonl_path = tmp_path / "in.jsonl"
+    jsonl_path.write_text('{"text": "a"}\n{"txt": "b"}\n', encoding="utf-8")
+    with pytest.raises(predict.PredictInputError, match="in.jsonl:2: key 'text' missing"):
+        predict.read_predict_inputs(input_file=str(jsonl_path))
+    with pytest.raises(predict.PredictInputError, match="column='text' given but"):
+        (tmp_path / "in.txt").write_text("a\n")
+        predict.read_predict_inputs(input_file=str(tmp_path / "in.txt"), column="text")
+    with pytest.raises(predict.PredictInputError, match="does not exist"):
+        predict.read_predict_inputs(input_file=str(tmp_path / "missing.txt"))
+
+
+def test_write_jsonl_keeps_non_ascii(tmp_path):
+    out = io.StringIO()
+    assert predict.write_jsonl([{"input": "好", "label": "positive"}], out) == 1
+    assert out.getvalue() == '{"input": "好", "label": "positive"}\n'
+    path = tmp_path / "out.jsonl"
+    predict.write_jsonl([{"a": 1}, {"a": 2}], str(path))
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [{"a": 1}, {"a": 2}]
+
+
+# --- predicting ------------------------------------------------------------------------------
+
+
+def test_predict_texts_batches_give_same_results(text_export):
+    servable = saved_model.load_servable(text_export)
+    texts = ["我喜欢这个电影", "", "很" * 100, "坏"]
+    one_batch = predict.predict_texts(servable, texts)
+    assert predict.predict_texts(servable, texts, batch_size=3) == one_batch
+    assert [result["input"] for result in one_batch] == texts
+    for result in one_batch:
+        assert set(result["probabilities"]) == set(tiny.CLASS_NAMES)
+        assert result["label"] == max(result["probabilities"], key=result["probabilities"].get)
+        assert abs(sum(result["probabilities"].values()) - 1.0) < 1e-5
+    assert predict.predict_texts(servable, []) == []
+    with pytest.raises(predict.PredictInputError, match="batch_size=0 invalid"):
+        predict.predict_texts(servable, texts, batch_size=0)
+
+
+def test_run_predict_on_mlp_export_from_stdin(mlp_export):
+    out = io.StringIO()
+    count = predict.run_predict(mlp_export, stdin=io.BytesIO(b"0,10,20,30\n1 2 3 4\n"),
+                                output=out, batch_size=1)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert count == 2 and [line["input"] for line in lines] == ["0,10,20,30", "1 2 3 4"]
+    assert all(set(line["probabilities"]) == {"a", "b", "c"} for line in lines)
+    with pytest.raises(predict.PredictInputError, match="input 1: 3 features, the export takes 4"):
+        predict.predict_texts(mlp_export, ["1,2,3"])

@@ -1,12 +1,9 @@
 """Fixtures for model tests: tiny BERT encoders and text batches."""
 import keras
-import numpy as np
 import pytest
 
+from model_test_data import MAX_LENGTH, VOCAB_SIZE, make_text_batch
 from tfmodels.models import build_bert_encoder
-
-VOCAB_SIZE = 64
-MAX_LENGTH = 16
 
 
 @pytest.fixture
@@ -15,21 +12,6 @@ def tiny_encoder():
     keras.utils.set_random_seed(0)
     return build_bert_encoder("tiny", vocabulary_size=VOCAB_SIZE, max_sequence_length=MAX_LENGTH,
                               dropout=0.0, hidden_dim=32, num_heads=2, intermediate_dim=64)
-
-
-def make_text_batch(batch_size=3, length=8, vocab_size=VOCAB_SIZE, num_masks=None, seed=0):
-    """A text batch of the ARCHITECTURE.md contract; row 1 is padded after 5 tokens."""
-    rng = np.random.default_rng(seed)
-    padding_mask = np.ones((batch_size, length), "int32")
-    padding_mask[1, 5:] = 0
-    batch = {
-        "token_ids": (rng.integers(5, vocab_size, (batch_size, length)) * padding_mask).astype("int32"),
-        "padding_mask": padding_mask,
-        "segment_ids": np.zeros((batch_size, length), "int32"),
-    }
-    if num_masks:
-        batch["mask_positions"] = np.tile(np.arange(1, num_masks + 1, dtype="int32"), (batch_size, 1))
-    return batch
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from tfmodels.models import (BertPretrainer, build_bert_classifier, build_bert_encoder,
                              build_bert_pretrainer, build_mlp, find_encoder)
 
-from conftest import MAX_LENGTH, VOCAB_SIZE
+from model_test_data import MAX_LENGTH, VOCAB_SIZE
 
 
 def test_encoder_is_backbone_with_variant_sizes():

@@ -5,7 +5,7 @@ import pytest
 
 from tfmodels.models import build_lstm_classifier
 
-from conftest import VOCAB_SIZE
+from model_test_data import VOCAB_SIZE
 
 
 @pytest.mark.parametrize("bidirectional", [True, False])

@@ -613,6 +613,10 @@ class Trainer:
             self._own_clipnorm, inner.global_clipnorm = saved_clipnorm, None
             self._train_fn = None
         self._setup_checkpointing()
+        if getattr(self.model, "optimizer", None) is None:
+            # Keras callbacks (TensorBoard) read model.optimizer; bypass tracking so model-only
+            # checkpoints stay model-only.
+            object.__setattr__(self.model, "optimizer", self.optimizer)
         callback_list = keras.callbacks.CallbackList(callbacks or [], model=self.model)
         callback_list.set_params({"epochs": epochs, "steps": steps_per_epoch, "verbose": 0})
         self.model.stop_training = False

@@ -123,8 +123,10 @@ def test_mixed_bfloat16_dtypes(bf16_policy, text_batch):
     (dict(vocabulary_size=3), "vocabulary_size=3 is invalid; expected an integer >= 6"),
     (dict(), "vocabulary_size is required"),
     (dict(vocabulary_size=100, max_sequence_length=0), "max_sequence_length=0 is invalid"),
-    (dict(vocabulary_size=100, dropout=1.5), r"dropout=1.5 is invalid; expected a float in \[0, 1\)"),
-    (dict(vocabulary_size=100, hidden_size=64), "encoder override 'hidden_size' unknown; choose from"),
+    (dict(vocabulary_size=100, dropout=1.5),
+     r"dropout=1.5 is invalid; expected a float in \[0, 1\)"),
+    (dict(vocabulary_size=100, hidden_size=64),
+     "encoder override 'hidden_size' unknown; choose from"),
 ])
 def test_encoder_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

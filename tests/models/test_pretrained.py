@@ -56,7 +56,8 @@ def _hf_state_dict(encoder, prefix="bert."):
             state[name + hf + ".weight"] = dense.kernel.numpy().reshape(hidden, hidden).T
             state[name + hf + ".bias"] = dense.bias.numpy().reshape(hidden)
         output = attention.output_dense
-        state[name + "attention.output.dense.weight"] = output.kernel.numpy().reshape(hidden, hidden).T
+        state[name + "attention.output.dense.weight"] = (
+            output.kernel.numpy().reshape(hidden, hidden).T)
         state[name + "attention.output.dense.bias"] = output.bias.numpy()
         for hf, norm in (("attention.output.LayerNorm", block._self_attention_layer_norm),
                          ("output.LayerNorm", block._feedforward_layer_norm)):
@@ -169,5 +170,6 @@ def test_save_encoder_bad_vocabulary(tiny_encoder, tmp_path):
 
 def test_check_sequence_length(tiny_encoder):
     check_sequence_length(tiny_encoder, 16)
-    with pytest.raises(ValueError, match="sequence_length=17 is invalid; this encoder allows 1..16"):
+    with pytest.raises(ValueError,
+                       match="sequence_length=17 is invalid; this encoder allows 1..16"):
         check_sequence_length(tiny_encoder, 17)

@@ -1,7 +1,7 @@
 """Model builders, named variants, fine-tuning utilities and pretrained loading."""
 from tfmodels.models.bert import (BertPretrainer, MaskedMeanPooling, TiedMaskedLMHead,
-                                  build_bert_classifier,
-                                  build_bert_encoder, build_bert_pretrainer, find_encoder)
+                                  build_bert_classifier, build_bert_encoder,
+                                  build_bert_pretrainer, find_encoder)
 from tfmodels.models.finetune import (GradualUnfreezer, ParamCount, apply_lora, count_params,
                                       freeze_base, load_lora_weights, merge_lora, replace_head,
                                       save_lora_weights, set_trainable, unfreeze_all,
@@ -13,10 +13,11 @@ from tfmodels.models.pretrained import (LoadedEncoder, check_sequence_length, lo
 from tfmodels.models.variants import VARIANTS, BertVariant, bert_encoder_param_count, get_variant
 
 __all__ = [
-    "VARIANTS", "BertPretrainer", "BertVariant", "GradualUnfreezer", "LoadedEncoder", "MaskedMeanPooling",
-    "ParamCount", "TiedMaskedLMHead", "apply_lora", "bert_encoder_param_count", "build_bert_classifier",
-    "build_bert_encoder", "build_bert_pretrainer", "build_lstm_classifier", "build_mlp",
-    "check_sequence_length", "count_params", "find_encoder", "freeze_base", "get_variant", "load_encoder", "load_lora_weights",
-    "merge_lora", "replace_head", "save_encoder", "save_lora_weights", "set_trainable", "unfreeze_all",
-    "unfreeze_top_k",
+    "VARIANTS", "BertPretrainer", "BertVariant", "GradualUnfreezer", "LoadedEncoder",
+    "MaskedMeanPooling", "ParamCount", "TiedMaskedLMHead",
+    "apply_lora", "bert_encoder_param_count", "build_bert_classifier", "build_bert_encoder",
+    "build_bert_pretrainer", "build_lstm_classifier", "build_mlp", "check_sequence_length",
+    "count_params", "find_encoder", "freeze_base", "get_variant", "load_encoder",
+    "load_lora_weights", "merge_lora", "replace_head", "save_encoder", "save_lora_weights",
+    "set_trainable", "unfreeze_all", "unfreeze_top_k",
 ]

@@ -56,6 +56,7 @@ def test_text_export_writes_version_one_with_metadata(text_export):
     assert metadata["tokenizer"]["lowercase"] is True
     assert metadata["custom_op_libraries"] == ["tensorflow-text"]
     assert "FastWordpieceTokenizeWithOffsets" in metadata["custom_ops"]
+    assert "TFText>RoundRobinTrim" not in metadata["custom_ops"]  # absent from older TF Serving
     verification = metadata["verification"]
     assert verification["passed"] and verification["atol"] == 1e-5
     assert verification["max_abs_difference"]["probabilities"] <= 1e-5
@@ -148,6 +149,11 @@ def test_pair_export_takes_two_strings(export_root, vocab_path, classifier):
     metadata = _metadata(path)
     assert metadata["pair"] and metadata["verification"] == {"performed": False}
     assert set(metadata["signatures"]["serving_default"]["inputs"]) == {"text", "text_pair"}
+    with pytest.raises(saved_model.ExportError, match="verify_text_pairs needs pair=True"):
+        saved_model.export_text_classifier(
+            classifier, vocab_path=vocab_path, sequence_length=tiny.SEQUENCE_LENGTH,
+            lowercase=True, class_names=tiny.CLASS_NAMES, export_base=str(export_root / "pair"),
+            model_name="nli", verify_texts=["a"], verify_text_pairs=["b", "c"])
     servable = saved_model.load_servable(path)
     outputs = servable.signature()(text=tf.constant(["我喜欢"]), text_pair=tf.constant(["电影"]))
     vocab = tiny.SPECIAL_TOKENS + tiny.CHINESE_CHARS
@@ -302,3 +308,22 @@ def test_load_servable_errors(tmp_path):
     os.makedirs(tmp_path / "b" / "1")
     with pytest.raises(saved_model.ExportError, match=r"several models \(a, b\)"):
         saved_model.resolve_version_dir(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_project_models_export_and_verify(tmp_path, vocab_path):
+    from tfmodels import models
+
+    encoder = models.build_bert_encoder("tiny", vocabulary_size=tiny.vocabulary_size(),
+                                        max_sequence_length=tiny.SEQUENCE_LENGTH)
+    classifier = models.build_bert_classifier(encoder, num_classes=2, pooling="mean")
+    path = saved_model.export_text_classifier(
+        classifier, vocab_path=vocab_path, sequence_length=tiny.SEQUENCE_LENGTH, lowercase=True,
+        class_names=tiny.CLASS_NAMES, export_base=str(tmp_path), model_name="bert",
+        verify_texts=VERIFY_TEXTS)
+    assert _metadata(path)["verification"]["passed"]
+    mlp = models.build_mlp((4,), [8], num_classes=3)
+    mean, std = tiny.mlp_normalization()
+    path = saved_model.export_mlp(mlp, mean=mean, std=std, class_names=["a", "b", "c"],
+                                  export_base=str(tmp_path), model_name="mlp")
+    assert _metadata(path)["verification"]["passed"]

@@ -126,7 +126,7 @@ class Servable:
 
 def export_text_classifier(model, *, vocab_path, sequence_length, lowercase, class_names,
                            export_base, model_name, pair=False, verify_texts=None,
-                           verify_atol=None, verify=True):
+                           verify_text_pairs=None, verify_atol=None, verify=True):
     """Exports a text classifier with a raw-string signature and a token-id signature.
 
     Args:
@@ -143,6 +143,8 @@ def export_text_classifier(model, *, vocab_path, sequence_length, lowercase, cla
         verify_texts: list of str (or of (text, text_pair) for pairs). Held-out inputs for the
             verification. Defaults to an empty string, a short and an over-long text built
             from the vocabulary.
+        verify_text_pairs: list of str. Second texts for pair models, parallel to verify_texts
+            (instead of tuples). Defaults to None.
         verify_atol: float. Max abs difference of probabilities allowed. Defaults to 1e-5 for
             float32 models and 1e-2 for bfloat16/float16 ones.
         verify: bool. Reload in a fresh process and compare. Defaults to True.
@@ -167,9 +169,14 @@ def export_text_classifier(model, *, vocab_path, sequence_length, lowercase, cla
                           "in training")
     tokenizer = keras_hub.tokenizers.BertTokenizer(vocabulary=vocab_path, lowercase=lowercase,
                                                    name="tokenizer")
+    # One segment truncates the same either way; "waterfall" avoids the TFText>RoundRobinTrim
+    # op, which TF Serving images embedding tensorflow-text < 2.16 lack. Pairs keep round-robin,
+    # as keras-hub preprocessors use in training.
+    truncate = "round_robin" if pair else "waterfall"
     packer = keras_hub.layers.MultiSegmentPacker(
         sequence_length=sequence_length, start_value=tokenizer.cls_token_id,
-        end_value=tokenizer.sep_token_id, pad_value=tokenizer.pad_token_id, name="packer")
+        end_value=tokenizer.sep_token_id, pad_value=tokenizer.pad_token_id, truncate=truncate,
+        name="packer")
     names_tensor = tf.constant(class_names)
 
     def tokenize(text, text_pair=None):
@@ -206,6 +213,11 @@ def export_text_classifier(model, *, vocab_path, sequence_length, lowercase, cla
             [tf.TensorSpec([None, None], tf.int32, name=name) for name in TOKEN_INPUT_NAMES]),
     }
 
+    if verify_text_pairs is not None:
+        if not pair or verify_texts is None or len(verify_text_pairs) != len(verify_texts):
+            raise ExportError("verify_text_pairs needs pair=True and one entry per verify_texts "
+                              f"item; got {len(verify_text_pairs)} pairs, pair={pair}")
+        verify_texts = list(zip(verify_texts, verify_text_pairs))
     verify_inputs = _text_verify_inputs(verify_texts, pair, tokenizer, sequence_length)
     reference = _to_numpy(serve_text(**{k: tf.constant(v) for k, v in verify_inputs.items()}))
     with open(vocab_path, encoding="utf-8") as f:
@@ -221,7 +233,8 @@ def export_text_classifier(model, *, vocab_path, sequence_length, lowercase, cla
             "vocabulary_size": tokenizer.vocabulary_size(),
             "lowercase": bool(lowercase),
             "special_tokens": {"cls": "[CLS]", "sep": "[SEP]", "pad": "[PAD]", "unk": "[UNK]"},
-            "truncation": "round_robin to sequence_length, [CLS]/[SEP] kept",
+            "truncation": (f"{truncate}: tokens beyond sequence_length dropped, [CLS]/[SEP] "
+                           "kept"),
         },
         "inputs": {
             "empty_string": "tokenized to [CLS] [SEP]; valid probabilities",

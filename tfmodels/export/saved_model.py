@@ -303,7 +303,7 @@ def export_mlp(model, *, mean, std, class_names, export_base, model_name, input_
     verify_features = np.asarray(verify_features, dtype=np.float32)
     if verify_features.shape[1:] != mean.shape:
         raise ExportError(f"verify_features shape {verify_features.shape} does not match "
-                          f"features of shape {mean.shape}; use [N, {', '.join(map(str, mean.shape))}]")
+                          f"features of shape {mean.shape}; use [N, *{list(mean.shape)}]")
     verify_inputs = {input_name: verify_features}
     reference = _to_numpy(serve(tf.constant(verify_features)))
     metadata = {

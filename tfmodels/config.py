@@ -65,6 +65,7 @@ class DataConfig:
     max_predictions: int = 20
     whole_word_masking: bool = False
     cache: bool = True
+    limit: int | None = None  # at most this many examples per split / corpus lines (smoke tests)
 
 
 @dataclasses.dataclass
@@ -100,6 +101,7 @@ class TrainerConfig:
     decay: str = "linear"
     clipnorm: float | None = 1.0
     label_smoothing: float = 0.0
+    batch_size: int | None = None  # global batch of this stage; None uses data.batch_size
     grad_accum_steps: int = 1
     epochs: int | None = None
     steps: int | None = None

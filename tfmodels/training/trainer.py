@@ -676,6 +676,17 @@ class Trainer:
             if self.model.stop_training or not completed:
                 break
 
+    def restore_best(self):
+        """Loads the best checkpoint's weights (`model_dir/best/`) into the model.
+
+        Returns:
+          str or None. The checkpoint loaded, or None when no best checkpoint was written.
+        """
+        best_dir = os.path.join(self.model_dir, "best") if self.model_dir else None
+        if best_dir is None or not tf.io.gfile.exists(os.path.join(best_dir, "checkpoint")):
+            return None
+        return restore_model_weights(self.model, best_dir)
+
     def _best_state(self):
         """Returns (best value so far, 0), reading model_dir/best/best.json when resuming."""
         if self.model_dir:
@@ -762,7 +773,7 @@ class Trainer:
         if interval_totals.steps:
             self._write_train_scalars(writers.get("train"), interval_totals,
                                       int(self.global_step.numpy()))
-        logs = epoch_totals.logs(self.task)
+        logs = epoch_totals.logs(self.task, with_speed=True)
         progress.end(logs)
         return logs, completed
 

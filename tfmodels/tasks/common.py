@@ -1,0 +1,288 @@
+"""Pieces shared by the task functions: run set-up, data, vocabulary, models, trainers, artifacts.
+
+A trained model directory holds:
+    config.yaml      the resolved experiment, written before the first step
+    model.keras      the trained classifier (best validation checkpoint when one was chosen)
+    vocab.txt        the WordPiece vocabulary (text models)
+    labels.json      the label vocabulary, from the training split
+    normalizer.json  feature mean/std of the training split (MLP)
+    metrics.json     validation/test metrics
+    checkpoints/     training state for resuming; best/ the best checkpoint; logs/ TensorBoard
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfmodels import data as tfm_data
+from tfmodels import models as tfm_models
+from tfmodels import training as tfm_training
+from tfmodels.config import ConfigError, ExperimentConfig, TrainerConfig, load_config, save_config
+
+log = logging.getLogger("tfmodels")
+
+MODEL_FILE = "model.keras"
+VOCAB_FILE = "vocab.txt"
+LABELS_FILE = "labels.json"
+NORMALIZER_FILE = "normalizer.json"
+METRICS_FILE = "metrics.json"
+HEAD_VARIABLES = "logits"  # the classifier head's Dense layer (models name it so)
+
+
+@dataclasses.dataclass
+class Run:
+    """A started run: resolved config, directory, strategy and precision."""
+
+    config: ExperimentConfig
+    model_dir: str
+    strategy: tf.distribute.Strategy
+    precision: str
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.model_dir, *parts)
+
+
+def start_run(config: ExperimentConfig, model_dir: str | None = None) -> Run:
+    """Seeds, sets precision and strategy, creates the run directory and writes config.yaml.
+
+    Args:
+        config: ExperimentConfig. The resolved experiment.
+        model_dir: str | None. Overrides `config.model_dir` (pipeline stages use sub-directories).
+    """
+    model_dir = model_dir or config.model_dir
+    if not model_dir:
+        raise ConfigError("model_dir is not set: pass --model_dir=DIR or set model_dir in the config")
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    precision = tfm_training.apply_precision(config.precision)
+    strategy = tfm_training.get_strategy(config.strategy)
+    os.makedirs(model_dir, exist_ok=True)
+    if tfm_training.is_chief(strategy):
+        save_config(dataclasses.replace(config, model_dir=model_dir), os.path.join(model_dir, "config.yaml"))
+    return Run(config, model_dir, strategy, precision)
+
+
+def load_run_config(model_dir: str, config_path: str | None = None, overrides=()) -> ExperimentConfig:
+    """The config saved in a trained model directory (or `config_path`), with overrides."""
+    saved = os.path.join(model_dir, "config.yaml")
+    path = config_path or saved
+    if not os.path.isfile(path):
+        raise ConfigError(f"{model_dir}: no config.yaml found; is this a tfmodels model directory? "
+                          "Pass --config=FILE otherwise")
+    return load_config(path, list(overrides), model_dir=model_dir)
+
+
+def write_json(path: str, value) -> None:
+    """Writes JSON atomically (a crash never leaves half a file)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2, ensure_ascii=False, default=_json_default)
+    os.replace(tmp, path)
+
+
+def _json_default(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def banner(title: str) -> None:
+    line = "=" * 78
+    print(f"\n{line}\n{title}\n{line}", flush=True)
+
+
+class Stopwatch:
+    """Measures the wall time of named stages."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def stage(self, name: str):
+        watch = self
+
+        class _Stage:
+            def __enter__(self):
+                self.start = time.perf_counter()
+                return self
+
+            def __exit__(self, *exc):
+                watch.seconds[name] = time.perf_counter() - self.start
+                if exc[0] is None:
+                    print(f"[{name}] done in {watch.seconds[name]:.1f} s", flush=True)
+
+        return _Stage()
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def load_text_splits(config: ExperimentConfig):
+    """Reads the text-classification splits named by `config.data` (with its bad-record policy)."""
+    d = config.data
+    splits = tfm_data.load_text_classification(
+        train=d.train, validation=d.validation, test=d.test, text_column=d.text_column,
+        text_pair_column=d.text_pair_column, label_column=d.label_column,
+        on_bad_record=d.on_bad_record, seed=config.seed)
+    if d.limit:
+        for name, examples in splits.splits().items():
+            setattr(splits, name, examples.subset(range(min(d.limit, len(examples)))))
+    return splits
+
+
+def read_corpus(config: ExperimentConfig):
+    """The pretraining corpus named by `data.corpus` (first `data.limit` lines when set)."""
+    corpus = tfm_data.read_corpus(config.data.corpus, on_bad_record=config.data.on_bad_record, seed=config.seed)
+    if config.data.limit:
+        n = config.data.limit
+        corpus = dataclasses.replace(corpus, texts=corpus.texts[:n], document_ids=corpus.document_ids[:n],
+                                     part_ids=corpus.part_ids[:n])
+    return corpus
+
+
+def ensure_vocab(config: ExperimentConfig, model_dir: str, texts) -> str:
+    """Returns the run's vocab.txt: copied from `data.vocab_path`, or built from `texts`."""
+    target = os.path.join(model_dir, VOCAB_FILE)
+    if config.data.vocab_path:
+        tokens = tfm_data.load_vocab(config.data.vocab_path)
+        if os.path.abspath(config.data.vocab_path) != os.path.abspath(target):
+            tfm_data.save_vocab(tokens, target)
+        return target
+    if not os.path.isfile(target):
+        tfm_data.build_wordpiece_vocab(texts, vocab_size=config.data.vocab_size,
+                                       lowercase=config.data.lowercase, output_path=target)
+    return target
+
+
+def text_datasets(config: ExperimentConfig, splits, vocab_path: str, lowercase: bool):
+    """Tokenized train (shuffled, repeating per epoch) and evaluation datasets for each split."""
+    d = config.data
+    tokenizer = tfm_data.make_tokenizer(vocab_path, lowercase=lowercase)
+    train = tfm_data.classification_dataset(
+        splits.train, tokenizer, d.sequence_length, batch_size(config, config.trainer), shuffle=True, seed=config.seed,
+        cache=d.cache, dynamic_padding=d.dynamic_padding, deterministic=config.deterministic)
+    evaluation = {
+        name: tfm_data.classification_dataset(
+            examples, tokenizer, d.sequence_length, d.eval_batch_size, shuffle=False,
+            cache=d.cache, dynamic_padding=d.dynamic_padding)
+        for name, examples in (("validation", splits.validation), ("test", splits.test))
+        if examples is not None and len(examples)}
+    return train, evaluation
+
+
+def batch_size(config: ExperimentConfig, tc: TrainerConfig) -> int:
+    """The stage's global training batch: `<stage>.batch_size`, else `data.batch_size`."""
+    return tc.batch_size or config.data.batch_size
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+    return max(1, math.ceil(num_examples / batch_size))
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+def encoder_overrides(config: ExperimentConfig) -> dict:
+    m = config.model
+    return {k: v for k, v in dict(num_layers=m.num_layers, hidden_dim=m.hidden_dim, num_heads=m.num_heads,
+                                   intermediate_dim=m.intermediate_dim).items() if v is not None}
+
+
+def build_encoder(config: ExperimentConfig, vocabulary_size: int):
+    m = config.model
+    return tfm_models.build_bert_encoder(m.variant, vocabulary_size=vocabulary_size,
+                                         max_sequence_length=m.max_sequence_length, dropout=m.dropout,
+                                         **encoder_overrides(config))
+
+
+def build_text_classifier(config: ExperimentConfig, vocabulary_size: int, num_classes: int, encoder=None):
+    """A BERT or LSTM classifier per `config.model` (call inside the strategy scope)."""
+    m = config.model
+    if m.kind == "lstm":
+        return tfm_models.build_lstm_classifier(vocabulary_size, num_classes, embedding_dim=m.embedding_dim,
+                                                units=m.lstm_units, bidirectional=m.bidirectional,
+                                                dropout=m.dropout)
+    if m.kind != "bert":
+        raise ConfigError(f"model.kind={m.kind!r} is not a text model; choose bert or lstm")
+    encoder = encoder or build_encoder(config, vocabulary_size)
+    return tfm_models.build_bert_classifier(encoder, num_classes, dropout=m.dropout, pooling=m.pooling)
+
+
+def save_model(model: keras.Model, path: str) -> None:
+    """Saves a `.keras` file atomically."""
+    tmp = path + ".tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def load_model(path: str) -> keras.Model:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no trained model found (expected {MODEL_FILE} from train/finetune)")
+    return keras.saving.load_model(path, safe_mode=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def total_steps(tc: TrainerConfig, steps_per_epoch_: int) -> int:
+    if tc.steps:
+        return tc.steps
+    if not tc.epochs:
+        raise ConfigError("set trainer.epochs or trainer.steps (the number of epochs or optimizer steps)")
+    return tc.epochs * (tc.steps_per_epoch or steps_per_epoch_) // max(1, tc.grad_accum_steps)
+
+
+def make_optimizer(tc: TrainerConfig, total: int, learning_rate: float | None = None):
+    return tfm_training.build_optimizer(
+        name=tc.optimizer, learning_rate=tc.learning_rate if learning_rate is None else learning_rate,
+        weight_decay=tc.weight_decay, warmup_steps=tc.warmup_steps, warmup_fraction=tc.warmup_fraction,
+        decay=tc.decay, total_steps=total, clipnorm=tc.clipnorm,
+        lr_multipliers={HEAD_VARIABLES: tc.head_learning_rate_multiplier}
+        if tc.head_learning_rate_multiplier != 1.0 else None)
+
+
+def make_trainer(run: Run, tc: TrainerConfig, model, optimizer, model_dir: str, task: str = "classification",
+                 best_metric: str | None = "__from_config__"):
+    return tfm_training.Trainer(
+        model, optimizer, task=task, strategy=run.strategy, model_dir=model_dir,
+        label_smoothing=tc.label_smoothing, grad_accum_steps=tc.grad_accum_steps,
+        checkpoint_every_steps=tc.checkpoint_every_steps, keep_checkpoints=tc.keep_checkpoints,
+        log_every_steps=tc.log_every_steps,
+        best_metric=tc.best_metric if best_metric == "__from_config__" else best_metric,
+        early_stopping_patience=tc.early_stopping_patience, steps_per_execution=tc.steps_per_execution,
+        seed=run.config.seed)
+
+
+def fit(trainer, tc: TrainerConfig, train_data, validation_data, steps_per_epoch_: int, callbacks=None):
+    return trainer.fit(train_data, validation_data=validation_data, epochs=tc.epochs, steps=tc.steps,
+                       steps_per_epoch=tc.steps_per_epoch or steps_per_epoch_, callbacks=callbacks)
+
+
+def tokens_per_second(history: dict) -> float:
+    """Mean training tokens/s over the epochs of a fit history (0 when not measured)."""
+    values = history.get("tokens_per_second") or [0.0]
+    return float(sum(values) / len(values))
+
+
+def evaluate_splits(trainer, datasets: dict) -> dict:
+    """Metrics per split name, printed as one line each."""
+    results = {}
+    for name, dataset in datasets.items():
+        results[name] = trainer.evaluate(dataset)
+        printable = {k: round(float(v), 4) for k, v in results[name].items() if np.ndim(v) == 0}
+        print(f"{name}: {printable}", flush=True)
+    return results

@@ -1,0 +1,59 @@
+"""Metrics of a trained model directory on a split of its data or on a labelled file."""
+
+from __future__ import annotations
+
+from tfmodels import data as tfm_data
+from tfmodels.config import ExperimentConfig
+from tfmodels.tasks import common, train as train_task
+
+load_run_config = common.load_run_config
+
+
+def run(config: ExperimentConfig, split: str = "test", input_file: str | None = None) -> dict:
+    """Evaluates `<model_dir>/model.keras`; writes `metrics_<split or file name>.json`.
+
+    Args:
+        config: ExperimentConfig. Usually the model directory's own config.yaml.
+        split: str. train, validation or test of the config's data. Defaults to "test".
+        input_file: str | None. A labelled CSV/TSV/JSONL file (same columns as the config) instead.
+    """
+    run_ = common.Run(config, config.model_dir, None, config.precision)
+    label_names = tfm_data.load_label_names(run_.path(common.LABELS_FILE))
+    dataset = evaluation_dataset(run_, label_names, split, input_file)
+    with common.tfm_training.get_strategy("default").scope():
+        model = common.load_model(run_.path(common.MODEL_FILE))
+        trainer = common.tfm_training.Trainer(model, task="classification")
+    metrics = trainer.evaluate(dataset)
+    name = input_file or split
+    printable = {k: (round(float(v), 4) if not hasattr(v, "tolist") or v.ndim == 0 else v.tolist())
+                 for k, v in metrics.items()}
+    print(f"{name}: {printable}", flush=True)
+    common.write_json(run_.path(f"metrics_{_slug(name)}.json"), metrics)
+    return metrics
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name.rsplit("/", 1)[-1])
+
+
+def evaluation_dataset(run_: common.Run, label_names, split: str, input_file: str | None):
+    config, d = run_.config, run_.config.data
+    if config.model.kind == "mlp":
+        if input_file:
+            examples = tfm_data.load_feature_splits(input_file, label_column=d.label_column, label_names=label_names,
+                                                    on_bad_record=d.on_bad_record, validation_fraction=0).train
+        else:
+            examples = getattr(train_task.load_feature_splits(config), split)
+        normalizer = tfm_data.Normalizer.load(run_.path(common.NORMALIZER_FILE))
+        return tfm_data.features_dataset(normalizer(examples.features), examples.labels, d.eval_batch_size,
+                                         shuffle=False)
+    if input_file:
+        examples = tfm_data.load_text_classification(
+            input_file, text_column=d.text_column, text_pair_column=d.text_pair_column,
+            label_column=d.label_column, label_names=label_names, on_bad_record=d.on_bad_record,
+            validation_fraction=0).train
+    else:
+        examples = getattr(common.load_text_splits(config), split)
+    tokenizer = tfm_data.make_tokenizer(run_.path(common.VOCAB_FILE), lowercase=d.lowercase)
+    return tfm_data.classification_dataset(examples, tokenizer, d.sequence_length, d.eval_batch_size,
+                                           shuffle=False, dynamic_padding=d.dynamic_padding)

@@ -1,0 +1,61 @@
+"""Exports a trained model directory as a verified SavedModel for TensorFlow Serving."""
+
+from __future__ import annotations
+
+from tfmodels import data as tfm_data
+from tfmodels import export as tfm_export
+from tfmodels.config import ConfigError, ExperimentConfig
+from tfmodels.tasks import common
+
+load_run_config = common.load_run_config
+
+
+def run(config: ExperimentConfig) -> str:
+    """Exports `<model_dir>/model.keras` to `<export.export_base>/<export.model_name>/<version>/`.
+
+    Text classifiers get a raw-string `serving_default` signature; MLPs take float features
+    with the training normalization inside the graph. Returns the version directory.
+    """
+    e = config.export
+    if not e.export_base:
+        raise ConfigError("export.export_base is not set: pass --export_base=DIR")
+    run_ = common.Run(config, config.model_dir, None, config.precision)
+    model = common.load_model(run_.path(common.MODEL_FILE))
+    class_names = tfm_data.load_label_names(run_.path(common.LABELS_FILE))
+    if config.model.kind == "mlp":
+        version_dir = export_mlp(run_, model, class_names)
+    else:
+        version_dir = export_text(run_, model, class_names)
+    print(f"exported {config.model_dir} → {version_dir}", flush=True)
+    return version_dir
+
+
+def _verify_count(config: ExperimentConfig) -> int:
+    return config.export.verify_examples if config.export.verify else 0
+
+
+def export_text(run_: common.Run, model, class_names) -> str:
+    config, d = run_.config, run_.config.data
+    held_out = common.load_text_splits(config)
+    examples = held_out.test or held_out.validation
+    n = _verify_count(config)
+    verify_texts = examples.texts[:n] if n else None
+    verify_pairs = examples.text_pairs[:n] if (n and examples.text_pairs) else None
+    return tfm_export.export_text_classifier(
+        model, vocab_path=run_.path(common.VOCAB_FILE), sequence_length=d.sequence_length,
+        lowercase=d.lowercase, class_names=class_names, export_base=config.export.export_base,
+        model_name=config.export.model_name, pair=bool(d.text_pair_column), verify_texts=verify_texts,
+        verify_text_pairs=verify_pairs, verify=config.export.verify)
+
+
+def export_mlp(run_: common.Run, model, class_names) -> str:
+    from tfmodels.tasks import train as train_task
+    config = run_.config
+    normalizer = tfm_data.Normalizer.load(run_.path(common.NORMALIZER_FILE))
+    splits = train_task.load_feature_splits(config)
+    examples = splits.test or splits.validation
+    n = _verify_count(config)
+    return tfm_export.export_mlp(
+        model, mean=normalizer.mean, std=normalizer.std, class_names=class_names,
+        export_base=config.export.export_base, model_name=config.export.model_name,
+        verify_features=examples.features[:n] if n else None, verify=config.export.verify)

@@ -1,0 +1,133 @@
+"""Fine-tunes a classifier on a pretrained encoder (BERT) or trunk (MLP)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import keras
+
+from tfmodels import data as tfm_data
+from tfmodels import models as tfm_models
+from tfmodels.config import ConfigError, ExperimentConfig
+from tfmodels.tasks import common, train as train_task
+
+FROZEN_PHASE_DIR = "frozen_phase"
+
+
+def run(config: ExperimentConfig, model_dir: str | None = None) -> dict:
+    """Loads `finetune.encoder`, adapts it per `finetune.mode`, trains, evaluates and saves.
+
+    Returns:
+        dict with `metrics` (per split), `history` (per phase), `param_counts` and `model_dir`.
+    """
+    if not config.finetune.encoder:
+        raise ConfigError("finetune.encoder is not set: pass --override=finetune.encoder=PATH "
+                          "(a pretrain run's encoder/ dir, a keras-hub preset dir or a Hugging Face BERT dir)")
+    run_ = common.start_run(config, model_dir)
+    if config.model.kind == "mlp":
+        return finetune_mlp(run_)
+    return finetune_bert(run_)
+
+
+def finetune_mlp(run_: common.Run) -> dict:
+    """Freezes a trained MLP's trunk and trains a new head for this config's data."""
+    config = run_.config
+    source = config.finetune.encoder
+    source_file = source if source.endswith(".keras") else os.path.join(source, common.MODEL_FILE)
+    splits = train_task.load_feature_splits(config)
+    with run_.strategy.scope():
+        base = common.load_model(source_file)
+        model = tfm_models.replace_head(base, config.finetune.num_classes or splits.num_labels)
+        counts = tfm_models.freeze_base(model) if config.finetune.mode != "full" else tfm_models.count_params(model)
+    print(f"fine-tuning {source_file}: {counts}", flush=True)
+    result = train_task.train_mlp(run_, model=model)
+    result["param_counts"] = counts
+    return result
+
+
+def finetune_bert(run_: common.Run) -> dict:
+    config, ft = run_.config, run_.config.finetune
+    with run_.strategy.scope():
+        loaded = tfm_models.load_encoder(ft.encoder)
+    tfm_models.check_sequence_length(loaded.encoder, config.data.sequence_length)
+    config = _with_vocab(config, loaded.vocab_path, loaded.lowercase)
+    run_ = common.start_run(config, run_.model_dir)  # records the encoder's vocabulary settings
+    splits = common.load_text_splits(config)
+    tfm_data.save_label_names(splits.label_names, run_.path(common.LABELS_FILE))
+    vocab_path = common.ensure_vocab(config, run_.model_dir, None)
+    train, evaluation = common.text_datasets(config, splits, vocab_path, config.data.lowercase)
+    per_epoch = common.steps_per_epoch(len(splits.train), common.batch_size(config, config.trainer))
+    with run_.strategy.scope():
+        model = common.build_text_classifier(config, None, splits.num_labels, encoder=loaded.encoder)
+    history = {}
+    if ft.mode == "frozen_then_full" and ft.frozen_epochs > 0:
+        history["frozen"] = run_frozen_phase(run_, model, train, evaluation, per_epoch)
+    counts, callbacks = adapt_model(run_, model)
+    print(f"fine-tuning mode {ft.mode}: {counts}", flush=True)
+    trainer, history["main"] = fit_phase(run_, model, train, evaluation, per_epoch, callbacks)
+    trainer.restore_best()
+    metrics = common.evaluate_splits(trainer, evaluation)
+    if ft.mode == "lora":
+        tfm_models.merge_lora(model)
+    common.save_model(model, run_.path(common.MODEL_FILE))
+    common.write_json(run_.path(common.METRICS_FILE), metrics)
+    return {"metrics": metrics, "history": history, "param_counts": counts, "model_dir": run_.model_dir,
+            "tokens_per_second": common.tokens_per_second(history["main"])}
+
+
+def _with_vocab(config: ExperimentConfig, vocab_path: str, lowercase: bool | None) -> ExperimentConfig:
+    lowercase = config.data.lowercase if lowercase is None else lowercase
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, vocab_path=vocab_path,
+                                                                lowercase=lowercase))
+
+
+def adapt_model(run_: common.Run, model):
+    """Sets trainability per finetune.mode; returns the parameter counts and callbacks."""
+    ft = run_.config.finetune
+    with run_.strategy.scope():
+        if ft.mode in ("full", "frozen_then_full"):
+            tfm_models.unfreeze_all(model)
+            return tfm_models.count_params(model), []
+        if ft.mode == "frozen":
+            return tfm_models.freeze_base(model), []
+        if ft.mode == "top_k":
+            return tfm_models.unfreeze_top_k(model, ft.top_k), []
+        if ft.mode == "lora":
+            return tfm_models.apply_lora(model, ft.lora_rank), []
+        unfreezer = tfm_models.GradualUnfreezer(model, every=ft.unfreeze_every_epochs)
+        unfreezer.update(0)
+        return tfm_models.count_params(model), [GradualUnfreezing(unfreezer)]
+
+
+class GradualUnfreezing(keras.callbacks.Callback):
+    """Unfreezes one more encoder layer every N epochs; the Trainer re-traces its step on change."""
+
+    def __init__(self, unfreezer):
+        super().__init__()
+        self.unfreezer = unfreezer
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.unfreezer.update(epoch + 1):
+            print(f"gradual unfreezing after epoch {epoch + 1}: {tfm_models.count_params(self.model)}", flush=True)
+
+
+def run_frozen_phase(run_: common.Run, model, train, evaluation, per_epoch: int) -> dict:
+    """Warms up the new head with the encoder frozen, at `finetune.frozen_learning_rate`."""
+    ft, tc = run_.config.finetune, run_.config.trainer
+    with run_.strategy.scope():
+        counts = tfm_models.freeze_base(model)
+        print(f"frozen-encoder warm-up for {ft.frozen_epochs} epoch(s): {counts}", flush=True)
+        total = ft.frozen_epochs * per_epoch
+        optimizer = common.make_optimizer(tc, total, learning_rate=ft.frozen_learning_rate)
+        trainer = common.make_trainer(run_, tc, model, optimizer, run_.path(FROZEN_PHASE_DIR), best_metric=None)
+    return trainer.fit(train, validation_data=evaluation.get("validation"), epochs=ft.frozen_epochs,
+                       steps_per_epoch=per_epoch)
+
+
+def fit_phase(run_: common.Run, model, train, evaluation, per_epoch: int, callbacks):
+    tc = run_.config.trainer
+    with run_.strategy.scope():
+        optimizer = common.make_optimizer(tc, common.total_steps(tc, per_epoch))
+        trainer = common.make_trainer(run_, tc, model, optimizer, run_.model_dir)
+    return trainer, common.fit(trainer, tc, train, evaluation.get("validation"), per_epoch, callbacks)

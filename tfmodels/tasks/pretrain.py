@@ -1,0 +1,63 @@
+"""Masked-LM pretraining of a BERT encoder; saves the encoder with its vocab.txt for fine-tuning."""
+
+from __future__ import annotations
+
+import os
+
+from tfmodels import data as tfm_data
+from tfmodels import models as tfm_models
+from tfmodels.config import ExperimentConfig
+from tfmodels.tasks import common
+
+ENCODER_DIR = "encoder"
+
+
+def run(config: ExperimentConfig, model_dir: str | None = None) -> dict:
+    """Builds (or reuses) the vocabulary, pretrains, and writes `<model_dir>/encoder/`.
+
+    Returns:
+        dict with `encoder_dir`, `vocab_path`, `history`, `metrics` (held-out MLM loss,
+        accuracy, perplexity) and `tokens_per_second`.
+    """
+    run_ = common.start_run(config, model_dir)
+    corpus = common.read_corpus(config)
+    print(f"corpus: {len(corpus.texts):,} lines, {corpus.num_characters():,} characters "
+          f"from {', '.join(corpus.part_names)}", flush=True)
+    vocab_path = common.ensure_vocab(config, run_.model_dir, corpus.texts)
+    return pretrain_encoder(run_, corpus.texts, vocab_path)
+
+
+def mlm_datasets(config: ExperimentConfig, texts, tokenizer):
+    """Train and held-out masked-LM datasets; the held-out part is every 100th line."""
+    d = config.data
+    heldout = texts[::100]
+    train_texts = [t for i, t in enumerate(texts) if i % 100]
+    kwargs = dict(mask_rate=d.mask_rate, max_predictions=d.max_predictions, whole_word=d.whole_word_masking)
+    train = tfm_data.mlm_dataset(train_texts, tokenizer, d.sequence_length, common.batch_size(config, config.pretrain),
+                                 shuffle=True,
+                                 repeat=True, seed=config.seed, **kwargs)
+    evaluation = tfm_data.mlm_dataset(heldout, tokenizer, d.sequence_length, d.eval_batch_size, shuffle=False,
+                                      repeat=False, seed=config.seed, **kwargs)
+    return train, evaluation, len(train_texts)
+
+
+def pretrain_encoder(run_: common.Run, texts, vocab_path: str) -> dict:
+    config, tc = run_.config, run_.config.pretrain
+    tokenizer = tfm_data.make_tokenizer(vocab_path, lowercase=config.data.lowercase)
+    train, heldout, _ = mlm_datasets(config, texts, tokenizer)
+    if not tc.steps:
+        raise common.ConfigError("pretrain.steps must be set: masked-LM pretraining runs a number of steps")
+    with run_.strategy.scope():
+        encoder = common.build_encoder(config, tokenizer.vocabulary_size())
+        model = tfm_models.build_bert_pretrainer(encoder)
+        optimizer = common.make_optimizer(tc, tc.steps)
+        trainer = common.make_trainer(run_, tc, model, optimizer, run_.model_dir, task="mlm", best_metric=None)
+        history = trainer.fit(train, validation_data=heldout, steps=tc.steps,
+                              steps_per_epoch=tc.steps_per_epoch or tc.steps)
+    metrics = trainer.evaluate(heldout)
+    print(f"held-out masked-LM: { {k: round(float(v), 4) for k, v in metrics.items()} }", flush=True)
+    encoder_dir = os.path.join(run_.model_dir, ENCODER_DIR)
+    tfm_models.save_encoder(encoder, vocab_path, encoder_dir)
+    common.write_json(run_.path(common.METRICS_FILE), {"heldout": metrics})
+    return {"encoder_dir": encoder_dir, "vocab_path": vocab_path, "history": history, "metrics": metrics,
+            "tokens_per_second": common.tokens_per_second(history)}

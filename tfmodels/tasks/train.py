@@ -1,0 +1,78 @@
+"""Trains a classifier from scratch: an MLP on features, or an LSTM/BERT on texts."""
+
+from __future__ import annotations
+
+from tfmodels import data as tfm_data
+from tfmodels import models as tfm_models
+from tfmodels.config import ExperimentConfig
+from tfmodels.tasks import common
+
+
+def run(config: ExperimentConfig) -> dict:
+    """Trains per `config`, evaluates on validation and test, saves the model; returns metrics."""
+    run_ = common.start_run(config)
+    if config.model.kind == "mlp":
+        return train_mlp(run_)
+    return train_text_classifier(run_)
+
+
+def load_feature_splits(config: ExperimentConfig):
+    d = config.data
+    return tfm_data.load_feature_splits(
+        train=d.train, validation=d.validation, test=d.test, label_column=d.label_column,
+        on_bad_record=d.on_bad_record, seed=config.seed)
+
+
+def feature_datasets(config: ExperimentConfig, splits, normalizer):
+    d = config.data
+    train = tfm_data.features_dataset(normalizer(splits.train.features), splits.train.labels,
+                                      common.batch_size(config, config.trainer),
+                                      shuffle=True, seed=config.seed)
+    evaluation = {name: tfm_data.features_dataset(normalizer(ex.features), ex.labels, d.eval_batch_size,
+                                                  shuffle=False)
+                  for name, ex in (("validation", splits.validation), ("test", splits.test))
+                  if ex is not None and len(ex)}
+    return train, evaluation
+
+
+def train_mlp(run_: common.Run, model=None, model_file: str | None = None) -> dict:
+    """Trains an MLP (or the given `model`, e.g. a frozen trunk with a new head) on feature data."""
+    config = run_.config
+    splits = load_feature_splits(config)
+    normalizer = tfm_data.Normalizer.fit(splits.train.features)
+    normalizer.save(run_.path(common.NORMALIZER_FILE))
+    tfm_data.save_label_names(splits.label_names, run_.path(common.LABELS_FILE))
+    train, evaluation = feature_datasets(config, splits, normalizer)
+    with run_.strategy.scope():
+        if model is None:
+            m = config.model
+            model = tfm_models.build_mlp(splits.train.features.shape[1:], m.hidden_units, splits.num_labels,
+                                         dropout=m.dropout, activation=m.activation)
+        return fit_and_save(run_, model, train, evaluation, len(splits.train), model_file)
+
+
+def train_text_classifier(run_: common.Run) -> dict:
+    config = run_.config
+    splits = common.load_text_splits(config)
+    tfm_data.save_label_names(splits.label_names, run_.path(common.LABELS_FILE))
+    vocab_path = common.ensure_vocab(config, run_.model_dir, splits.train.texts)
+    vocab_size = len(tfm_data.load_vocab(vocab_path))
+    train, evaluation = common.text_datasets(config, splits, vocab_path, config.data.lowercase)
+    with run_.strategy.scope():
+        model = common.build_text_classifier(config, vocab_size, splits.num_labels)
+        return fit_and_save(run_, model, train, evaluation, len(splits.train))
+
+
+def fit_and_save(run_: common.Run, model, train, evaluation: dict, num_train: int,
+                 model_file: str | None = None) -> dict:
+    """Fits with the trainer config, restores the best checkpoint, evaluates and saves."""
+    config, tc = run_.config, run_.config.trainer
+    per_epoch = common.steps_per_epoch(num_train, common.batch_size(config, tc))
+    optimizer = common.make_optimizer(tc, common.total_steps(tc, per_epoch))
+    trainer = common.make_trainer(run_, tc, model, optimizer, run_.model_dir)
+    history = common.fit(trainer, tc, train, evaluation.get("validation"), per_epoch)
+    trainer.restore_best()
+    metrics = common.evaluate_splits(trainer, evaluation)
+    common.save_model(model, model_file or run_.path(common.MODEL_FILE))
+    common.write_json(run_.path(common.METRICS_FILE), metrics)
+    return {"history": history, "metrics": metrics, "model_dir": run_.model_dir}

@@ -36,6 +36,10 @@ def finetune_mlp(run_: common.Run) -> dict:
     source = config.finetune.encoder
     source_file = source if source.endswith(".keras") else os.path.join(source, common.MODEL_FILE)
     splits = train_task.load_feature_splits(config)
+    num_classes = config.finetune.num_classes
+    if num_classes is not None and num_classes < splits.num_labels:
+        raise ConfigError(f"finetune.num_classes={num_classes} is below the {splits.num_labels} labels of "
+                          f"{config.data.train}; allowed: >= {splits.num_labels} or null (from the data)")
     with run_.strategy.scope():
         base = common.load_model(source_file)
         model = tfm_models.replace_head(base, config.finetune.num_classes or splits.num_labels)

@@ -515,6 +515,9 @@ class Normalizer:
 
 def _read_numeric_csv(path, label_column, report):
     """Numeric CSV with a header and a label column; returns (features, label strings)."""
+    if not os.path.isfile(path):
+        raise DataError(path, None, "file does not exist",
+                        "a numeric .csv file, builtin:digits, tfds:<name>[:split]")
     with open(path, "rb") as f:
         text = _decode(f.read())
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)

@@ -8,8 +8,8 @@ from tfmodels.training.optimization import (
     build_learning_rate, build_optimizer)
 from tfmodels.training.precision import PRECISIONS, PrecisionError, apply_precision, resolve_precision
 from tfmodels.training.trainer import (
-    NonFiniteLossError, Trainer, TrainerConfigError, classification_loss_sum, latest_checkpoint,
-    restore_model_weights, unpack_batch)
+    CheckpointRestoreError, NonFiniteLossError, Trainer, TrainerConfigError, classification_loss_sum,
+    latest_checkpoint, restore_model_weights, unpack_batch)
 
 __all__ = [
     "STRATEGY_NAMES", "StrategyError", "get_strategy", "is_chief", "worker_id",
@@ -18,6 +18,6 @@ __all__ = [
     "DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY", "AdamWithExclusions", "OptimizerConfigError",
     "WarmupDecaySchedule", "build_learning_rate", "build_optimizer",
     "PRECISIONS", "PrecisionError", "apply_precision", "resolve_precision",
-    "NonFiniteLossError", "Trainer", "TrainerConfigError", "classification_loss_sum",
-    "latest_checkpoint", "restore_model_weights", "unpack_batch",
+    "CheckpointRestoreError", "NonFiniteLossError", "Trainer", "TrainerConfigError",
+    "classification_loss_sum", "latest_checkpoint", "restore_model_weights", "unpack_batch",
 ]

@@ -36,6 +36,10 @@ class TrainerConfigError(ValueError):
     """A Trainer argument is invalid."""
 
 
+class CheckpointRestoreError(ValueError):
+    """The latest checkpoint of model_dir cannot be restored (corrupt, or another model's)."""
+
+
 class NonFiniteLossError(ValueError):
     """The training loss became NaN or Inf; no checkpoint was written for the bad state."""
 
@@ -542,7 +546,14 @@ class Trainer:
             return None
         path = tf.train.latest_checkpoint(self.model_dir)
         if path:
-            self._checkpoint.restore(path).expect_partial()
+            try:
+                self._checkpoint.restore(path).expect_partial()
+            except (ValueError, IndexError, tf.errors.OpError) as error:
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise CheckpointRestoreError(
+                    f"{path}: cannot resume from this checkpoint ({reason}); it is corrupt or from "
+                    f"a different model: delete it to resume from an older one, or use a new "
+                    f"model_dir") from error
             logger.info("Resumed from %s at step %d", path, int(self.global_step.numpy()))
         return path
 

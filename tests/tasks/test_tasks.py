@@ -85,3 +85,17 @@ def test_pipeline_end_to_end_on_a_tiny_config(tmp_path):
         assert set(probabilities) == {"negative", "positive"}
         assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-4)
     assert os.path.isdir(results["export"])
+    check_predict_binary(results["export"])
+
+
+def check_predict_binary(export_dir):
+    """The predict binary answers raw Chinese text through the export, as JSON lines."""
+    import subprocess
+    import sys
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "trainers.predict", f"--model={export_dir}", "--text=这是一部非常好的电影！"],
+        cwd=REPO, env=env, capture_output=True, text=True, input="这部电影太差了，不值得一看。\n", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    assert line["input"] == "这是一部非常好的电影！" and line["label"] in ("negative", "positive")

@@ -25,10 +25,10 @@ flags.mark_flag_as_required("model")
 
 def main(argv):
     del argv
-    from tfmodels.tasks import predict
+    from tfmodels.export import run_predict
     F = common.FLAGS
-    predict.run(F.model, texts=F.text, input_file=F.input_file, column=F.column,
-                batch_size=F.batch_size, output=F.output, stdin=sys.stdin)
+    run_predict(F.model, texts=F.text or None, input_file=F.input_file, column=F.column,
+                output=F.output, batch_size=F.batch_size, stdin=sys.stdin)
 
 
 def console_main():

@@ -126,8 +126,11 @@ def save_vocab(vocab, path):
     if bad:
         raise ValueError(f"{path}: tokens {bad[:3]!r} are empty or contain whitespace at "
                          f"the ends/newlines; a vocab.txt line must be one non-empty token")
-    with open(path, "w", encoding="utf-8") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
         f.write("".join(token + "\n" for token in vocab))
+    os.replace(tmp, path)  # never a half-written vocab.txt
     return path
 
 

@@ -413,7 +413,9 @@ class Trainer:
                 stats[name] += value
         if self._own_clipnorm:
             gradients = self._clip_across_replicas(context, gradients)
-        self.optimizer.apply(gradients, variables)
+        # Variables the loss does not reach (e.g. the BERT pooler under mean pooling) get no update.
+        present = [(g, v) for g, v in zip(gradients, variables) if g is not None]
+        self.optimizer.apply([g for g, _ in present], [v for _, v in present])
         return stats
 
     def _clip_across_replicas(self, context, gradients):

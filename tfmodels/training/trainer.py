@@ -557,6 +557,8 @@ class Trainer:
                     f"a different model: delete it to resume from an older one, or use a new "
                     f"model_dir") from error
             logger.info("Resumed from %s at step %d", path, int(self.global_step.numpy()))
+            if self.verbose:  # a resumed run says so on its console, not only in the logs
+                print(f"resumed from {path} at step {int(self.global_step.numpy())}", flush=True)
         return path
 
     def _save(self):

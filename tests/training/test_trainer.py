@@ -56,8 +56,8 @@ def test_fit_calls_callbacks_and_writes_checkpoints_and_summaries(tmp_path):
     assert history["loss"][-1] < history["loss"][0]
     assert len(history["val_macro_f1"]) == 3
     assert recorder.calls[0] == "train_begin" and recorder.calls[-1] == "train_end"
-    assert recorder.calls[2] == "epoch_end_0:accuracy,loss,val_accuracy,val_loss,val_macro_f1," \
-                                "val_macro_precision,val_macro_recall"
+    assert recorder.calls[2] == "epoch_end_0:accuracy,examples_per_second,loss,step_time_seconds," \
+                                "val_accuracy,val_loss,val_macro_f1,val_macro_precision,val_macro_recall"
     assert recorder.batches == 18
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-18")
     assert tf.train.latest_checkpoint(str(tmp_path / "best"))

@@ -1,0 +1,202 @@
+"""Shared pieces of the benchmarks: model sizes, timing, FLOP formulas, machine description."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import statistics
+
+SEQUENCE_LENGTH = 128
+BATCH_SIZE = 32
+NUM_CLASSES = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSize:
+    """A BERT encoder size measured by the training benchmarks.
+
+    Args:
+        name: str. Row label, e.g. "mini".
+        num_layers: int. L.
+        hidden_dim: int. H.
+        num_heads: int. A.
+    """
+
+    name: str
+    num_layers: int
+    hidden_dim: int
+    num_heads: int
+
+    @property
+    def intermediate_dim(self) -> int:
+        return 4 * self.hidden_dim
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (L{self.num_layers}/H{self.hidden_dim}/A{self.num_heads})"
+
+    def encoder_kwargs(self) -> dict:
+        return {"num_layers": self.num_layers, "hidden_dim": self.hidden_dim,
+                "num_heads": self.num_heads, "intermediate_dim": self.intermediate_dim}
+
+
+SIZES = {
+    "mini": ModelSize("mini", 4, 256, 4),
+    "wide": ModelSize("wide", 4, 768, 12),
+}
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+def layer_params(size: ModelSize) -> int:
+    """Parameters of the transformer layers (Q/K/V/O, feed-forward, layer norms), no embeddings."""
+    h, i = size.hidden_dim, size.intermediate_dim
+    per_layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 2 * (2 * h)
+    return size.num_layers * per_layer
+
+
+def train_flops_per_step(size: ModelSize, batch_size: int, sequence_length: int, task: str,
+                         vocabulary_size: int = 0, max_predictions: int = 0) -> float:
+    """Model FLOPs of one training step (forward + backward).
+
+    6 * N * B * S for the dense layers (N = non-embedding transformer-layer parameters),
+    + 12 * L * H * S^2 * B for attention scores and weighted sums (2 matmuls of 2*S^2*H
+    forward, x3 with the backward pass),
+    + for classification 6 * (H^2 + H*C) * B (pooler and head on [CLS]),
+    + for masked LM 6 * (H^2 + H*V) * B * P (MLM transform and tied output projection at the
+    P masked positions).
+
+    Args:
+        size: ModelSize.
+        batch_size: int. B.
+        sequence_length: int. S.
+        task: str. "classification" or "mlm".
+        vocabulary_size: int. V (mlm only).
+        max_predictions: int. P (mlm only).
+    """
+    h, s, b = size.hidden_dim, sequence_length, batch_size
+    flops = 6.0 * layer_params(size) * b * s + 12.0 * size.num_layers * h * s * s * b
+    if task == "mlm":
+        flops += 6.0 * (h * h + h * vocabulary_size) * b * max_predictions
+    else:
+        flops += 6.0 * (h * h + h * NUM_CLASSES) * b
+    return flops
+
+
+def step_times(events, warmup: int):
+    """Per-step seconds from (step index, perf_counter) events, skipping `warmup` events.
+
+    Several steps in one call (steps_per_execution) are spread evenly over their interval.
+
+    Args:
+        events: list of (int, float). Step index at the end of a call and the time it ended.
+        warmup: int. Calls ignored at the start (tracing, warm caches).
+    """
+    times = []
+    kept = events[warmup:]
+    for (step_a, time_a), (step_b, time_b) in zip(kept, kept[1:]):
+        steps = max(step_b - step_a, 1)
+        times.extend([(time_b - time_a) / steps] * steps)
+    return times
+
+
+def summarize_steps(times, batch_size: int, tokens_per_batch: float, flops_per_step: float = 0.0):
+    """Throughput figures from per-step times (median-based, robust on a shared machine).
+
+    Args:
+        times: list of float. Seconds per step after warm-up.
+        batch_size: int. Examples per step.
+        tokens_per_batch: float. Tokens per step (real, non-padding tokens).
+        flops_per_step: float. Model FLOPs per step; 0 leaves flops_per_second at 0.
+    """
+    if not times:
+        raise ValueError("times is empty; run more steps than warm-up steps")
+    median = statistics.median(times)
+    mean = sum(times) / len(times)
+    return {
+        "timed_steps": len(times),
+        "median_step_s": median,
+        "mean_step_s": mean,
+        "examples_per_s": batch_size / median,
+        "tokens_per_s": tokens_per_batch / median,
+        "flops_per_s": flops_per_step / median if flops_per_step else 0.0,
+    }
+
+
+def percentile(values, q: float) -> float:
+    """The q-th percentile (0-100) by linear interpolation."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("values is empty")
+    position = (len(ordered) - 1) * q / 100.0
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (or platform.processor())."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_flags_of_interest() -> list[str]:
+    """The vector / bfloat16 flags of the CPU that matter for these benchmarks."""
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni")
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return [flag for flag in wanted if flag in flags]
+    except OSError:
+        pass
+    return []
+
+
+def load_average() -> tuple[float, float, float]:
+    """The 1, 5 and 15 minute load averages."""
+    try:
+        return os.getloadavg()
+    except OSError:
+        return (float("nan"),) * 3
+
+
+def versions() -> dict:
+    """Versions of Python and the libraries compared (None when not installed)."""
+    import importlib.metadata as metadata
+
+    found = {"python": platform.python_version()}
+    for package in ("tensorflow", "keras", "keras-hub", "tensorflow-text", "numpy", "torch",
+                    "transformers"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def machine_info() -> dict:
+    """CPU model, core count, flags, load average now and the environment knobs that matter."""
+    return {
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
+        "cpu_flags": cpu_flags_of_interest(),
+        "load_average": load_average(),
+        "platform": platform.platform(),
+        "env": {key: os.environ.get(key) for key in (
+            "TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+            "TF_NUM_INTEROP_THREADS")},
+    }
+
+
+def ratio(numerator, denominator):
+    """numerator / denominator, or None when either is missing or the denominator is 0."""
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator

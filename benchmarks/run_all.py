@@ -184,13 +184,29 @@ def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, work
     return results
 
 
+def render_from(json_path, output):
+    """Rewrites `output` from the raw results of an earlier run (no measurement)."""
+    from benchmarks import report, targets
+
+    with open(json_path, encoding="utf-8") as f:
+        results = json.load(f)
+    checks = targets.evaluate_targets(results)
+    with open(output, "w", encoding="utf-8") as f:
+        f.write(report.render(results, checks))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Run all tfmodels benchmarks, rewrite BENCHMARKS.md")
     parser.add_argument("--quick", action="store_true", help="smoke run with tiny step counts")
     parser.add_argument("--output", default="BENCHMARKS.md", help="markdown file to rewrite")
     parser.add_argument("--json", dest="json_path", default=None, help="also write raw JSON")
     parser.add_argument("--skip_hf", action="store_true", help="leave out transformers/torch")
+    parser.add_argument("--render_from", default=None,
+                        help="only re-render --output from a JSON file written by --json")
     args = parser.parse_args(argv)
+    if args.render_from:
+        render_from(args.render_from, args.output)
+        return 0
     run(quick=args.quick, output=args.output, skip_hf=args.skip_hf, json_path=args.json_path)
     return 0
 

@@ -73,6 +73,7 @@ class BinaryServer:
 
     def close(self):
         self.process.stdin.close()
+        self.process.kill()  # TensorFlow's interpreter shutdown takes seconds; nothing is left to flush
         self.process.wait(timeout=30)
 
 

@@ -252,7 +252,8 @@ Same `keras_hub.models.BertBackbone` configuration on every TensorFlow row (voca
 tfmodels uses the binaries' code path (`tasks.common.make_optimizer` + `Trainer`, no model_dir);
 keras-hub uses `BertTextClassifier` / `BertMaskedLM` `.fit` with `jit_compile=False` (Keras'
 default on a CPU-only machine); Hugging Face uses `BertForSequenceClassification` with the
-same sizes in PyTorch on the CPU (bf16 through `torch.autocast`).
+same sizes in PyTorch on the CPU (bf16 through `torch.autocast`; precisions measured:
+{', '.join(settings.get('hf_precisions', ['float32', 'mixed_bfloat16']))}).
 
 {_training(results)}
 

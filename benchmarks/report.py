@@ -90,10 +90,34 @@ def _training(results):
 
 
 def _peak(results):
-    rows = [[p["precision"], f"{p['n']}³", _f(p["best_gflops"], 0), _f(p["median_gflops"], 0),
-             p["repeats"]] for p in results["peak"]]
-    return _table(["precision", "tf.matmul", "best GFLOP/s (peak used for MFU)",
-                   "median GFLOP/s", "calls"], rows)
+    rows = [[when, p["precision"], f"{p['n']}³", _f(p["best_gflops"], 0),
+             _f(p["median_gflops"], 0), p["repeats"]]
+            for when, key in (("start", "peak"), ("after training", "peak_end"))
+            for p in results.get(key, [])]
+    return _table(["measured", "precision", "tf.matmul", "best GFLOP/s",
+                   "median GFLOP/s", "calls"], rows) + (
+        "\n\nMFU uses the highest best-of-calls figure of the run in the same precision.")
+
+
+def _reliability(results):
+    """A warning paragraph when the shared machine's load makes this run's figures unreliable."""
+    cores = results["machine"]["cores"] or 1
+    loads = list(results["machine"]["load_average"]) + list(results["machine_end"]["load_average"])
+    notes = []
+    if max(loads) > cores:
+        notes.append(f"the load average reached {max(loads):.1f} on {cores} cores, so other "
+                     "jobs took a large and changing share of the CPU while this ran")
+    mfus = [row.get("mfu") for row in results["training"] if row.get("mfu")]
+    if mfus and max(mfus) > 1.0:
+        notes.append(f"some MFU values exceed 1 (up to {max(mfus):.2f}): the matmul peak was "
+                     "measured under heavier load than those training steps, so MFU here is "
+                     "not meaningful")
+    if not notes:
+        return ""
+    return ("> **This run is not a reliable measurement**: " + "; ".join(notes) + ". Ratios "
+            "between two sides measured back to back are the most usable figures, but even "
+            "they move a lot between runs; PASS/MISS below reflects this run only. Re-run "
+            "`make bench` on an otherwise idle machine for figures to rely on.\n")
 
 
 def _pipeline(results):
@@ -241,6 +265,7 @@ steps per measurement ({settings['wide_warmup']} + {settings['wide_timed_steps']
 
 {_machine(results)}
 
+{_reliability(results)}
 ## Targets (issue 7; ratios within this run)
 
 {_targets(checks)}

@@ -58,11 +58,12 @@ class DataConfig:
     vocab_size: int = 8000
     lowercase: bool = True
     sequence_length: int = 128
+    pretrain_sequence_length: int | None = None  # masked-LM windows; None uses sequence_length
     batch_size: int = 32
     eval_batch_size: int = 128
     dynamic_padding: bool = True
     mask_rate: float = 0.15
-    max_predictions: int = 20
+    max_predictions: int | None = None  # None: ceil(mask_rate x sequence length)
     whole_word_masking: bool = False
     cache: bool = True
     limit: int | None = None  # at most this many examples per split / corpus lines (smoke tests)
@@ -81,6 +82,7 @@ class ModelConfig:
     max_sequence_length: int = 512
     dropout: float = 0.1
     pooling: str = "mean"
+    pretrain_embedding_init: str = "random"  # or "cooccurrence": PPMI-SVD token vectors before masked-LM
     hidden_units: list[int] = dataclasses.field(default_factory=lambda: [256])
     activation: str = "relu"
     embedding_dim: int = 128
@@ -96,7 +98,7 @@ class TrainerConfig:
     learning_rate: float = 1e-3
     head_learning_rate_multiplier: float = 1.0
     weight_decay: float = 0.01
-    warmup_steps: int = 0
+    warmup_steps: int = 0  # when > 0 it wins over warmup_fraction
     warmup_fraction: float = 0.0
     decay: str = "linear"
     clipnorm: float | None = 1.0
@@ -171,6 +173,7 @@ _CHOICES = {
     "data.on_bad_record": ALLOWED_BAD_RECORD_POLICIES,
     "model.kind": ALLOWED_MODEL_KINDS,
     "model.pooling": ALLOWED_POOLINGS,
+    "model.pretrain_embedding_init": ("random", "cooccurrence"),
     "pretrain.optimizer": ALLOWED_OPTIMIZERS,
     "pretrain.decay": ALLOWED_DECAYS,
     "trainer.optimizer": ALLOWED_OPTIMIZERS,

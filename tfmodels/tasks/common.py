@@ -252,7 +252,8 @@ def total_steps(tc: TrainerConfig, steps_per_epoch_: int) -> int:
 def make_optimizer(tc: TrainerConfig, total: int, learning_rate: float | None = None):
     return tfm_training.build_optimizer(
         name=tc.optimizer, learning_rate=tc.learning_rate if learning_rate is None else learning_rate,
-        weight_decay=tc.weight_decay, warmup_steps=tc.warmup_steps, warmup_fraction=tc.warmup_fraction,
+        weight_decay=tc.weight_decay, warmup_steps=tc.warmup_steps,
+        warmup_fraction=None if tc.warmup_steps else tc.warmup_fraction,
         decay=tc.decay, total_steps=total, clipnorm=tc.clipnorm,
         lr_multipliers={HEAD_VARIABLES: tc.head_learning_rate_multiplier}
         if tc.head_learning_rate_multiplier != 1.0 else None)

@@ -30,15 +30,31 @@ def run(config: ExperimentConfig, model_dir: str | None = None) -> dict:
 def mlm_datasets(config: ExperimentConfig, texts, tokenizer):
     """Train and held-out masked-LM datasets; the held-out part is every 100th line."""
     d = config.data
+    sequence_length = d.pretrain_sequence_length or d.sequence_length
     heldout = texts[::100]
     train_texts = [t for i, t in enumerate(texts) if i % 100]
     kwargs = dict(mask_rate=d.mask_rate, max_predictions=d.max_predictions, whole_word=d.whole_word_masking)
-    train = tfm_data.mlm_dataset(train_texts, tokenizer, d.sequence_length, common.batch_size(config, config.pretrain),
+    train = tfm_data.mlm_dataset(train_texts, tokenizer, sequence_length, common.batch_size(config, config.pretrain),
                                  shuffle=True,
                                  repeat=True, seed=config.seed, **kwargs)
-    evaluation = tfm_data.mlm_dataset(heldout, tokenizer, d.sequence_length, d.eval_batch_size, shuffle=False,
+    evaluation = tfm_data.mlm_dataset(heldout, tokenizer, sequence_length, d.eval_batch_size, shuffle=False,
                                       repeat=False, seed=config.seed, **kwargs)
     return train, evaluation, len(train_texts)
+
+
+def init_token_embeddings(encoder, texts, tokenizer, seed: int) -> None:
+    """Replaces random token embeddings by PPMI-SVD co-occurrence vectors of the corpus."""
+    import numpy as np
+    from tfmodels.data.cooccurrence import cooccurrence_vectors
+    sequences = []
+    for start in range(0, len(texts), 4096):
+        ids = tokenizer(texts[start:start + 4096])  # a list of id lists for a list of texts
+        sequences.extend(ids.to_list() if hasattr(ids, "to_list") else ids)
+    table = encoder.token_embedding.embeddings
+    vectors, has_vector = cooccurrence_vectors(sequences, table.shape[0], table.shape[1], seed=seed)
+    table.assign(np.where(has_vector[:, None], vectors, table.numpy()))
+    print(f"token embeddings initialized from co-occurrence statistics ({int(has_vector.sum()):,} of "
+          f"{len(has_vector):,} tokens)", flush=True)
 
 
 def pretrain_encoder(run_: common.Run, texts, vocab_path: str) -> dict:
@@ -49,6 +65,8 @@ def pretrain_encoder(run_: common.Run, texts, vocab_path: str) -> dict:
         raise common.ConfigError("pretrain.steps must be set: masked-LM pretraining runs a number of steps")
     with run_.strategy.scope():
         encoder = common.build_encoder(config, tokenizer.vocabulary_size())
+        if config.model.pretrain_embedding_init == "cooccurrence":
+            init_token_embeddings(encoder, texts, tokenizer, config.seed)
         model = tfm_models.build_bert_pretrainer(encoder)
         optimizer = common.make_optimizer(tc, tc.steps)
         trainer = common.make_trainer(run_, tc, model, optimizer, run_.model_dir, task="mlm", best_metric=None)

@@ -675,6 +675,9 @@ class Trainer:
                 val = self.evaluate(validation_data)
                 logs.update({f"val_{k}": v for k, v in val.items() if k != "confusion_matrix"})
                 self._write_scalars(writers.get("validation"), val)
+                if self.verbose:
+                    values = " ".join(f"{k}={v:.4g}" for k, v in val.items() if np.isscalar(v))
+                    print(f"epoch {epoch + 1}/{epochs} validation: {values}", flush=True)
             if completed:
                 self.epoch.assign_add(1)
             self._save()

@@ -32,3 +32,8 @@ def test_tokens_in_the_same_contexts_get_similar_vectors():
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-9)
     assert unit[5] @ unit[6] > unit[5] @ unit[7]
     assert abs(vectors[has_vector].std() - 0.02) < 1e-3
+
+
+def test_vocabulary_smaller_than_dim_pads_with_zeros():
+    vectors, has_vector = cooccurrence_vectors([[1, 2, 3, 1, 2]], vocabulary_size=4, dim=8, window=1)
+    assert vectors.shape == (4, 8) and not vectors[:, 3:].any()

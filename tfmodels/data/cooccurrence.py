@@ -69,8 +69,10 @@ def cooccurrence_vectors(sequences, vocabulary_size, dim, window=2, target_std=0
     """
     from sklearn.utils.extmath import randomized_svd
     matrix = ppmi(cooccurrence_counts(sequences, vocabulary_size, window))
-    u, s, _ = randomized_svd(matrix, n_components=dim, random_state=seed)
-    vectors = u * np.sqrt(s)
+    components = min(dim, vocabulary_size - 1)  # a tiny vocabulary has fewer directions than dim
+    u, s, _ = randomized_svd(matrix, n_components=components, random_state=seed)
+    vectors = np.zeros((vocabulary_size, dim))
+    vectors[:, :components] = u * np.sqrt(s)
     has_vector = np.asarray(matrix.getnnz(axis=1) > 0)
     scale = vectors[has_vector].std() if has_vector.any() else 1.0
     vectors = (vectors / max(scale, 1e-12) * target_std).astype(np.float32)

@@ -6,6 +6,8 @@ import os
 import platform
 import statistics
 
+from tfmodels.models.variants import BertVariant
+
 SEQUENCE_LENGTH = 128
 BATCH_SIZE = 32
 NUM_CLASSES = 2
@@ -28,16 +30,20 @@ class ModelSize:
     num_heads: int
 
     @property
+    def variant(self) -> BertVariant:
+        """The same sizes as the library's variant type (one place for intermediate_dim)."""
+        return BertVariant(self.num_layers, self.hidden_dim, self.num_heads)
+
+    @property
     def intermediate_dim(self) -> int:
-        return 4 * self.hidden_dim
+        return self.variant.intermediate_dim
 
     @property
     def label(self) -> str:
         return f"{self.name} (L{self.num_layers}/H{self.hidden_dim}/A{self.num_heads})"
 
     def encoder_kwargs(self) -> dict:
-        return {"num_layers": self.num_layers, "hidden_dim": self.hidden_dim,
-                "num_heads": self.num_heads, "intermediate_dim": self.intermediate_dim}
+        return self.variant.as_kwargs()
 
 
 SIZES = {

@@ -46,8 +46,22 @@ class TextExamples:
         return np.bincount(self.labels, minlength=num_labels).tolist()
 
 
+class _SplitsMixin:
+    """What train/validation/test containers share: label count and the present splits."""
+
+    @property
+    def num_labels(self):
+        """Number of labels in the label vocabulary."""
+        return len(self.label_names)
+
+    def splits(self):
+        """Returns {split name: examples} for the splits that are present."""
+        return {name: getattr(self, name) for name in SPLIT_NAMES
+                if getattr(self, name) is not None}
+
+
 @dataclasses.dataclass
-class TextSplits:
+class TextSplits(_SplitsMixin):
     """Train/validation/test text classification examples with their label names.
 
     Args:
@@ -64,16 +78,6 @@ class TextSplits:
     label_names: list = dataclasses.field(default_factory=list)
     stats: dict = dataclasses.field(default_factory=dict)
     report: object = None
-
-    @property
-    def num_labels(self):
-        """Number of labels in the label vocabulary."""
-        return len(self.label_names)
-
-    def splits(self):
-        """Returns {split name: TextExamples} for the splits that are present."""
-        return {name: getattr(self, name) for name in SPLIT_NAMES
-                if getattr(self, name) is not None}
 
     def counts(self):
         """Returns {split: {"total": n, label name: n, ...}}."""
@@ -108,7 +112,7 @@ class FeatureExamples:
 
 
 @dataclasses.dataclass
-class FeatureSplits:
+class FeatureSplits(_SplitsMixin):
     """Train/validation/test numeric feature examples.
 
     Args:
@@ -125,16 +129,6 @@ class FeatureSplits:
     label_names: list = dataclasses.field(default_factory=list)
     stats: dict = dataclasses.field(default_factory=dict)
     report: object = None
-
-    @property
-    def num_labels(self):
-        """Number of labels."""
-        return len(self.label_names)
-
-    def splits(self):
-        """Returns {split name: FeatureExamples} for the splits that are present."""
-        return {name: getattr(self, name) for name in SPLIT_NAMES
-                if getattr(self, name) is not None}
 
 
 def stratified_split(labels, fractions=(0.8, 0.1, 0.1), seed=42):

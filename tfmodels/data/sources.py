@@ -84,6 +84,35 @@ def _validated_record(values, columns, source, line, report):
     return _Record(texts[0], texts[1], label, source, line)
 
 
+def _csv_rows(reader, num_fields, path, report, quoting_allowed):
+    """Yields (first line number, row) of well-formed CSV records after the header.
+
+    Blank lines are not records; unparsable and ragged rows go to `report` (which raises under
+    on_bad_record="error") and are not yielded.
+    """
+    end_line = reader.line_num
+    while True:
+        start_line = end_line + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            end_line = reader.line_num
+            report.records_read += 1
+            report.bad("bad_quoting", path, start_line, f"unparsable row ({e})", quoting_allowed)
+            continue
+        end_line = reader.line_num
+        if not row:  # blank line: not a record
+            continue
+        report.records_read += 1
+        if len(row) != num_fields:
+            report.bad("ragged_row", path, start_line, f"row has {len(row)} fields, header "
+                       f"has {num_fields}", f"{num_fields} fields")
+            continue
+        yield start_line, row
+
+
 def _read_delimited(path, delimiter, columns, report):
     """CSV/TSV with a header row; csv module quoting, quoted newlines, BOM and CRLF."""
     with open(path, "rb") as f:
@@ -97,27 +126,9 @@ def _read_delimited(path, delimiter, columns, report):
         raise DataError(path, 1, f"header row unreadable ({e})", "a CSV header row") from None
     header = [h.strip() for h in header]
     _check_columns(path, header, columns)
-    records, end_line = [], reader.line_num
-    while True:
-        start_line = end_line + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            end_line = reader.line_num
-            report.records_read += 1
-            report.bad("bad_quoting", path, start_line, f"unparsable row ({e})",
-                       "fields quoted with \" and doubled \"\" inside quotes")
-            continue
-        end_line = reader.line_num
-        if not row:  # blank line: not a record
-            continue
-        report.records_read += 1
-        if len(row) != len(header):
-            report.bad("ragged_row", path, start_line, f"row has {len(row)} fields, header "
-                       f"has {len(header)}", f"{len(header)} fields")
-            continue
+    records = []
+    quoting = "fields quoted with \" and doubled \"\" inside quotes"
+    for start_line, row in _csv_rows(reader, len(header), path, report, quoting):
         record = _validated_record(dict(zip(header, row)), columns, path, start_line, report)
         if record:
             records.append(record)
@@ -526,27 +537,8 @@ def _read_numeric_csv(path, label_column, report):
         raise DataError(path, 1, "missing header row", "a CSV header row")
     _check_columns(path, header, [label_column])
     label_index = header.index(label_column)
-    rows, labels, end_line = [], [], reader.line_num
-    while True:
-        start_line = end_line + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            end_line = reader.line_num
-            report.records_read += 1
-            report.bad("bad_quoting", path, start_line, f"unparsable row ({e})",
-                       "plain numeric fields")
-            continue
-        end_line = reader.line_num
-        if not row:
-            continue
-        report.records_read += 1
-        if len(row) != len(header):
-            report.bad("ragged_row", path, start_line, f"row has {len(row)} fields, header "
-                       f"has {len(header)}", f"{len(header)} fields")
-            continue
+    rows, labels = [], []
+    for start_line, row in _csv_rows(reader, len(header), path, report, "plain numeric fields"):
         label = row[label_index].strip()
         if not label:
             report.bad("missing_label", path, start_line, f"label column {label_column!r} "

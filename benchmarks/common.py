@@ -6,8 +6,6 @@ import os
 import platform
 import statistics
 
-from tfmodels.models.variants import BertVariant
-
 SEQUENCE_LENGTH = 128
 BATCH_SIZE = 32
 NUM_CLASSES = 2
@@ -16,6 +14,9 @@ NUM_CLASSES = 2
 @dataclasses.dataclass(frozen=True)
 class ModelSize:
     """A BERT encoder size measured by the training benchmarks.
+
+    Kept apart from `tfmodels.models.BertVariant` on purpose: the PyTorch worker imports this
+    module, and importing `tfmodels.models` would load TensorFlow into it.
 
     Args:
         name: str. Row label, e.g. "mini".
@@ -30,20 +31,16 @@ class ModelSize:
     num_heads: int
 
     @property
-    def variant(self) -> BertVariant:
-        """The same sizes as the library's variant type (one place for intermediate_dim)."""
-        return BertVariant(self.num_layers, self.hidden_dim, self.num_heads)
-
-    @property
     def intermediate_dim(self) -> int:
-        return self.variant.intermediate_dim
+        return 4 * self.hidden_dim
 
     @property
     def label(self) -> str:
         return f"{self.name} (L{self.num_layers}/H{self.hidden_dim}/A{self.num_heads})"
 
     def encoder_kwargs(self) -> dict:
-        return self.variant.as_kwargs()
+        return {"num_layers": self.num_layers, "hidden_dim": self.hidden_dim,
+                "num_heads": self.num_heads, "intermediate_dim": self.intermediate_dim}
 
 
 SIZES = {

@@ -100,6 +100,17 @@ def _trim_to_longest(features):
     return {key: value[:, :longest] for key, value in features.items()}
 
 
+def _cache_shuffle_repeat(dataset, cache, shuffle, size, seed, repeat):
+    """Caches, fully reshuffles every epoch with a seed, and repeats, each when asked."""
+    if cache:
+        dataset = dataset.cache()
+    if shuffle:
+        dataset = dataset.shuffle(size, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    return dataset
+
+
 def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
                            shuffle=True, seed=42, repeat=False, cache=True,
                            deterministic=True, drop_remainder=False, dynamic_padding=False,
@@ -141,12 +152,7 @@ def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
     labels = tf.data.Dataset.from_tensor_slices(examples.labels.astype(np.int32))
     dataset = tf.data.Dataset.zip((tokens, labels))
     dataset, batch_size = _shard(dataset, shard, input_context, batch_size)
-    if cache:
-        dataset = dataset.cache()
-    if shuffle:
-        dataset = dataset.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
+    dataset = _cache_shuffle_repeat(dataset, cache, shuffle, len(examples), seed, repeat)
     dataset = dataset.ragged_batch(batch_size, drop_remainder=drop_remainder)
 
     def to_features(segments_batch, labels_batch):
@@ -401,11 +407,6 @@ def features_dataset(features, labels, batch_size, *, shuffle=True, seed=42, rep
         features = normalizer(features)
     dataset = tf.data.Dataset.from_tensor_slices(({"features": features}, labels))
     dataset, batch_size = _shard(dataset, shard, input_context, batch_size)
-    if cache:
-        dataset = dataset.cache()
-    if shuffle:
-        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
+    dataset = _cache_shuffle_repeat(dataset, cache, shuffle, len(labels), seed, repeat)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return _apply_options(dataset.prefetch(AUTOTUNE), deterministic)

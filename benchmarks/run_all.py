@@ -164,13 +164,19 @@ def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, work
     results["pipeline"] = [pipeline.measure_pipeline(kind, assets,
                                                      timed_batches=settings["pipeline_batches"])
                            for kind in ("classification", "mlm")]
-    _log("dynamic vs fixed padding")
+    _log("batching of the real reviews: fixed, dynamic padding, length buckets")
     from tfmodels.data import make_tokenizer
     results["review_lengths"] = speed.review_length_stats(assets, make_tokenizer(
         assets.vocab_path))
-    results["padding"] = [speed.measure_padding(assets, dynamic, warmup=settings["warmup"],
-                                                timed_steps=settings["padding_steps"])
-                          for dynamic in (False, True)]
+    results["batching"] = [speed.measure_batching(assets, mode, warmup=settings["warmup"],
+                                                  timed_steps=settings["padding_steps"])
+                           for mode in speed.BATCHING_MODES]
+    if settings["speed_knobs"]:
+        _log("thread-pool sizes (child processes)")
+        results["threads"] = [speed.measure_threads(inter, intra, assets.vocabulary_size,
+                                                    warmup=settings["warmup"],
+                                                    timed_steps=settings["timed_steps"])
+                              for inter, intra in speed.THREAD_SETTINGS]
     _log("MLP")
     results["mlp"] = mlp.measure_mlp(timed_steps=settings["mlp_steps"])
     _log("serving")

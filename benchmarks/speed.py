@@ -1,12 +1,29 @@
-"""Speed-work measurements: dynamic padding on real review lengths (the other knobs, bf16,
-steps_per_execution and XLA, are rows of the training table run by run_all)."""
+"""Speed-work measurements: batching of the real reviews (fixed length, dynamic padding, length
+buckets) and TensorFlow thread-pool sizes (the other knobs, bf16, steps_per_execution and XLA,
+are rows of the training table run by run_all)."""
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
 
 from benchmarks import common
 from benchmarks.training import train_tfmodels
+
+# Batching modes compared on the real reviews: name -> classification_dataset arguments.
+# The bucket boundaries are the ones configs/base/sentiment_zh_data.yaml ships.
+REVIEW_BUCKETS = [24, 32, 48, 64, 96]
+BATCHING_MODES = {
+    "fixed": {"dynamic_padding": False},
+    "dynamic": {"dynamic_padding": True},
+    "buckets": {"dynamic_padding": True, "length_buckets": REVIEW_BUCKETS},
+}
+# (inter-op, intra-op) thread-pool sizes compared; 0 is TensorFlow's default (one per core).
+THREAD_SETTINGS = ((0, 0), (1, 0), (0, 1), (1, 1))
 
 
 def review_length_stats(assets, tokenizer, limit=5000):
@@ -19,21 +36,31 @@ def review_length_stats(assets, tokenizer, limit=5000):
         "reviews": int(len(lengths))}
 
 
-def measure_padding(assets, dynamic_padding, size=common.SIZES["mini"],
-                    precision="mixed_bfloat16", batch_size=32, sequence_length=128, warmup=5,
-                    timed_steps=20):
-    """Trainer throughput on the real reviews with fixed (L=128) or dynamic padding.
+def padded_share(dataset, batches):
+    """Share of real (non-padding) tokens among the positions of the first `batches` batches."""
+    real = total = 0
+    for features, _ in dataset.take(batches):
+        mask = features["padding_mask"].numpy()
+        real, total = real + int(mask.sum()), total + mask.size
+    return real / total
 
-    Step times vary with the batch's longest review, so throughput uses the mean step time.
+
+def measure_batching(assets, mode, size=common.SIZES["mini"], precision="mixed_bfloat16",
+                     batch_size=32, sequence_length=128, warmup=5, timed_steps=20):
+    """Trainer throughput on the real reviews with one batching mode of BATCHING_MODES.
+
+    Step times vary with each batch's width, so throughput uses the mean step time, and the
+    untimed warm-up lets retracing for new shapes settle.
 
     Args:
         assets: pipeline.TextAssets.
-        dynamic_padding: bool. classification_dataset(dynamic_padding=...).
+        mode: str. "fixed" (always L), "dynamic" (each batch padded to its longest) or
+            "buckets" (batches of one length bucket, padded to their longest).
         size: common.ModelSize. Defaults to mini.
         precision: str. Defaults to "mixed_bfloat16".
         batch_size: int. Defaults to 32.
         sequence_length: int. Defaults to 128.
-        warmup: int. Untimed calls (retracing for new shapes settles). Defaults to 5.
+        warmup: int. Untimed calls. Defaults to 5.
         timed_steps: int. Defaults to 20.
     """
     from tfmodels.data import classification_dataset, make_tokenizer
@@ -44,15 +71,63 @@ def measure_padding(assets, dynamic_padding, size=common.SIZES["mini"],
     try:
         tokenizer = make_tokenizer(assets.vocab_path)
         data = classification_dataset(assets.train, tokenizer, sequence_length, batch_size,
-                                      repeat=True, dynamic_padding=dynamic_padding)
+                                      repeat=True, **BATCHING_MODES[mode])
         steps = warmup + 1 + timed_steps
-        events, trainer = train_tfmodels("classification", size, data, steps,
-                                         tokenizer.vocabulary_size())
+        events, _ = train_tfmodels("classification", size, data, steps,
+                                   tokenizer.vocabulary_size())
+        real_share = padded_share(data, 200)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     times = common.step_times(events, warmup)
     mean = sum(times) / len(times)
-    return {"dynamic_padding": dynamic_padding, "size": size.name, "precision": precision,
+    return {"mode": mode, "size": size.name, "precision": precision,
             "batch_size": batch_size, "sequence_length": sequence_length,
-            "timed_steps": len(times), "mean_step_s": mean, "median_step_s": float(
-                np.median(times)), "examples_per_s": batch_size / mean}
+            "timed_steps": len(times), "mean_step_s": mean,
+            "median_step_s": float(np.median(times)), "examples_per_s": batch_size / mean,
+            "real_token_share": real_share}
+
+
+def measure_threads(inter_op, intra_op, vocabulary_size, warmup=3, timed_steps=12,
+                    size_name="mini", precision="mixed_bfloat16"):
+    """Trainer classification throughput with the given thread pools, in a fresh process.
+
+    Thread pools can only be sized before TensorFlow starts, hence the child process.
+
+    Args:
+        inter_op: int. Inter-op threads (0: TensorFlow's default).
+        intra_op: int. Intra-op threads (0: TensorFlow's default).
+        vocabulary_size: int. V of the encoder.
+        warmup: int. Untimed calls. Defaults to 3.
+        timed_steps: int. Defaults to 12.
+        size_name: str. common.SIZES key. Defaults to "mini".
+        precision: str. Defaults to "mixed_bfloat16".
+    """
+    config = {"inter_op": inter_op, "intra_op": intra_op, "vocabulary_size": vocabulary_size,
+              "warmup": warmup, "timed_steps": timed_steps, "size": size_name,
+              "precision": precision}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-m", "benchmarks.speed", json.dumps(config)],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        return {**config, "error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _threads_child(config):
+    import tensorflow as tf
+    from benchmarks import training
+
+    tf.config.threading.set_inter_op_parallelism_threads(config["inter_op"])
+    tf.config.threading.set_intra_op_parallelism_threads(config["intra_op"])
+    result = training.measure_training(
+        "tfmodels", "classification", common.SIZES[config["size"]], config["precision"],
+        vocabulary_size=config["vocabulary_size"], warmup=config["warmup"],
+        timed_steps=config["timed_steps"])
+    result.update(inter_op=config["inter_op"], intra_op=config["intra_op"])
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    _threads_child(json.loads(sys.argv[1]))

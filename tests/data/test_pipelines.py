@@ -151,3 +151,82 @@ def test_distribute_auto_shard_with_mirrored_strategy(tokenizer, examples):
     dist = strategy.experimental_distribute_dataset(ds)
     features, labels = next(iter(dist))
     assert sum(v.shape[0] for v in strategy.experimental_local_results(labels)) == 20
+
+
+def _bucket_index(length, boundaries):
+    return sum(length >= b for b in boundaries)
+
+
+def test_length_buckets_batch_one_bucket_each_and_keep_every_example(tokenizer, examples):
+    boundaries = [16, 32, 48]
+    unbucketed = pipelines.classification_dataset(examples, tokenizer, 64, 16, shuffle=False,
+                                                  dynamic_padding=True)
+    bucketed = pipelines.classification_dataset(examples, tokenizer, 64, 16, seed=5,
+                                                length_buckets=boundaries)
+    def rows(ds):
+        found = []
+        for features, labels in ds:
+            mask = features["padding_mask"].numpy()
+            lengths = mask.sum(axis=1)
+            found.append((lengths, features["token_ids"].numpy(), labels.numpy()))
+        return found
+
+    bucketed_rows, plain_rows = rows(bucketed), rows(unbucketed)
+    width = lambda batches: sum(ids.shape[1] * len(ids) for _, ids, _ in batches)
+    for lengths, ids, _ in bucketed_rows:
+        assert len({_bucket_index(n, boundaries) for n in lengths}) == 1  # one bucket per batch
+        assert ids.shape[1] == lengths.max()  # padded to the batch's longest only
+    assert width(bucketed_rows) < 0.8 * width(plain_rows)
+
+    def example_set(batches):  # (ids without padding, label) of every example, as a multiset
+        return sorted((tuple(ids[i, :n]), int(y[i])) for n_all, ids, y in batches
+                      for i, n in enumerate(n_all))
+
+    assert example_set(bucketed_rows) == example_set(plain_rows)
+
+
+def test_length_buckets_are_seeded_and_reshuffled_each_epoch(tokenizer, examples):
+    def epochs(seed, count=2):
+        ds = pipelines.classification_dataset(examples, tokenizer, 64, 16, seed=seed,
+                                              length_buckets=[24, 40])
+        return [[x["token_ids"].numpy().tolist() for x, _ in ds] for _ in range(count)]
+
+    first, second = epochs(7)
+    assert epochs(7) == [first, second]
+    assert first != second
+
+
+def test_length_buckets_resume_from_an_iterator_checkpoint(tokenizer, examples, tmp_path):
+    ds = pipelines.classification_dataset(examples, tokenizer, 64, 16, seed=2, repeat=True,
+                                          length_buckets=[24, 40])
+    iterator = iter(ds)
+    for _ in range(5):
+        next(iterator)
+    checkpoint = tf.train.Checkpoint(iterator=iterator)
+    path = checkpoint.write(str(tmp_path / "it"))
+    expected = [next(iterator)[0]["token_ids"].numpy().tolist() for _ in range(8)]
+    resumed = iter(ds)
+    tf.train.Checkpoint(iterator=resumed).read(path).assert_consumed()
+    assert [next(resumed)[0]["token_ids"].numpy().tolist() for _ in range(8)] == expected
+
+
+def test_length_buckets_at_or_above_the_sequence_length_are_dropped(tokenizer, examples):
+    ds = pipelines.classification_dataset(examples, tokenizer, 16, 50, shuffle=False,
+                                          length_buckets=[16, 64])
+    assert [x["token_ids"].shape[1] for x, _ in ds] == [16] * 4  # plain batches of 16 tokens
+
+
+@pytest.mark.parametrize("bad", [[32, 16], [0, 8], [8, 8], "32", [True]])
+def test_length_buckets_reject_bad_boundaries(tokenizer, examples, bad):
+    with pytest.raises(ValueError, match="length_buckets=.* invalid; need strictly increasing"):
+        pipelines.classification_dataset(examples, tokenizer, 64, 16, length_buckets=bad)
+
+
+def test_length_buckets_under_mirrored_strategy(tokenizer, examples):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    ds = pipelines.classification_dataset(examples, tokenizer, 64, 20, seed=1,
+                                          length_buckets=[24, 40])
+    total = 0
+    for _, labels in strategy.experimental_distribute_dataset(ds):
+        total += sum(v.shape[0] for v in strategy.experimental_local_results(labels))
+    assert total == len(examples)

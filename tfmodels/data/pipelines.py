@@ -111,10 +111,51 @@ def _cache_shuffle_repeat(dataset, cache, shuffle, size, seed, repeat):
     return dataset
 
 
+def _check_length_buckets(length_buckets, sequence_length):
+    """Returns the boundaries below `sequence_length` as a tuple, or raises naming what is allowed.
+
+    Boundaries at or above the packed length split nothing and are dropped, so one data block
+    serves any `sequence_length`.
+    """
+    boundaries = tuple(length_buckets) if isinstance(length_buckets, (list, tuple)) else ()
+    valid = (boundaries and all(isinstance(b, (int, np.integer)) and not isinstance(b, bool)
+                                and b > 1 for b in boundaries)
+             and all(a < b for a, b in zip(boundaries, boundaries[1:])))
+    if not valid:
+        raise ValueError(f"length_buckets={length_buckets!r} invalid; need strictly increasing "
+                         f"integers >= 2 (packed tokens), e.g. [32, 64]")
+    return tuple(int(b) for b in boundaries if b < sequence_length)
+
+
+def _packed_length(segments):
+    """Length of `[CLS] a [SEP] (b [SEP])` before truncation, as int64."""
+    tokens = tf.add_n([tf.size(segment, out_type=tf.int64) for segment in segments])
+    return tokens + len(segments) + 1
+
+
+def _batch_by_length(dataset, boundaries, batch_size, drop_remainder):
+    """Ragged batches whose examples share a length bucket (`< b` for each boundary b).
+
+    Examples arrive shuffled; each bucket collects them until it holds `batch_size`, so batch
+    order stays random while short reviews are no longer padded to a long neighbour.
+    """
+    limits = tf.constant(boundaries, tf.int64)
+
+    def bucket(segments, label):
+        del label
+        return tf.reduce_sum(tf.cast(_packed_length(segments) >= limits, tf.int64))
+
+    def batch(key, window):
+        del key
+        return window.ragged_batch(batch_size, drop_remainder=drop_remainder)
+
+    return dataset.group_by_window(bucket, batch, window_size=batch_size)
+
+
 def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
                            shuffle=True, seed=42, repeat=False, cache=True,
                            deterministic=True, drop_remainder=False, dynamic_padding=False,
-                           shard=None, input_context=None):
+                           length_buckets=None, shard=None, input_context=None):
     """Builds the text classification pipeline.
 
     Texts are tokenized once (in the graph, in large batches) and cached; each epoch
@@ -132,8 +173,12 @@ def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
         cache: bool. Cache tokenized examples in memory. Defaults to True.
         deterministic: bool. Keep element order deterministic. Defaults to True.
         drop_remainder: bool. Drop the last partial batch. Defaults to False.
-        dynamic_padding: bool. Pad each batch only to its longest sequence (<= L); much
-            faster for short texts. Defaults to False (always L).
+        dynamic_padding: bool. Pad each batch only to its longest sequence (<= L). Defaults
+            to False (always L).
+        length_buckets: list[int] | None. Bucket boundaries in packed tokens, e.g. [32, 64]:
+            each batch takes examples of one bucket only and is padded to its longest
+            (implies dynamic padding). Much faster when most texts are short but a few are
+            long; it changes the batch order (keep it off for evaluation). Defaults to None.
         shard: tuple(int, int) | None. Explicit (num_shards, index) sharding.
         input_context: tf.distribute.InputContext | None. Shard per input pipeline and
             use the per-replica batch size (for `distribute_datasets_from_function`).
@@ -145,6 +190,8 @@ def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
     _check_positive("batch_size", batch_size)
     if len(examples) == 0:
         raise ValueError("examples is empty; a classification dataset needs at least one example")
+    boundaries = (_check_length_buckets(length_buckets, sequence_length)
+                  if length_buckets else None)
     special = _special_ids(tokenizer)
     segments = [examples.texts] + ([examples.text_pairs] if examples.text_pairs is not None
                                    else [])
@@ -153,11 +200,14 @@ def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
     dataset = tf.data.Dataset.zip((tokens, labels))
     dataset, batch_size = _shard(dataset, shard, input_context, batch_size)
     dataset = _cache_shuffle_repeat(dataset, cache, shuffle, len(examples), seed, repeat)
-    dataset = dataset.ragged_batch(batch_size, drop_remainder=drop_remainder)
+    if boundaries:
+        dataset = _batch_by_length(dataset, boundaries, batch_size, drop_remainder)
+    else:
+        dataset = dataset.ragged_batch(batch_size, drop_remainder=drop_remainder)
 
     def to_features(segments_batch, labels_batch):
         features = _pack(segments_batch, sequence_length, special)
-        if dynamic_padding:
+        if dynamic_padding or boundaries:
             features = _trim_to_longest(features)
         return features, labels_batch
 

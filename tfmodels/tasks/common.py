@@ -172,7 +172,8 @@ def text_datasets(config: ExperimentConfig, splits, vocab_path: str, lowercase: 
     tokenizer = tfm_data.make_tokenizer(vocab_path, lowercase=lowercase)
     train = tfm_data.classification_dataset(
         splits.train, tokenizer, d.sequence_length, batch_size(config, config.trainer), shuffle=True, seed=config.seed,
-        cache=d.cache, dynamic_padding=d.dynamic_padding, deterministic=config.deterministic)
+        cache=d.cache, dynamic_padding=d.dynamic_padding, length_buckets=d.length_buckets,
+        deterministic=config.deterministic)
     evaluation = {
         name: tfm_data.classification_dataset(
             examples, tokenizer, d.sequence_length, d.eval_batch_size, shuffle=False,

@@ -207,9 +207,22 @@ def _speed(results):
         lines.append(f"- XLA `jit_compile=True` vs False ({xla['task']}, {xla['size']}, "
                      f"{xla['precision']}, keras-hub fit; the Trainer has no XLA switch): "
                      f"{_x(ratio(xla['tokens_per_s'], base and base['tokens_per_s']))} tokens/s.")
+    lines.extend(_dropout_lines(results.get("dropout", [])))
     lines.extend(_batching_lines(results))
     lines.extend(_thread_lines(results.get("threads", [])))
     return "\n".join(lines) or "not measured"
+
+
+def _dropout_lines(dropout):
+    sides = {row["fast_dropout"]: row for row in dropout}
+    if set(sides) != {False, True}:
+        return []
+    keras_masks, fast = sides[False], sides[True]
+    return [f"- Dropout masks (Trainer, classification, {fast['size']}, {fast['precision']}, "
+            f"{fast['rounds']} alternating rounds each): `keep_mask` (16-bit thresholds, the "
+            f"default, `trainer.fast_dropout`) {_f(fast['tokens_per_s'])} vs Keras' masks "
+            f"{_f(keras_masks['tokens_per_s'])} tokens/s = "
+            f"{_x(ratio(fast['tokens_per_s'], keras_masks['tokens_per_s']))}."]
 
 
 def _batching_lines(results):

@@ -172,6 +172,10 @@ def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, work
                                                   timed_steps=settings["padding_steps"])
                            for mode in speed.BATCHING_MODES]
     if settings["speed_knobs"]:
+        _log("dropout masks: Keras vs keep_mask (alternating)")
+        results["dropout"] = speed.measure_dropout(assets.vocabulary_size,
+                                                   warmup=settings["warmup"],
+                                                   timed_steps=settings["timed_steps"])
         _log("thread-pool sizes (child processes)")
         results["threads"] = [speed.measure_threads(inter, intra, assets.vocabulary_size,
                                                     warmup=settings["warmup"],

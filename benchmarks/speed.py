@@ -87,6 +87,38 @@ def measure_batching(assets, mode, size=common.SIZES["mini"], precision="mixed_b
             "real_token_share": real_share}
 
 
+def measure_dropout(vocabulary_size, size=common.SIZES["mini"], precision="mixed_bfloat16",
+                    warmup=3, timed_steps=12, rounds=2):
+    """Trainer classification throughput with Keras' dropout masks and with `keep_mask` masks.
+
+    The two sides alternate `rounds` times (A B A B ...) so that a change in machine load hits
+    both; each side reports the median of its rounds' median step times.
+
+    Args:
+        vocabulary_size: int. V of the encoder.
+        size: common.ModelSize. Defaults to mini.
+        precision: str. Defaults to "mixed_bfloat16".
+        warmup: int. Untimed calls per round. Defaults to 3.
+        timed_steps: int. Timed steps per round. Defaults to 12.
+        rounds: int. Rounds per side. Defaults to 2.
+    """
+    from benchmarks.training import measure_training
+
+    sides = {False: [], True: []}
+    for _ in range(rounds):
+        for fast in sides:
+            sides[fast].append(measure_training(
+                "tfmodels", "classification", size, precision, vocabulary_size=vocabulary_size,
+                warmup=warmup, timed_steps=timed_steps, fast_dropout=fast))
+    results = []
+    for fast, rows in sides.items():
+        median_step = float(np.median([row["median_step_s"] for row in rows]))
+        results.append({**rows[0], "median_step_s": median_step, "rounds": rounds,
+                        "tokens_per_s": rows[0]["batch_size"] * rows[0]["sequence_length"]
+                        / median_step})
+    return results
+
+
 def measure_threads(inter_op, intra_op, vocabulary_size, warmup=3, timed_steps=12,
                     size_name="mini", precision="mixed_bfloat16"):
     """Trainer classification throughput with the given thread pools, in a fresh process.

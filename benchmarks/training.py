@@ -88,7 +88,8 @@ def tfmodels_optimizer(total_steps, learning_rate=LEARNING_RATE):
     return make_optimizer(TrainerConfig(learning_rate=learning_rate), total_steps)
 
 
-def train_tfmodels(task, size, data, steps, vocabulary_size, steps_per_execution=1):
+def train_tfmodels(task, size, data, steps, vocabulary_size, steps_per_execution=1,
+                   fast_dropout=None):
     """Trains with tfmodels.training.Trainer; returns (timer events, trainer).
 
     Args:
@@ -98,6 +99,7 @@ def train_tfmodels(task, size, data, steps, vocabulary_size, steps_per_execution
         steps: int. Optimizer steps to run in total.
         vocabulary_size: int. V of the encoder.
         steps_per_execution: int. Steps per tf.function call. Defaults to 1.
+        fast_dropout: bool | None. Trainer(fast_dropout=...); None keeps the binaries' default.
     """
     from tfmodels.config import TrainerConfig
     from tfmodels.models import build_bert_classifier, build_bert_pretrainer
@@ -115,7 +117,9 @@ def train_tfmodels(task, size, data, steps, vocabulary_size, steps_per_execution
         label_smoothing=defaults.label_smoothing, grad_accum_steps=defaults.grad_accum_steps,
         checkpoint_every_steps=defaults.checkpoint_every_steps,
         keep_checkpoints=defaults.keep_checkpoints, log_every_steps=defaults.log_every_steps,
-        best_metric=None, steps_per_execution=steps_per_execution, seed=0, verbose=0)
+        best_metric=None, steps_per_execution=steps_per_execution,
+        fast_dropout=defaults.fast_dropout if fast_dropout is None else fast_dropout, seed=0,
+        verbose=0)
     timer = make_step_timer()
     trainer.fit(data, steps=steps, callbacks=[timer])
     return timer.events, trainer
@@ -155,7 +159,7 @@ def train_keras_hub(task, size, data, steps, vocabulary_size, steps_per_executio
 
 def measure_training(framework, task, size, precision, *, vocabulary_size, batch_size=32,
                      sequence_length=128, warmup=5, timed_steps=20, max_predictions=20,
-                     steps_per_execution=1, jit_compile=False):
+                     steps_per_execution=1, jit_compile=False, fast_dropout=None):
     """Measures one training configuration; returns a result dict.
 
     Args:
@@ -171,6 +175,7 @@ def measure_training(framework, task, size, precision, *, vocabulary_size, batch
         max_predictions: int. P for mlm. Defaults to 20.
         steps_per_execution: int. Steps per tf.function call. Defaults to 1.
         jit_compile: bool. XLA for keras-hub fit. Defaults to False.
+        fast_dropout: bool | None. Trainer only; None keeps the binaries' default.
     """
     if framework not in FRAMEWORKS:
         raise ValueError(f"framework {framework!r} unknown; choose one of {', '.join(FRAMEWORKS)}")
@@ -187,7 +192,7 @@ def measure_training(framework, task, size, precision, *, vocabulary_size, batch
         data = repeated_dataset(batch)
         if framework == "tfmodels":
             events, _ = train_tfmodels(task, size, data, steps, vocabulary_size,
-                                       steps_per_execution)
+                                       steps_per_execution, fast_dropout)
         else:
             events, _ = train_keras_hub(task, size, data, steps, vocabulary_size,
                                         steps_per_execution, jit_compile)
@@ -200,6 +205,7 @@ def measure_training(framework, task, size, precision, *, vocabulary_size, batch
               "precision": precision, "batch_size": batch_size,
               "sequence_length": sequence_length, "warmup": warmup,
               "steps_per_execution": steps_per_execution, "jit_compile": jit_compile,
+              "fast_dropout": fast_dropout,
               "flops_per_step": flops}
     result.update(common.summarize_steps(times, batch_size, batch_size * sequence_length, flops))
     return result

@@ -99,6 +99,7 @@ class TrainerConfig:
     learning_rate: float = 1e-3
     head_learning_rate_multiplier: float = 1.0
     weight_decay: float = 0.01
+    beta_2: float = 0.999  # Adam second-moment decay (0.98 adapts faster on short runs)
     warmup_steps: int = 0  # when > 0 it wins over warmup_fraction
     warmup_fraction: float = 0.0
     decay: str = "linear"
@@ -110,6 +111,7 @@ class TrainerConfig:
     steps: int | None = None
     steps_per_epoch: int | None = None
     steps_per_execution: int = 1
+    fast_dropout: bool = True  # half-cost dropout masks (tfmodels/training/dropout.py)
     checkpoint_every_steps: int = 500
     keep_checkpoints: int = 3
     log_every_steps: int = 50

@@ -9,9 +9,10 @@ import time
 import numpy as np
 import pytest
 
+from tests.subprocess_jobs import QUIET_ENV
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "binary_server.py")
-QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", "PYTHONHASHSEED": "0"}
 # The LSTM text model used by the bad-input matrix: small enough to train in a few seconds.
 TINY_TEXT_CONFIG = """\
 name: reliability_text

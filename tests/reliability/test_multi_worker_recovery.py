@@ -1,49 +1,19 @@
 """Multi-worker recovery: kill one worker mid-run, restart the job, it resumes from the chief's checkpoint."""
-import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tests.reliability.conftest import QUIET_ENV, checkpoint_steps, wait_for
+from tests.subprocess_jobs import finish, start_workers
+from tests.reliability.conftest import checkpoint_steps, wait_for
 
 JOB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multi_worker_job.py")
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def start_job(model_dir, output_dir):
-    workers = [f"localhost:{port}" for port in free_ports(2)]
-    processes = []
-    for index in range(2):
-        env = dict(os.environ, **QUIET_ENV, TF_CONFIG=json.dumps(
-            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
-        processes.append(subprocess.Popen([sys.executable, JOB, str(model_dir), str(output_dir / f"worker{index}.npz")],
-                                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    return processes
-
-
-def finish(processes, timeout=300):
-    try:
-        outputs = [p.communicate(timeout=timeout)[0] for p in processes]
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
-    for p, output in zip(processes, outputs):
-        assert p.returncode == 0, output[-3000:]
+    return start_workers(JOB, model_dir, [output_dir / f"worker{index}.npz" for index in range(2)])
 
 
 @pytest.mark.slow

@@ -70,6 +70,7 @@ def test_adam_has_no_weight_decay():
     (dict(decay="linear", total_steps=None), "total_steps must be a positive int"),
     (dict(warmup_fraction=1.5, total_steps=10), r"warmup_fraction must be in \[0, 1\]"),
     (dict(learning_rate=0.0, decay="constant"), "learning_rate must be > 0"),
+    (dict(beta_2=1.0, decay="constant"), r"beta_2 must be in \[0, 1\); got 1.0"),
 ])
 def test_invalid_arguments_raise(kwargs, match):
     with pytest.raises(optimization.OptimizerConfigError, match=match):

@@ -255,7 +255,7 @@ def make_optimizer(tc: TrainerConfig, total: int, learning_rate: float | None = 
         name=tc.optimizer, learning_rate=tc.learning_rate if learning_rate is None else learning_rate,
         weight_decay=tc.weight_decay, warmup_steps=tc.warmup_steps,
         warmup_fraction=None if tc.warmup_steps else tc.warmup_fraction,
-        decay=tc.decay, total_steps=total, clipnorm=tc.clipnorm,
+        decay=tc.decay, total_steps=total, clipnorm=tc.clipnorm, beta_2=tc.beta_2,
         lr_multipliers={HEAD_VARIABLES: tc.head_learning_rate_multiplier}
         if tc.head_learning_rate_multiplier != 1.0 else None)
 
@@ -269,7 +269,7 @@ def make_trainer(run: Run, tc: TrainerConfig, model, optimizer, model_dir: str, 
         log_every_steps=tc.log_every_steps,
         best_metric=tc.best_metric if best_metric == "__from_config__" else best_metric,
         early_stopping_patience=tc.early_stopping_patience, steps_per_execution=tc.steps_per_execution,
-        seed=run.config.seed)
+        fast_dropout=tc.fast_dropout, seed=run.config.seed)
 
 
 def fit(trainer, tc: TrainerConfig, train_data, validation_data, steps_per_epoch_: int, callbacks=None):

@@ -1,4 +1,5 @@
 """Training: strategies, precision, optimizers, metrics and the Trainer loop."""
+from tfmodels.training.dropout import keep_mask, use_fast_dropout
 from tfmodels.training.distribute import STRATEGY_NAMES, StrategyError, get_strategy, is_chief, worker_id
 from tfmodels.training.metrics import (
     ClassificationMetrics, MaskedLMMetrics, confusion_matrix_batch, masked_lm_batch_sums,
@@ -12,6 +13,7 @@ from tfmodels.training.trainer import (
     latest_checkpoint, restore_model_weights, unpack_batch)
 
 __all__ = [
+    "keep_mask", "use_fast_dropout",
     "STRATEGY_NAMES", "StrategyError", "get_strategy", "is_chief", "worker_id",
     "ClassificationMetrics", "MaskedLMMetrics", "confusion_matrix_batch", "masked_lm_batch_sums",
     "metrics_from_confusion_matrix",

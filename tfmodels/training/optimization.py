@@ -197,6 +197,9 @@ def build_optimizer(name="adamw", learning_rate=1e-3, *, weight_decay=0.01, warm
         raise OptimizerConfigError(f"learning_rate must be > 0; got {learning_rate}")
     if clipnorm is not None and clipnorm <= 0:
         raise OptimizerConfigError(f"clipnorm must be > 0 or None; got {clipnorm}")
+    for key, value in (("beta_1", beta_1), ("beta_2", beta_2)):
+        if not 0.0 <= value < 1.0:
+            raise OptimizerConfigError(f"{key} must be in [0, 1); got {value}")
     schedule = build_learning_rate(learning_rate, total_steps, warmup_steps, warmup_fraction,
                                    decay, end_learning_rate)
     use_decay = name == "adamw" and weight_decay

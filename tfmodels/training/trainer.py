@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfmodels.training import distribute
+from tfmodels.training.dropout import use_fast_dropout
 from tfmodels.training import metrics as metrics_lib
 from tfmodels.training import optimization
 
@@ -224,6 +225,8 @@ class Trainer:
       early_stopping_patience: int or None. Epochs without improvement of best_metric before
         stopping. Defaults to None (never).
       steps_per_execution: int. Steps run per tf.function call. Defaults to 1.
+      fast_dropout: bool. Draw the model's dropout masks with `dropout.keep_mask` (half the
+        random numbers, same rate to 1/65536; see tfmodels/training/dropout.py). Defaults to True.
       seed: int or None. Seeds Python, NumPy, TF and Keras. Defaults to None.
       verbose: int. 0 silent, 1 progress bar or log lines. Defaults to 1.
     """
@@ -232,12 +235,14 @@ class Trainer:
                  model_dir=None, label_smoothing=0.0, grad_accum_steps=1,
                  checkpoint_every_steps=None, keep_checkpoints=3, log_every_steps=50,
                  best_metric="val_accuracy", best_mode="max", early_stopping_patience=None,
-                 steps_per_execution=1, seed=None, verbose=1):
+                 steps_per_execution=1, fast_dropout=True, seed=None, verbose=1):
         self._check_arguments(task, best_mode, grad_accum_steps, steps_per_execution,
                               label_smoothing, checkpoint_every_steps, log_every_steps)
         if seed is not None:
             keras.utils.set_random_seed(seed)
         self.model = model
+        if fast_dropout:
+            use_fast_dropout(model)
         self.task = task
         self.strategy = strategy or tf.distribute.get_strategy()
         self.model_dir = model_dir

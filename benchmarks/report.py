@@ -350,10 +350,12 @@ alone on the machine.
 
 Defaults kept: precision `auto` resolves to mixed_bfloat16 on this CPU (AVX512-BF16); the
 Trainer's step is a `tf.function(reduce_retracing=True)` looping over `steps_per_execution`
-steps; datasets end in `prefetch(AUTOTUNE)`; thread pools stay at TensorFlow's defaults.
-The shipped sentiment configs train with `data.dynamic_padding: true` and
-`data.length_buckets: [24, 32, 48, 64, 96]` (evaluation keeps the input order, with dynamic
-padding only). Not varied in these runs: oneDNN (on, TensorFlow's default) and prefetching to a
+steps; dropout masks come from `tfmodels.training.keep_mask` (16-bit thresholds of 32-bit
+Philox draws: half the random numbers; `trainer.fast_dropout: false` restores Keras' masks);
+datasets end in `prefetch(AUTOTUNE)`; thread pools stay at TensorFlow's defaults.
+The sentiment configs train with `data.dynamic_padding: true`; the from-scratch BERT config also
+with `data.length_buckets: [24, 32, 48, 64, 96]` (the buckets changed accuracy both ways, see the
+README's "Bring your own data"); evaluation keeps the input order, with dynamic padding only. Not varied in these runs: oneDNN (on, TensorFlow's default) and prefetching to a
 device (no accelerator here).
 
 ## Formulas

@@ -15,7 +15,7 @@ from benchmarks import common
 from benchmarks.training import train_tfmodels
 
 # Batching modes compared on the real reviews: name -> classification_dataset arguments.
-# The bucket boundaries are the ones configs/base/sentiment_zh_data.yaml ships.
+# The bucket boundaries are the ones configs/bert_sentiment_zh.yaml ships.
 REVIEW_BUCKETS = [24, 32, 48, 64, 96]
 BATCHING_MODES = {
     "fixed": {"dynamic_padding": False},

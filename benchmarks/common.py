@@ -6,6 +6,7 @@ import os
 import platform
 import statistics
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEQUENCE_LENGTH = 128
 BATCH_SIZE = 32
 NUM_CLASSES = 2
@@ -203,3 +204,16 @@ def ratio(numerator, denominator):
     if numerator is None or not denominator:
         return None
     return numerator / denominator
+
+
+def child_env(**extra) -> dict:
+    """This process's environment with the repository first on PYTHONPATH, plus `extra`, for the
+    `python -m benchmarks.<module>` child processes (run with cwd=REPO_ROOT)."""
+    return dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                **extra)
+
+
+def last_line(text: str, default: str = "no output") -> str:
+    """The last non-empty line of a child's output (its error message), or `default`."""
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else default

@@ -88,12 +88,9 @@ class HFWorker:
     """A long-lived `python -m benchmarks.hf_torch --serve` process measuring on request."""
 
     def __init__(self, python=sys.executable):
-        env = dict(os.environ)
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
         self.process = subprocess.Popen(
             [python, "-m", "benchmarks.hf_torch", "--serve"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True, env=env, cwd=root)
+            stdout=subprocess.PIPE, text=True, env=common.child_env(), cwd=common.REPO_ROOT)
 
     def measure(self, config: dict) -> dict:
         """Sends one configuration; returns its result (or {"error": message})."""

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
 import time
+
+from benchmarks import common
 
 
 def _train(variant, batch_size, sequence_length, steps, precision, vocabulary_size):
@@ -67,19 +68,17 @@ def measure_peak_rss(variant="base", batch_size=32, sequence_length=128, steps=3
         vocabulary_size: int. Defaults to 21128 (BERT-Chinese).
         timeout: int. Seconds before the child is stopped. Defaults to 900.
     """
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     command = [sys.executable, "-m", "benchmarks.memory", f"--variant={variant}",
                f"--batch_size={batch_size}", f"--sequence_length={sequence_length}",
                f"--steps={steps}", f"--precision={precision}",
                f"--vocabulary_size={vocabulary_size}"]
-    completed = subprocess.run(command, capture_output=True, text=True, cwd=root, env=env,
-                               timeout=timeout)
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=common.REPO_ROOT,
+                               env=common.child_env(), timeout=timeout)
     for line in completed.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
     return {"error": f"child exited with code {completed.returncode}: "
-                     f"{completed.stderr.strip().splitlines()[-1:] or ''}"}
+                     f"{common.last_line(completed.stderr)}"}
 
 
 if __name__ == "__main__":

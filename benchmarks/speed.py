@@ -4,7 +4,6 @@ are rows of the training table run by run_all)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -137,13 +136,11 @@ def measure_threads(inter_op, intra_op, vocabulary_size, warmup=3, timed_steps=1
     config = {"inter_op": inter_op, "intra_op": intra_op, "vocabulary_size": vocabulary_size,
               "warmup": warmup, "timed_steps": timed_steps, "size": size_name,
               "precision": precision}
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run([sys.executable, "-m", "benchmarks.speed", json.dumps(config)],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=1800)
+                          cwd=common.REPO_ROOT, env=common.child_env(TF_CPP_MIN_LOG_LEVEL="3"),
+                          capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
-        return {**config, "error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
+        return {**config, "error": common.last_line(done.stderr)}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

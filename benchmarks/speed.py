@@ -27,8 +27,9 @@ THREAD_SETTINGS = ((0, 0), (1, 0), (0, 1), (1, 1))
 
 def review_length_stats(assets, tokenizer, limit=5000):
     """Token counts (without [CLS]/[SEP]) of the training reviews: median, p90, share <= 50."""
-    ids = tokenizer(list(assets.train.texts)[:limit])
-    ids = ids.to_list() if hasattr(ids, "to_list") else ids
+    from tfmodels.data import token_id_lists
+
+    ids = token_id_lists(tokenizer, list(assets.train.texts)[:limit])
     lengths = np.array([len(row) for row in ids])
     return {"median_tokens": float(np.median(lengths)), "p90_tokens": float(np.percentile(
         lengths, 90)), "share_at_most_50": float(np.mean(lengths <= 50)),

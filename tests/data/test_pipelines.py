@@ -230,3 +230,11 @@ def test_length_buckets_under_mirrored_strategy(tokenizer, examples):
     for _, labels in strategy.experimental_distribute_dataset(ds):
         total += sum(v.shape[0] for v in strategy.experimental_local_results(labels))
     assert total == len(examples)
+
+
+def test_token_id_lists_match_one_call_across_batches(tokenizer, examples):
+    texts = list(examples.texts[:50]) + [""]
+    whole = tokenizer(texts)
+    whole = whole.to_list() if hasattr(whole, "to_list") else whole
+    assert pipelines.token_id_lists(tokenizer, texts, batch_size=7) == whole
+    assert pipelines.token_id_lists(tokenizer, texts)[-1] == []

@@ -12,7 +12,7 @@ from tfmodels.data.sources import (Normalizer, load_feature_splits, load_text_cl
 from tfmodels.data.vocab import (RESERVED_TOKENS, build_wordpiece_vocab, load_vocab,
                                  save_vocab, unknown_token_rate)
 
-_PIPELINE_NAMES = ("make_tokenizer", "classification_dataset", "mlm_dataset",
+_PIPELINE_NAMES = ("make_tokenizer", "token_id_lists", "classification_dataset", "mlm_dataset",
                    "features_dataset", "MaskedLMMasker", "default_max_predictions")
 
 

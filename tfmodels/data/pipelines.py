@@ -37,6 +37,22 @@ def make_tokenizer(vocab, lowercase=True):
     return keras_hub.tokenizers.BertTokenizer(vocabulary=tokens, lowercase=lowercase)
 
 
+def token_id_lists(tokenizer, texts, batch_size=4096):
+    """Tokenizes `texts` eagerly, `batch_size` at a time; returns a Python list of id lists.
+
+    Example:
+        >>> tokenizer = make_tokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "好"])
+        >>> token_id_lists(tokenizer, ["好好", ""])
+        [[5, 5], []]
+    """
+    texts = list(texts)
+    lists = []
+    for start in range(0, len(texts), batch_size):
+        ids = tokenizer(texts[start:start + batch_size])
+        lists.extend(ids.to_list() if hasattr(ids, "to_list") else ids)
+    return lists
+
+
 def _special_ids(tokenizer):
     return {token: tokenizer.token_to_id(token) for token in RESERVED_TOKENS}
 

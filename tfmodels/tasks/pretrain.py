@@ -46,10 +46,7 @@ def init_token_embeddings(encoder, texts, tokenizer, seed: int) -> None:
     """Replaces random token embeddings by PPMI-SVD co-occurrence vectors of the corpus."""
     import numpy as np
     from tfmodels.data.cooccurrence import cooccurrence_vectors
-    sequences = []
-    for start in range(0, len(texts), 4096):
-        ids = tokenizer(texts[start:start + 4096])  # a list of id lists for a list of texts
-        sequences.extend(ids.to_list() if hasattr(ids, "to_list") else ids)
+    sequences = tfm_data.token_id_lists(tokenizer, texts)
     table = encoder.token_embedding.embeddings
     vectors, has_vector = cooccurrence_vectors(sequences, table.shape[0], table.shape[1], seed=seed)
     table.assign(np.where(has_vector[:, None], vectors, table.numpy()))

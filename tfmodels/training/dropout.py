@@ -7,8 +7,9 @@ random numbers and no float conversion. The drop probability is the layer's rate
 1/65536; survivors are scaled by 1 / (1 - rate) as in Keras. Masks stay seeded by each layer's
 own `SeedGenerator`, so checkpointing and resuming the dropout state works unchanged.
 
-On the CPU this makes the attention-probability dropout about 1.8x faster, and BERT training
-steps a few percent faster (BENCHMARKS.md, "Speed work").
+On the CPU this makes the attention-probability dropout op about 1.8x faster; whole BERT-mini
+training steps changed by less than this machine's run-to-run noise (+5.5% in one alternating
+A/B, -5% in a benchmark run; BENCHMARKS.md, "Speed work").
 """
 import types
 

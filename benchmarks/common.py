@@ -1,10 +1,12 @@
 """Shared pieces of the benchmarks: model sizes, timing, FLOP formulas, machine description."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import platform
 import statistics
+import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEQUENCE_LENGTH = 128
@@ -171,6 +173,41 @@ def load_average() -> tuple[float, float, float]:
         return (float("nan"),) * 3
 
 
+def cpu_times() -> dict:
+    """A snapshot for `cpu_use_between`: the machine's busy and stolen CPU seconds (from
+    /proc/stat; None where unavailable), this process's own CPU seconds (with its waited-for
+    children) and the wall clock."""
+    own = os.times()
+    snapshot = {"wall_s": time.monotonic(),
+                "own_cpu_s": own.user + own.system + own.children_user + own.children_system,
+                "busy_s": None, "steal_s": None}
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return snapshot
+    ticks = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    snapshot.update(busy_s=(user + nice + system + irq + softirq) / ticks, steal_s=steal / ticks)
+    return snapshot
+
+
+def cpu_use_between(start: dict, end: dict, cores: int) -> dict:
+    """Shares of the machine's CPU capacity between two `cpu_times` snapshots.
+
+    Returns {"own", "other", "steal"}: this process tree, every other process on the machine
+    (busy time not ours), and time the hypervisor gave to other guests; each a fraction of
+    wall time x cores, None where /proc/stat was unavailable.
+    """
+    capacity = max(end["wall_s"] - start["wall_s"], 1e-9) * max(cores, 1)
+    own = (end["own_cpu_s"] - start["own_cpu_s"]) / capacity
+    if start["busy_s"] is None or end["busy_s"] is None:
+        return {"own": own, "other": None, "steal": None}
+    busy = (end["busy_s"] - start["busy_s"]) / capacity
+    return {"own": own, "other": max(busy - own, 0.0),
+            "steal": (end["steal_s"] - start["steal_s"]) / capacity}
+
+
 def versions() -> dict:
     """Versions of Python and the libraries compared (None when not installed)."""
     import importlib.metadata as metadata
@@ -217,3 +254,19 @@ def last_line(text: str, default: str = "no output") -> str:
     """The last non-empty line of a child's output (its error message), or `default`."""
     lines = text.strip().splitlines()
     return lines[-1] if lines else default
+
+
+@contextlib.contextmanager
+def dtype_policy(precision: str):
+    """Sets the Keras global dtype policy to `precision` inside the block, then restores it.
+
+    Keras is imported here, not at module level: the PyTorch worker imports this module.
+    """
+    import keras
+
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from benchmarks.common import ratio
-from benchmarks.targets import find
+from benchmarks.targets import find, paired_ratio, round_ratio_range
 
 FRAMEWORK_NAMES = {"tfmodels": "tfmodels Trainer", "keras_hub": "keras-hub fit",
                    "hf_torch": "transformers + torch"}
@@ -35,21 +35,39 @@ def _machine(results):
     lines = [
         f"- CPU: {machine['cpu_model']}, {machine['cores']} cores "
         f"(flags: {', '.join(machine['cpu_flags']) or 'none of interest'}); {machine['platform']}",
-        f"- Load average (1/5/15 min): {start_load} at the start, {end_load} at the end. "
-        "**The machine is shared**: other jobs ran during the measurement, so absolute figures "
-        "are noisy and low; compare ratios within this run (each comparison runs its sides "
-        "back to back).",
+        f"- Load average (1/5/15 min; it counts this benchmark's own threads too): {start_load} "
+        f"at the start, {end_load} at the end.",
+        _cpu_use_line(results).rstrip("\n") or None,
+        "- **The machine is shared with other virtual machines**: the CPU time a run gets "
+        "drifts, so absolute figures are noisy; compare ratios within this run (the sides of "
+        "each training comparison take turns, see above).",
         f"- Versions: {versions}" + (f"; not installed: {', '.join(missing)}" if missing else ""),
         f"- Environment: {', '.join(f'{k}={v}' for k, v in machine['env'].items() if v) or 'defaults (oneDNN on, TF and torch threads = cores)'}",
     ]
-    return "\n".join(lines)
+    return "\n".join(line for line in lines if line)
+
+
+def _spread(spread):
+    return "–" if not spread else f"{spread[0]:.2f}–{spread[1]:.2f}×"
 
 
 def _targets(checks):
     rows = [[c["target"], c["detail"], f"≥ {c['goal']}", _x(c["measured"]) if c["measured"] is None
-             or "MFU" not in c["target"] else f"{c['measured']:.2f}", f"**{c['status']}**"]
-            for c in checks]
-    return _table(["target", "where", "goal", "measured", "status"], rows)
+             or "MFU" not in c["target"] else f"{c['measured']:.2f}", _spread(c.get("spread")),
+             f"**{c['status']}**"] for c in checks]
+    return (_table(["target", "where", "goal", "measured", "per-round range", "status"], rows)
+            + "\n\nTraining ratios: each round pairs one turn of each side; measured = the "
+            "median of the rounds' ratios (of median step times), per-round range = the lowest "
+            "and highest of them. A range that straddles the goal means this run cannot tell.")
+
+
+def _versus(ours, theirs):
+    """"1.05× (0.98–1.10×)": the median-based ratio and its per-round range."""
+    if not ours or not theirs or "error" in theirs:
+        return "–"
+    value = _x(paired_ratio(ours, theirs))
+    spread = round_ratio_range(ours, theirs)
+    return value + (f" ({_spread(spread)})" if spread else "")
 
 
 def _training(results):
@@ -68,10 +86,9 @@ def _training(results):
                     precision=row["precision"], steps_per_execution=1)
         vs = []
         if row["framework"] == "tfmodels":
-            vs = [_x(ratio(row["tokens_per_s"], keras_row and keras_row["tokens_per_s"])),
-                  _x(ratio(row["tokens_per_s"], hf_row and hf_row.get("tokens_per_s")))]
+            vs = [_versus(row, keras_row), _versus(row, hf_row)]
         else:
-            vs = [_x(ratio(ours and ours["tokens_per_s"], row["tokens_per_s"])), ""]
+            vs = [_versus(ours, row), ""]
             if row["framework"] == "hf_torch":
                 vs = ["", vs[0]]
         rows.append([row["task"], row["size_label"], row["precision"],
@@ -99,14 +116,34 @@ def _peak(results):
         "\n\nMFU uses the highest best-of-calls figure of the run in the same precision.")
 
 
+# Shares of the machine's CPU taken by other processes or other guests above which a run's
+# figures are flagged as unreliable.
+OTHER_CPU_LIMIT = 0.10
+
+
+def _cpu_use_line(results):
+    use = results.get("cpu_use")
+    if not use or use.get("other") is None:
+        return ""
+    return (f"- CPU use over the run (share of wall time × cores, from /proc/stat): this "
+            f"benchmark {100 * use['own']:.0f}%, other processes {100 * use['other']:.0f}%, "
+            f"hypervisor steal {100 * use['steal']:.0f}%.\n")
+
+
 def _reliability(results):
-    """A warning paragraph when the shared machine's load makes this run's figures unreliable."""
-    cores = results["machine"]["cores"] or 1
-    loads = list(results["machine"]["load_average"]) + list(results["machine_end"]["load_average"])
+    """A warning paragraph when other work on the machine makes this run's figures unreliable."""
     notes = []
-    if max(loads) > cores:
-        notes.append(f"the load average reached {max(loads):.1f} on {cores} cores, so other "
-                     "jobs took a large and changing share of the CPU while this ran")
+    use = results.get("cpu_use")
+    if use and use.get("other") is not None:
+        for key, what in (("other", "other processes"), ("steal", "other guests (steal)")):
+            if use[key] > OTHER_CPU_LIMIT:
+                notes.append(f"{what} took {100 * use[key]:.0f}% of the CPU while this ran")
+    else:  # runs without CPU accounting: the load average also counts this benchmark
+        cores = results["machine"]["cores"] or 1
+        loads = (list(results["machine"]["load_average"])
+                 + list(results["machine_end"]["load_average"]))
+        if max(loads) > cores:
+            notes.append(f"the load average reached {max(loads):.1f} on {cores} cores")
     mfus = [row.get("mfu") for row in results["training"] if row.get("mfu")]
     if mfus and max(mfus) > 1.0:
         notes.append(f"some MFU values exceed 1 (up to {max(mfus):.2f}): the matmul peak was "
@@ -115,9 +152,9 @@ def _reliability(results):
     if not notes:
         return ""
     return ("> **This run is not a reliable measurement**: " + "; ".join(notes) + ". Ratios "
-            "between two sides measured back to back are the most usable figures, but even "
-            "they move a lot between runs; PASS/MISS below reflects this run only. Re-run "
-            "`make bench` on an otherwise idle machine for figures to rely on.\n")
+            "between sides that took turns are the most usable figures, but even they move "
+            "between runs; PASS/MISS below reflects this run only. Re-run `make bench` on an "
+            "otherwise idle machine for figures to rely on.\n")
 
 
 def _pipeline(results):
@@ -219,7 +256,7 @@ def _dropout_lines(dropout):
         return []
     keras_masks, fast = sides[False], sides[True]
     return [f"- Dropout masks (Trainer, classification, {fast['size']}, {fast['precision']}, "
-            f"{fast['rounds']} alternating rounds each): `keep_mask` (16-bit thresholds, the "
+            f"{fast['rounds']} interleaved rounds each): `keep_mask` (16-bit thresholds, the "
             f"default, `trainer.fast_dropout`) {_f(fast['tokens_per_s'])} vs Keras' masks "
             f"{_f(keras_masks['tokens_per_s'])} tokens/s = "
             f"{_x(ratio(fast['tokens_per_s'], keras_masks['tokens_per_s']))}."]
@@ -282,6 +319,22 @@ FORMULAS = """\
   texts per second at batch 64."""
 
 
+def _protocol(settings):
+    if "rounds" not in settings:  # results of runs before interleaving
+        return (f"{settings['warmup']} warm-up calls then {settings['timed_steps']} timed steps "
+                f"per measurement ({settings['wide_warmup']} + {settings['wide_timed_steps']} "
+                "for the wide model), each side measured after the other.")
+    return (f"Training comparisons are **interleaved**: every side (tfmodels Trainer, keras-hub "
+            f"fit, transformers + torch) is built and warmed up ({settings['warmup']} steps; "
+            f"{settings['wide_warmup']} for the wide model), then the sides take turns for "
+            f"{settings['rounds']} rounds of {settings['steps_per_round']} steps "
+            f"({settings['wide_rounds']} × {settings['wide_steps_per_round']} wide), the order "
+            "reversed every other round, so a slow spell of the shared machine hits every side; "
+            "each turn times the intervals between its consecutive step ends. Other "
+            f"measurements: {settings['warmup']} warm-up calls then {settings['timed_steps']} "
+            "timed steps.")
+
+
 def render(results, checks) -> str:
     """Returns BENCHMARKS.md for one run.
 
@@ -296,8 +349,7 @@ def render(results, checks) -> str:
 Generated by `python -m benchmarks.run_all{' --quick' if results['quick'] else ''}` on
 {results['date']} ({mode}; {results['duration_s'] / 60:.1f} minutes). Re-run with `make bench`;
 this file is rewritten each run. Sequence length {settings['sequence_length']}, batch
-{settings['batch_size']}, {settings['warmup']} warm-up calls then {settings['timed_steps']} timed
-steps per measurement ({settings['wide_warmup']} + {settings['wide_timed_steps']} for the wide model).
+{settings['batch_size']}. {_protocol(settings)}
 
 ## Machine
 

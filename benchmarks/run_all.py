@@ -23,17 +23,20 @@ from benchmarks import common  # noqa: E402
 def _settings(quick):
     if quick:
         return {"sizes": ["mini"], "precisions": ["mixed_bfloat16"], "warmup": 2,
-                "timed_steps": 5, "wide_warmup": 2, "wide_timed_steps": 4,
+                "timed_steps": 5, "rounds": 2, "steps_per_round": 3, "wide_warmup": 2,
+                "wide_rounds": 2, "wide_steps_per_round": 2,
                 "pipeline_batches": 50, "latency_calls": 5, "throughput_batches": 4,
                 "mlp_steps": 30, "memory_variant": "mini", "memory_steps": 1,
                 "padding_steps": 4, "vocab_texts": 2000, "speed_knobs": False,
                 "hf_precisions": ["mixed_bfloat16"],
                 "sequence_length": common.SEQUENCE_LENGTH, "batch_size": common.BATCH_SIZE}
-    # Step counts sized so that the run takes about 15 minutes on 2 idle cores (and well
+    # Step counts sized so that the run takes about 25 minutes on 2 idle cores (and well
     # under an hour on a shared, loaded one); float32 transformers/torch rows are left out
-    # for the same reason (the targets compare bf16).
+    # for the same reason (the targets compare bf16). Training comparisons time
+    # rounds x (steps_per_round - 1) steps per side: 12 for mini, 8 for wide.
     return {"sizes": ["mini", "wide"], "precisions": list(common.PRECISIONS), "warmup": 3,
-            "timed_steps": 12, "wide_warmup": 2, "wide_timed_steps": 6,
+            "timed_steps": 12, "rounds": 4, "steps_per_round": 4, "wide_warmup": 2,
+            "wide_rounds": 4, "wide_steps_per_round": 3,
             "pipeline_batches": 300, "latency_calls": 100, "throughput_batches": 20,
             "mlp_steps": 200, "memory_variant": "base", "memory_steps": 2,
             "padding_steps": 12, "vocab_texts": None, "speed_knobs": True,
@@ -52,39 +55,34 @@ def _add_mfu(row, peaks):
 
 
 def run_training(settings, vocabulary_size, peaks, hf_worker, rows):
-    """Training table: per size/precision/task, tfmodels, keras-hub and HF back to back."""
-    from benchmarks import training
+    """Training table: per size/precision/task, tfmodels, keras-hub and HF interleaved."""
+    from benchmarks import hf_torch, training
 
     for size_name in settings["sizes"]:
         size = common.SIZES[size_name]
-        wide = size_name == "wide"
-        warmup = settings["wide_warmup"] if wide else settings["warmup"]
-        timed = settings["wide_timed_steps"] if wide else settings["timed_steps"]
+        prefix = "wide_" if size_name == "wide" else ""
         for precision in settings["precisions"]:
             for task in training.TASKS:
-                for framework in training.FRAMEWORKS:
-                    _log(f"training {framework} {task} {size_name} {precision}")
-                    rows.append(_add_mfu(training.measure_training(
-                        framework, task, size, precision, vocabulary_size=vocabulary_size,
-                        batch_size=settings["batch_size"],
-                        sequence_length=settings["sequence_length"], warmup=warmup,
-                        timed_steps=timed), peaks))
-                if (task == "classification" and hf_worker is not None
-                        and precision in settings["hf_precisions"]):
-                    _log(f"training hf_torch {task} {size_name} {precision}")
-                    result = hf_worker.measure({
-                        "size": {"name": size.name, "num_layers": size.num_layers,
-                                 "hidden_dim": size.hidden_dim, "num_heads": size.num_heads},
-                        "precision": precision, "vocabulary_size": vocabulary_size,
-                        "batch_size": settings["batch_size"],
-                        "sequence_length": settings["sequence_length"], "warmup": warmup,
-                        "timed_steps": timed})
-                    if "error" in result:
-                        result.update(framework="hf_torch", task=task, size=size_name,
-                                      precision=precision)
-                        rows.append(result)
-                    else:
-                        rows.append(_add_mfu(result, peaks))
+                with_torch = (task == "classification" and hf_worker is not None
+                              and precision in settings["hf_precisions"])
+                _log(f"training {task} {size_name} {precision}: tfmodels, keras_hub"
+                     + (", hf_torch" if with_torch else "") + " interleaved")
+                measure = dict(task=task, size=size, precision=precision,
+                               vocabulary_size=vocabulary_size,
+                               batch_size=settings["batch_size"],
+                               sequence_length=settings["sequence_length"],
+                               warmup=settings[prefix + "warmup"],
+                               rounds=settings[prefix + "rounds"],
+                               steps_per_round=settings[prefix + "steps_per_round"])
+                try:
+                    measured = training.compare_training(
+                        torch_worker=hf_worker if with_torch else None, **measure)
+                except hf_torch.WorkerError as error:
+                    _log(f"hf_torch failed ({error}); measuring without it")
+                    rows.append({"framework": "hf_torch", "task": task, "size": size_name,
+                                 "precision": precision, "error": str(error)})
+                    measured = training.compare_training(**measure)
+                rows.extend(_add_mfu(row, peaks) for row in measured)
 
 
 def run_speed_knobs(settings, vocabulary_size, peaks, rows):
@@ -117,6 +115,7 @@ def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, work
     from benchmarks import hf_torch, memory, mlp, peak, pipeline, report, serving, speed, targets
 
     started = time.perf_counter()
+    cpu_start = common.cpu_times()
     settings = _settings(quick)
     results = {"quick": quick, "settings": settings, "machine": common.machine_info(),
                "versions": common.versions(),
@@ -172,10 +171,10 @@ def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, work
                                                   timed_steps=settings["padding_steps"])
                            for mode in speed.BATCHING_MODES]
     if settings["speed_knobs"]:
-        _log("dropout masks: Keras vs keep_mask (alternating)")
-        results["dropout"] = speed.measure_dropout(assets.vocabulary_size,
-                                                   warmup=settings["warmup"],
-                                                   timed_steps=settings["timed_steps"])
+        _log("dropout masks: Keras vs keep_mask (interleaved)")
+        results["dropout"] = speed.measure_dropout(
+            assets.vocabulary_size, warmup=settings["warmup"], rounds=settings["rounds"],
+            steps_per_round=settings["steps_per_round"])
         _log("thread-pool sizes (child processes)")
         results["threads"] = [speed.measure_threads(inter, intra, assets.vocabulary_size,
                                                     warmup=settings["warmup"],
@@ -192,6 +191,8 @@ def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, work
                                                 steps=settings["memory_steps"])
 
     results["machine_end"] = common.machine_info()
+    results["cpu_use"] = common.cpu_use_between(cpu_start, common.cpu_times(),
+                                                results["machine"]["cores"] or 1)
     results["duration_s"] = time.perf_counter() - started
     checks = targets.evaluate_targets(results)
     results["targets"] = checks

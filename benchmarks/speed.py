@@ -11,7 +11,6 @@ import keras
 import numpy as np
 
 from benchmarks import common
-from benchmarks.training import train_tfmodels
 
 # Batching modes compared on the real reviews: name -> classification_dataset arguments.
 # The bucket boundaries are the ones configs/bert_sentiment_zh.yaml ships.
@@ -65,20 +64,17 @@ def measure_batching(assets, mode, size=common.SIZES["mini"], precision="mixed_b
     """
     from tfmodels.data import classification_dataset, make_tokenizer
 
+    from benchmarks.training import TrainerSide
+
     keras.backend.clear_session()
-    previous = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy(precision)
-    try:
-        tokenizer = make_tokenizer(assets.vocab_path)
-        data = classification_dataset(assets.train, tokenizer, sequence_length, batch_size,
-                                      repeat=True, **BATCHING_MODES[mode])
-        steps = warmup + 1 + timed_steps
-        events, _ = train_tfmodels("classification", size, data, steps,
-                                   tokenizer.vocabulary_size())
-        real_share = padded_share(data, 200)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    times = common.step_times(events, warmup)
+    tokenizer = make_tokenizer(assets.vocab_path)
+    data = classification_dataset(assets.train, tokenizer, sequence_length, batch_size,
+                                  repeat=True, **BATCHING_MODES[mode])
+    with common.dtype_policy(precision):
+        side = TrainerSide("classification", size, data, tokenizer.vocabulary_size())
+    side.run(warmup)
+    times = side.run(timed_steps + 1)
+    real_share = padded_share(data, 200)
     mean = sum(times) / len(times)
     return {"mode": mode, "size": size.name, "precision": precision,
             "batch_size": batch_size, "sequence_length": sequence_length,
@@ -88,34 +84,39 @@ def measure_batching(assets, mode, size=common.SIZES["mini"], precision="mixed_b
 
 
 def measure_dropout(vocabulary_size, size=common.SIZES["mini"], precision="mixed_bfloat16",
-                    warmup=3, timed_steps=12, rounds=2):
+                    warmup=3, rounds=4, steps_per_round=4):
     """Trainer classification throughput with Keras' dropout masks and with `keep_mask` masks.
 
-    The two sides alternate `rounds` times (A B A B ...) so that a change in machine load hits
-    both; each side reports the median of its rounds' median step times.
+    Two Trainers (fast_dropout False and True) are built once and take turns
+    (`interleave.run_rounds`).
 
     Args:
         vocabulary_size: int. V of the encoder.
         size: common.ModelSize. Defaults to mini.
         precision: str. Defaults to "mixed_bfloat16".
-        warmup: int. Untimed calls per round. Defaults to 3.
-        timed_steps: int. Timed steps per round. Defaults to 12.
-        rounds: int. Rounds per side. Defaults to 2.
+        warmup: int. Untimed steps per side first. Defaults to 3.
+        rounds: int. Turns per side. Defaults to 4.
+        steps_per_round: int. Steps per turn. Defaults to 4.
     """
-    from benchmarks.training import measure_training
+    from benchmarks import interleave
+    from benchmarks.training import TrainerSide, repeated_dataset, synthetic_batch
 
-    sides = {False: [], True: []}
-    for _ in range(rounds):
-        for fast in sides:
-            sides[fast].append(measure_training(
-                "tfmodels", "classification", size, precision, vocabulary_size=vocabulary_size,
-                warmup=warmup, timed_steps=timed_steps, fast_dropout=fast))
+    keras.backend.clear_session()
+    batch_size, sequence_length = common.BATCH_SIZE, common.SEQUENCE_LENGTH
+    data = repeated_dataset(synthetic_batch("classification", batch_size, sequence_length,
+                                            vocabulary_size))
+    with common.dtype_policy(precision):
+        sides = {fast: TrainerSide("classification", size, data, vocabulary_size,
+                                   fast_dropout=fast) for fast in (False, True)}
+    turns = interleave.run_rounds(sides, rounds, steps_per_round, warmup)
     results = []
-    for fast, rows in sides.items():
-        median_step = float(np.median([row["median_step_s"] for row in rows]))
-        results.append({**rows[0], "median_step_s": median_step, "rounds": rounds,
-                        "tokens_per_s": rows[0]["batch_size"] * rows[0]["sequence_length"]
-                        / median_step})
+    for fast, side_turns in turns.items():
+        times = [t for turn in side_turns for t in turn]
+        summary = common.summarize_steps(times, batch_size, batch_size * sequence_length)
+        results.append({"framework": "tfmodels", "task": "classification", "size": size.name,
+                        "precision": precision, "batch_size": batch_size,
+                        "sequence_length": sequence_length, "fast_dropout": fast,
+                        "rounds": rounds, "steps_per_round": steps_per_round, **summary})
     return results
 
 

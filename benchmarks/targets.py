@@ -1,6 +1,8 @@
 """The issue's targets, evaluated on one run's results (ratios within the run)."""
 from __future__ import annotations
 
+import statistics
+
 from benchmarks.common import ratio
 
 TRAINER_VS_KERAS_HUB = 1.0
@@ -18,10 +20,35 @@ def find(rows, **keys):
     return None
 
 
-def _check(name, measured, target, detail=""):
+def round_ratio_range(ours, theirs):
+    """(lowest, highest) of our tokens/s ÷ theirs over the rounds of an interleaved comparison.
+
+    Both rows need `round_median_step_s` of the same length (from `compare_training`); round r
+    pairs our r-th turn with theirs. Returns None otherwise.
+    """
+    ours_rounds = (ours or {}).get("round_median_step_s")
+    theirs_rounds = (theirs or {}).get("round_median_step_s")
+    if not ours_rounds or not theirs_rounds or len(ours_rounds) != len(theirs_rounds):
+        return None
+    ratios = [their_step / our_step for our_step, their_step in zip(ours_rounds, theirs_rounds)]
+    return min(ratios), max(ratios)
+
+
+def paired_ratio(ours, theirs):
+    """Our tokens/s ÷ theirs: the median of the per-round ratios of an interleaved comparison
+    (each round pairs one turn of each side, so a slow spell cancels out), else the ratio of
+    the rows' tokens/s. None when a side is missing."""
+    ours_rounds = (ours or {}).get("round_median_step_s")
+    theirs_rounds = (theirs or {}).get("round_median_step_s")
+    if ours_rounds and theirs_rounds and len(ours_rounds) == len(theirs_rounds):
+        return statistics.median(t / o for o, t in zip(ours_rounds, theirs_rounds))
+    return ratio(ours and ours.get("tokens_per_s"), theirs and theirs.get("tokens_per_s"))
+
+
+def _check(name, measured, target, detail="", spread=None):
     status = "n/a" if measured is None else ("PASS" if measured >= target else "MISS")
     return {"target": name, "goal": target, "measured": measured, "status": status,
-            "detail": detail}
+            "detail": detail, "spread": spread}
 
 
 def evaluate_targets(results):
@@ -40,17 +67,17 @@ def evaluate_targets(results):
         keras_row = find(training, framework="keras_hub", **keys)
         if keras_row:
             checks.append(_check(
-                "Trainer / keras-hub fit tokens/s", ratio(row["tokens_per_s"],
-                                                          keras_row["tokens_per_s"]),
-                TRAINER_VS_KERAS_HUB, f"{row['task']}, {row['size']}, {row['precision']}"))
+                "Trainer / keras-hub fit tokens/s", paired_ratio(row, keras_row),
+                TRAINER_VS_KERAS_HUB, f"{row['task']}, {row['size']}, {row['precision']}",
+                round_ratio_range(row, keras_row)))
     for row in training:
         if row["framework"] == "hf_torch" and row["precision"] == "mixed_bfloat16":
             ours = find(training, framework="tfmodels", task=row["task"], size=row["size"],
                         precision="mixed_bfloat16", steps_per_execution=1)
             checks.append(_check(
                 "Trainer bf16 / transformers+torch bf16 tokens/s",
-                ratio(ours and ours["tokens_per_s"], row.get("tokens_per_s")),
-                TRAINER_VS_HF_BF16, f"{row['task']}, {row['size']}"))
+                paired_ratio(ours, row), TRAINER_VS_HF_BF16, f"{row['task']}, {row['size']}",
+                round_ratio_range(ours, row)))
     for row in training:
         if (row["framework"] == "tfmodels" and row["size"] == "wide"
                 and row["precision"] == "mixed_bfloat16" and row.get("mfu") is not None

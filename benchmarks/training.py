@@ -8,6 +8,7 @@ and `tfmodels.training.Trainer` with the binaries' arguments, without a model_di
 """
 from __future__ import annotations
 
+import statistics
 import time
 
 import keras
@@ -19,6 +20,8 @@ from benchmarks import common
 FRAMEWORKS = ("tfmodels", "keras_hub")
 TASKS = ("classification", "mlm")
 LEARNING_RATE = 1e-4
+# Length of the learning-rate schedule of the measured optimizers (longer than any measurement).
+PLANNED_STEPS = 10_000
 
 
 def make_step_timer():
@@ -88,15 +91,14 @@ def tfmodels_optimizer(total_steps, learning_rate=LEARNING_RATE):
     return make_optimizer(TrainerConfig(learning_rate=learning_rate), total_steps)
 
 
-def train_tfmodels(task, size, data, steps, vocabulary_size, steps_per_execution=1,
-                   fast_dropout=None):
-    """Trains with tfmodels.training.Trainer; returns (timer events, trainer).
+def build_trainer(task, size, planned_steps, vocabulary_size, steps_per_execution=1,
+                  fast_dropout=None):
+    """A tfmodels Trainer as the binaries build it (no model_dir), for the given model size.
 
     Args:
         task: str. "classification" or "mlm".
         size: common.ModelSize.
-        data: tf.data.Dataset. Training batches (repeating, or with at least `steps` batches).
-        steps: int. Optimizer steps to run in total.
+        planned_steps: int. Steps of the learning-rate schedule.
         vocabulary_size: int. V of the encoder.
         steps_per_execution: int. Steps per tf.function call. Defaults to 1.
         fast_dropout: bool | None. Trainer(fast_dropout=...); None keeps the binaries' default.
@@ -111,8 +113,8 @@ def train_tfmodels(task, size, data, steps, vocabulary_size, steps_per_execution
         encoder = _encoder(size, vocabulary_size, common.SEQUENCE_LENGTH)
         model = (build_bert_classifier(encoder, common.NUM_CLASSES, dropout=0.1)
                  if task == "classification" else build_bert_pretrainer(encoder))
-        optimizer = tfmodels_optimizer(steps)
-    trainer = Trainer(
+        optimizer = tfmodels_optimizer(planned_steps)
+    return Trainer(
         model, optimizer, task=task, strategy=strategy, model_dir=None,
         label_smoothing=defaults.label_smoothing, grad_accum_steps=defaults.grad_accum_steps,
         checkpoint_every_steps=defaults.checkpoint_every_steps,
@@ -120,25 +122,22 @@ def train_tfmodels(task, size, data, steps, vocabulary_size, steps_per_execution
         best_metric=None, steps_per_execution=steps_per_execution,
         fast_dropout=defaults.fast_dropout if fast_dropout is None else fast_dropout, seed=0,
         verbose=0)
-    timer = make_step_timer()
-    trainer.fit(data, steps=steps, callbacks=[timer])
-    return timer.events, trainer
 
 
-def train_keras_hub(task, size, data, steps, vocabulary_size, steps_per_execution=1,
-                    jit_compile=False):
-    """Trains keras-hub BertTextClassifier / BertMaskedLM with `fit`; returns (events, model).
-
-    Arguments as `train_tfmodels`, plus jit_compile (bool, XLA).
+def build_keras_hub_model(task, size, planned_steps, vocabulary_size, steps_per_execution=1,
+                          jit_compile=False):
+    """keras-hub BertTextClassifier / BertMaskedLM, compiled for `fit`.
 
     Same backbone configuration, AdamW with the same learning rate, weight decay and global
-    clipnorm as the tfmodels side. `jit_compile=False` is Keras' own default on a CPU-only machine.
+    clipnorm as the tfmodels side. `jit_compile=False` is Keras' own default on a CPU-only
+    machine.
     """
     import keras_hub
 
     backbone = _encoder(size, vocabulary_size, common.SEQUENCE_LENGTH)
     optimizer = keras.optimizers.AdamW(
-        learning_rate=keras.optimizers.schedules.PolynomialDecay(LEARNING_RATE, steps, 0.0),
+        learning_rate=keras.optimizers.schedules.PolynomialDecay(LEARNING_RATE, planned_steps,
+                                                                 0.0),
         weight_decay=0.01, global_clipnorm=1.0, epsilon=1e-6)
     optimizer.exclude_from_weight_decay(var_names=["layer_norm", "bias"])
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -152,15 +151,86 @@ def train_keras_hub(task, size, data, steps, vocabulary_size, steps_per_executio
         model.compile(optimizer=optimizer, loss=loss,
                       weighted_metrics=["sparse_categorical_accuracy"],
                       jit_compile=jit_compile, steps_per_execution=steps_per_execution)
-    timer = make_step_timer()
-    model.fit(data, steps_per_epoch=steps, epochs=1, callbacks=[timer], verbose=0)
-    return timer.events, model
+    return model
+
+
+class TrainerSide:
+    """A tfmodels Trainer built once and trained a few steps per `run` call.
+
+    Args: as `build_trainer`, without planned_steps (the schedule spans PLANNED_STEPS).
+    """
+
+    framework = "tfmodels"
+
+    def __init__(self, task, size, data, vocabulary_size, steps_per_execution=1,
+                 fast_dropout=None):
+        self.data = data
+        self.trainer = build_trainer(task, size, PLANNED_STEPS, vocabulary_size,
+                                     steps_per_execution, fast_dropout)
+        self.steps_done = 0
+
+    def run(self, steps):
+        """Trains `steps` more steps; returns per-step seconds between consecutive step ends.
+
+        `fit(steps=N)` trains up to global step N within its epochs; the epoch counter is
+        rewound so that each call is one more epoch 0 (the step counter keeps counting).
+        """
+        timer = make_step_timer()
+        self.trainer.epoch.assign(0)
+        self.trainer.fit(self.data, steps=self.steps_done + steps, callbacks=[timer])
+        self.steps_done += steps
+        return common.step_times(timer.events, 0)
+
+
+class KerasHubSide:
+    """A keras-hub task model trained with `fit`, a few steps per `run` call.
+
+    Args: as `build_keras_hub_model`, plus data (tf.data.Dataset, repeating).
+    """
+
+    framework = "keras_hub"
+
+    def __init__(self, task, size, data, vocabulary_size, steps_per_execution=1,
+                 jit_compile=False):
+        self.data = data
+        self.model = build_keras_hub_model(task, size, PLANNED_STEPS, vocabulary_size,
+                                           steps_per_execution, jit_compile)
+
+    def run(self, steps):
+        """Trains `steps` more steps; returns per-step seconds between consecutive step ends."""
+        timer = make_step_timer()
+        self.model.fit(self.data, steps_per_epoch=steps, epochs=1, callbacks=[timer], verbose=0)
+        return common.step_times(timer.events, 0)
+
+
+def make_side(framework, task, size, data, vocabulary_size, steps_per_execution=1,
+              jit_compile=False, fast_dropout=None):
+    """A TrainerSide or KerasHubSide; build it under the Keras dtype policy to measure."""
+    if framework == "tfmodels":
+        return TrainerSide(task, size, data, vocabulary_size, steps_per_execution, fast_dropout)
+    return KerasHubSide(task, size, data, vocabulary_size, steps_per_execution, jit_compile)
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} {value!r} unknown; choose one of {', '.join(choices)}")
+
+
+def _result(framework, task, size, precision, times, *, batch_size, sequence_length,
+            vocabulary_size, max_predictions, **settings):
+    flops = common.train_flops_per_step(size, batch_size, sequence_length, task,
+                                        vocabulary_size, max_predictions)
+    result = {"framework": framework, "task": task, "size": size.name, "size_label": size.label,
+              "precision": precision, "batch_size": batch_size,
+              "sequence_length": sequence_length, "flops_per_step": flops, **settings}
+    result.update(common.summarize_steps(times, batch_size, batch_size * sequence_length, flops))
+    return result
 
 
 def measure_training(framework, task, size, precision, *, vocabulary_size, batch_size=32,
                      sequence_length=128, warmup=5, timed_steps=20, max_predictions=20,
                      steps_per_execution=1, jit_compile=False, fast_dropout=None):
-    """Measures one training configuration; returns a result dict.
+    """Measures one training configuration on its own; returns a result dict.
 
     Args:
         framework: str. "tfmodels" or "keras_hub".
@@ -177,35 +247,75 @@ def measure_training(framework, task, size, precision, *, vocabulary_size, batch
         jit_compile: bool. XLA for keras-hub fit. Defaults to False.
         fast_dropout: bool | None. Trainer only; None keeps the binaries' default.
     """
-    if framework not in FRAMEWORKS:
-        raise ValueError(f"framework {framework!r} unknown; choose one of {', '.join(FRAMEWORKS)}")
-    if task not in TASKS:
-        raise ValueError(f"task {task!r} unknown; choose one of {', '.join(TASKS)}")
+    _check_choice("framework", framework, FRAMEWORKS)
+    _check_choice("task", task, TASKS)
     keras.backend.clear_session()
-    previous = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy(precision)
-    try:
-        batch = synthetic_batch(task, batch_size, sequence_length, vocabulary_size,
-                                max_predictions)
-        calls = warmup + 1 + -(-timed_steps // steps_per_execution)
-        steps = calls * steps_per_execution
-        data = repeated_dataset(batch)
-        if framework == "tfmodels":
-            events, _ = train_tfmodels(task, size, data, steps, vocabulary_size,
-                                       steps_per_execution, fast_dropout)
-        else:
-            events, _ = train_keras_hub(task, size, data, steps, vocabulary_size,
-                                        steps_per_execution, jit_compile)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    times = common.step_times(events, warmup)
-    flops = common.train_flops_per_step(size, batch_size, sequence_length, task,
-                                        vocabulary_size, max_predictions)
-    result = {"framework": framework, "task": task, "size": size.name, "size_label": size.label,
-              "precision": precision, "batch_size": batch_size,
-              "sequence_length": sequence_length, "warmup": warmup,
-              "steps_per_execution": steps_per_execution, "jit_compile": jit_compile,
-              "fast_dropout": fast_dropout,
-              "flops_per_step": flops}
-    result.update(common.summarize_steps(times, batch_size, batch_size * sequence_length, flops))
-    return result
+    data = repeated_dataset(synthetic_batch(task, batch_size, sequence_length, vocabulary_size,
+                                            max_predictions))
+    with common.dtype_policy(precision):
+        side = make_side(framework, task, size, data, vocabulary_size, steps_per_execution,
+                         jit_compile, fast_dropout)
+    side.run(warmup * steps_per_execution)
+    calls = 1 + -(-timed_steps // steps_per_execution)
+    times = side.run(calls * steps_per_execution)
+    return _result(framework, task, size, precision, times, batch_size=batch_size,
+                   sequence_length=sequence_length, vocabulary_size=vocabulary_size,
+                   max_predictions=max_predictions, warmup=warmup,
+                   steps_per_execution=steps_per_execution, jit_compile=jit_compile,
+                   fast_dropout=fast_dropout)
+
+
+def compare_training(task, size, precision, *, vocabulary_size, frameworks=FRAMEWORKS,
+                     torch_worker=None, batch_size=32, sequence_length=128, warmup=3, rounds=4,
+                     steps_per_round=4, max_predictions=20):
+    """Measures several frameworks on one configuration, interleaved; returns one row each.
+
+    Every side is built and warmed up first, then the sides take turns (`interleave.run_rounds`),
+    so a change in the machine's load hits all of them alike.
+
+    Args:
+        task: str. "classification" or "mlm".
+        size: common.ModelSize.
+        precision: str. "float32" or "mixed_bfloat16".
+        vocabulary_size: int. V of the encoder.
+        frameworks: tuple of str. TensorFlow sides, from FRAMEWORKS. Defaults to both.
+        torch_worker: hf_torch.HFWorker or None. Adds transformers + torch (classification).
+        batch_size: int. Defaults to 32.
+        sequence_length: int. Defaults to 128.
+        warmup: int. Untimed steps per side before the rounds. Defaults to 3.
+        rounds: int. Turns per side. Defaults to 4.
+        steps_per_round: int. Steps per turn (each turn times steps_per_round - 1 intervals).
+            Defaults to 4.
+        max_predictions: int. P for mlm. Defaults to 20.
+
+    Returns:
+        list of dict: per side, the measure_training fields plus rounds, steps_per_round and
+        round_median_step_s (each turn's median step time, for the spread of the ratio).
+    """
+    from benchmarks import hf_torch, interleave
+
+    _check_choice("task", task, TASKS)
+    for framework in frameworks:
+        _check_choice("framework", framework, FRAMEWORKS)
+    keras.backend.clear_session()
+    data = repeated_dataset(synthetic_batch(task, batch_size, sequence_length, vocabulary_size,
+                                            max_predictions))
+    sides = {}
+    with common.dtype_policy(precision):
+        for framework in frameworks:
+            sides[framework] = make_side(framework, task, size, data, vocabulary_size)
+    if torch_worker is not None:
+        sides["hf_torch"] = hf_torch.TorchSide(torch_worker, hf_torch.worker_config(
+            size, precision, vocabulary_size, batch_size, sequence_length))
+    turns = interleave.run_rounds(sides, rounds, steps_per_round, warmup)
+    rows = []
+    for name, side_turns in turns.items():
+        times = [t for turn in side_turns for t in turn]
+        row = _result(name, task, size, precision, times, batch_size=batch_size,
+                      sequence_length=sequence_length, vocabulary_size=vocabulary_size,
+                      max_predictions=max_predictions, warmup=warmup, steps_per_execution=1,
+                      jit_compile=False, fast_dropout=None, rounds=rounds,
+                      steps_per_round=steps_per_round,
+                      round_median_step_s=[statistics.median(turn) for turn in side_turns])
+        rows.append({**row, **getattr(sides[name], "details", {})})
+    return rows

@@ -46,6 +46,17 @@ def test_flops_formula():
     assert common.percentile([1, 2], 100) == 2
 
 
+def test_cpu_use_separates_this_process_from_others():
+    start = {"wall_s": 0.0, "own_cpu_s": 1.0, "busy_s": 10.0, "steal_s": 0.0}
+    end = {"wall_s": 10.0, "own_cpu_s": 11.0, "busy_s": 25.0, "steal_s": 2.0}
+    use = common.cpu_use_between(start, end, cores=2)
+    assert use == pytest.approx({"own": 0.5, "other": 0.25, "steal": 0.1})
+    snapshot = common.cpu_times()
+    assert snapshot["own_cpu_s"] > 0 and snapshot["wall_s"] > 0
+    blind = common.cpu_use_between(dict(start, busy_s=None), end, cores=2)
+    assert blind["other"] is None and blind["own"] == pytest.approx(0.5)
+
+
 def test_matmul_peak_structure():
     from benchmarks import peak
     result = peak.measure_matmul_peak("mixed_bfloat16", n=64, repeats=2, warmup=1)
@@ -102,6 +113,60 @@ def test_hf_torch_structure():
     assert STEP_KEYS <= set(result) and result["framework"] == "hf_torch"
 
 
+@pytest.mark.skipif(not __import__("benchmarks.hf_torch").hf_torch.available(),
+                    reason="torch/transformers not installed (optional extra)")
+def test_hf_torch_worker_keeps_one_model_between_runs():
+    import io
+    import json
+
+    from benchmarks import hf_torch
+    config = hf_torch.worker_config(TINY, "float32", 50, 2, 8)
+    requests = [{"op": "run", "steps": 2}, {"op": "build", "config": config},
+                {"op": "run", "steps": 3}, {"op": "fly"}]
+    answers = io.StringIO()
+    hf_torch.serve(io.StringIO("".join(json.dumps(r) + "\n" for r in requests)), answers)
+    early, built, ran, unknown = [json.loads(line) for line in answers.getvalue().splitlines()]
+    assert "run before build" in early["error"] and built["ok"]
+    assert len(ran["times"]) == 2 and all(t > 0 for t in ran["times"])
+    assert "op 'fly' unknown" in unknown["error"]
+
+
+def test_run_rounds_warms_up_then_reverses_the_order_every_other_round():
+    from benchmarks import interleave
+
+    calls = []
+
+    class FakeSide:
+        def __init__(self, name):
+            self.name = name
+
+        def run(self, steps):
+            calls.append((self.name, steps))
+            return [0.1 * len(calls)] * (steps - 1)
+
+    sides = {name: FakeSide(name) for name in "ABC"}
+    turns = interleave.run_rounds(sides, rounds=3, steps_per_round=3, warmup_steps=2)
+    assert calls[:3] == [("A", 2), ("B", 2), ("C", 2)]
+    assert [name for name, _ in calls[3:]] == list("ABCCBAABC")
+    assert [len(turn) for turn in turns["A"]] == [2, 2, 2]
+    assert turns["C"][1] == [0.1 * 7] * 2  # C opens round 2
+    with pytest.raises(ValueError, match="steps_per_round >= 2"):
+        interleave.run_rounds(sides, rounds=1, steps_per_round=1, warmup_steps=0)
+
+
+def test_compare_training_interleaves_both_tensorflow_sides():
+    from benchmarks import training
+    rows = training.compare_training(
+        "classification", TINY, "float32", vocabulary_size=50, batch_size=2, sequence_length=8,
+        warmup=1, rounds=2, steps_per_round=3)
+    assert [row["framework"] for row in rows] == ["tfmodels", "keras_hub"]
+    for row in rows:
+        assert STEP_KEYS <= set(row) and row["timed_steps"] == 4
+        assert len(row["round_median_step_s"]) == 2 and row["rounds"] == 2
+    with pytest.raises(ValueError, match="framework 'jax' unknown"):
+        training.compare_training("mlm", TINY, "float32", vocabulary_size=50, frameworks=("jax",))
+
+
 def _row(framework, task, size, precision, tokens, **extra):
     row = {"framework": framework, "task": task, "size": size, "precision": precision,
            "size_label": size, "steps_per_execution": 1, "jit_compile": False,
@@ -113,8 +178,10 @@ def _row(framework, task, size, precision, tokens, **extra):
 
 def test_targets_and_report_render():
     training = [
-        _row("tfmodels", "classification", "mini", "mixed_bfloat16", 12000),
-        _row("keras_hub", "classification", "mini", "mixed_bfloat16", 10000),
+        _row("tfmodels", "classification", "mini", "mixed_bfloat16", 12000,
+             round_median_step_s=[1.0, 1.0]),
+        _row("keras_hub", "classification", "mini", "mixed_bfloat16", 10000,
+             round_median_step_s=[1.1, 1.3]),
         _row("hf_torch", "classification", "mini", "mixed_bfloat16", 10000),
         _row("tfmodels", "mlm", "wide", "mixed_bfloat16", 5000, mfu=0.6),
     ]
@@ -123,9 +190,11 @@ def test_targets_and_report_render():
     results = {
         "quick": True, "date": "today", "duration_s": 60.0, "vocabulary_size": 100,
         "settings": {"sequence_length": 128, "batch_size": 32, "warmup": 1, "timed_steps": 2,
-                     "wide_warmup": 1, "wide_timed_steps": 2},
+                     "rounds": 2, "steps_per_round": 3, "wide_warmup": 1, "wide_rounds": 2,
+                     "wide_steps_per_round": 2},
         "machine": machine, "machine_end": machine, "versions": {"tensorflow": "2", "torch": None},
         "training": training,
+        "cpu_use": {"own": 0.6, "other": 0.3, "steal": 0.0},
         "peak": [{"precision": "float32", "n": 64, "best_gflops": 1.0, "median_gflops": 1.0,
                   "repeats": 2}],
         "pipeline": [{"pipeline": "classification", "examples_per_s": 1000.0,
@@ -160,4 +229,8 @@ def test_targets_and_report_render():
         assert heading in markdown
     assert "length buckets + dynamic padding: 110.0 examples/s (1.83× fixed), 88% of positions" in markdown
     assert "7,700 vs Keras' masks 7,000 tokens/s = 1.10×" in markdown
+    assert "| ≥ 1.0 | 1.20× | 1.10–1.30× | **PASS** |" in markdown  # per-round range
+    assert "other processes took 30% of the CPU" in markdown
+    assert "this benchmark 60%, other processes 30%, hypervisor steal 0%" in markdown
+    assert "1.20× (1.10–1.30×)" in markdown and "take turns for 2 rounds of 3 steps" in markdown
     assert "inter default / intra default: 8,000 tokens/s (1.00×); inter 1 / intra default: 6,400" in markdown

@@ -7,9 +7,9 @@ random numbers and no float conversion. The drop probability is the layer's rate
 1/65536; survivors are scaled by 1 / (1 - rate) as in Keras. Masks stay seeded by each layer's
 own `SeedGenerator`, so checkpointing and resuming the dropout state works unchanged.
 
-On the CPU this makes the attention-probability dropout op about 1.8x faster; whole BERT-mini
-training steps changed by less than this machine's run-to-run noise (+5.5% in one alternating
-A/B, -5% in a benchmark run; BENCHMARKS.md, "Speed work").
+On the CPU this makes the attention-probability dropout op about 1.8x faster, and whole BERT-mini
+bf16 training steps 1.17x faster in an interleaved A/B (BENCHMARKS.md, "Speed work"; earlier
+back-to-back runs gave +5.5% and -5%, within that method's noise).
 """
 import types
 

@@ -1,7 +1,7 @@
 """Runs every benchmark in one run and rewrites BENCHMARKS.md.
 
 Usage:
-    python -m benchmarks.run_all            # full run (~15 minutes on 2 idle cores)
+    python -m benchmarks.run_all            # full run (~25 minutes on 2 idle cores)
     python -m benchmarks.run_all --quick    # smoke run: mini only, few steps
 """
 from __future__ import annotations

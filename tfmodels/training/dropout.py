@@ -8,7 +8,7 @@ random numbers and no float conversion. The drop probability is the layer's rate
 own `SeedGenerator`, so checkpointing and resuming the dropout state works unchanged.
 
 On the CPU this makes the attention-probability dropout op about 1.8x faster, and whole BERT-mini
-bf16 training steps 1.17x faster in an interleaved A/B (BENCHMARKS.md, "Speed work"; earlier
+bf16 training steps 1.08x and 1.17x faster in two interleaved A/Bs (BENCHMARKS.md, "Speed work"; earlier
 back-to-back runs gave +5.5% and -5%, within that method's noise).
 """
 import types

@@ -41,7 +41,6 @@ class TorchTraining:
         import transformers
 
         self.size = common.ModelSize(**config["size"])
-        self.config = config
         torch.manual_seed(0)
         torch.set_num_threads(os.cpu_count() or 1)
         self.model = transformers.BertForSequenceClassification(transformers.BertConfig(

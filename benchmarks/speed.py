@@ -99,7 +99,7 @@ def measure_dropout(vocabulary_size, size=common.SIZES["mini"], precision="mixed
         steps_per_round: int. Steps per turn. Defaults to 4.
     """
     from benchmarks import interleave
-    from benchmarks.training import TrainerSide, repeated_dataset, synthetic_batch
+    from benchmarks.training import TrainerSide, repeated_dataset, synthetic_batch, turns_result
 
     keras.backend.clear_session()
     batch_size, sequence_length = common.BATCH_SIZE, common.SEQUENCE_LENGTH
@@ -109,15 +109,11 @@ def measure_dropout(vocabulary_size, size=common.SIZES["mini"], precision="mixed
         sides = {fast: TrainerSide("classification", size, data, vocabulary_size,
                                    fast_dropout=fast) for fast in (False, True)}
     turns = interleave.run_rounds(sides, rounds, steps_per_round, warmup)
-    results = []
-    for fast, side_turns in turns.items():
-        times = [t for turn in side_turns for t in turn]
-        summary = common.summarize_steps(times, batch_size, batch_size * sequence_length)
-        results.append({"framework": "tfmodels", "task": "classification", "size": size.name,
-                        "precision": precision, "batch_size": batch_size,
-                        "sequence_length": sequence_length, "fast_dropout": fast,
-                        "rounds": rounds, "steps_per_round": steps_per_round, **summary})
-    return results
+    return [turns_result("tfmodels", "classification", size, precision, side_turns,
+                         rounds=rounds, steps_per_round=steps_per_round, batch_size=batch_size,
+                         sequence_length=sequence_length, vocabulary_size=vocabulary_size,
+                         max_predictions=0, warmup=warmup, fast_dropout=fast)
+            for fast, side_turns in turns.items()]
 
 
 def measure_threads(inter_op, intra_op, vocabulary_size, warmup=3, timed_steps=12,

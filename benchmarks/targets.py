@@ -20,28 +20,32 @@ def find(rows, **keys):
     return None
 
 
-def round_ratio_range(ours, theirs):
-    """(lowest, highest) of our tokens/s ÷ theirs over the rounds of an interleaved comparison.
+def _round_ratios(ours, theirs):
+    """Our tokens/s ÷ theirs per round of an interleaved comparison, or None.
 
     Both rows need `round_median_step_s` of the same length (from `compare_training`); round r
-    pairs our r-th turn with theirs. Returns None otherwise.
+    pairs our r-th turn with theirs.
     """
     ours_rounds = (ours or {}).get("round_median_step_s")
     theirs_rounds = (theirs or {}).get("round_median_step_s")
     if not ours_rounds or not theirs_rounds or len(ours_rounds) != len(theirs_rounds):
         return None
-    ratios = [their_step / our_step for our_step, their_step in zip(ours_rounds, theirs_rounds)]
-    return min(ratios), max(ratios)
+    return [their_step / our_step for our_step, their_step in zip(ours_rounds, theirs_rounds)]
+
+
+def round_ratio_range(ours, theirs):
+    """(lowest, highest) of the per-round ratios of an interleaved comparison, or None."""
+    ratios = _round_ratios(ours, theirs)
+    return (min(ratios), max(ratios)) if ratios else None
 
 
 def paired_ratio(ours, theirs):
     """Our tokens/s ÷ theirs: the median of the per-round ratios of an interleaved comparison
     (each round pairs one turn of each side, so a slow spell cancels out), else the ratio of
     the rows' tokens/s. None when a side is missing."""
-    ours_rounds = (ours or {}).get("round_median_step_s")
-    theirs_rounds = (theirs or {}).get("round_median_step_s")
-    if ours_rounds and theirs_rounds and len(ours_rounds) == len(theirs_rounds):
-        return statistics.median(t / o for o, t in zip(ours_rounds, theirs_rounds))
+    ratios = _round_ratios(ours, theirs)
+    if ratios:
+        return statistics.median(ratios)
     return ratio(ours and ours.get("tokens_per_s"), theirs and theirs.get("tokens_per_s"))
 
 

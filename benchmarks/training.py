@@ -154,35 +154,47 @@ def build_keras_hub_model(task, size, planned_steps, vocabulary_size, steps_per_
     return model
 
 
-class TrainerSide:
+class _FitSide:
+    """A model built once and trained a few steps per `run` call (`interleave` side)."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def run(self, steps):
+        """Trains `steps` more steps; returns per-step seconds between consecutive step ends."""
+        timer = make_step_timer()
+        self._fit(steps, timer)
+        return common.step_times(timer.events, 0)
+
+    def _fit(self, steps, timer):
+        raise NotImplementedError
+
+
+class TrainerSide(_FitSide):
     """A tfmodels Trainer built once and trained a few steps per `run` call.
 
-    Args: as `build_trainer`, without planned_steps (the schedule spans PLANNED_STEPS).
+    Args: as `build_trainer`, without planned_steps (the schedule spans PLANNED_STEPS), plus
+    data (tf.data.Dataset).
     """
 
     framework = "tfmodels"
 
     def __init__(self, task, size, data, vocabulary_size, steps_per_execution=1,
                  fast_dropout=None):
-        self.data = data
+        super().__init__(data)
         self.trainer = build_trainer(task, size, PLANNED_STEPS, vocabulary_size,
                                      steps_per_execution, fast_dropout)
         self.steps_done = 0
 
-    def run(self, steps):
-        """Trains `steps` more steps; returns per-step seconds between consecutive step ends.
-
-        `fit(steps=N)` trains up to global step N within its epochs; the epoch counter is
-        rewound so that each call is one more epoch 0 (the step counter keeps counting).
-        """
-        timer = make_step_timer()
+    def _fit(self, steps, timer):
+        # `fit(steps=N)` trains up to global step N within its epochs; the epoch counter is
+        # rewound so that each call is one more epoch 0 (the step counter keeps counting).
         self.trainer.epoch.assign(0)
         self.trainer.fit(self.data, steps=self.steps_done + steps, callbacks=[timer])
         self.steps_done += steps
-        return common.step_times(timer.events, 0)
 
 
-class KerasHubSide:
+class KerasHubSide(_FitSide):
     """A keras-hub task model trained with `fit`, a few steps per `run` call.
 
     Args: as `build_keras_hub_model`, plus data (tf.data.Dataset, repeating).
@@ -192,15 +204,12 @@ class KerasHubSide:
 
     def __init__(self, task, size, data, vocabulary_size, steps_per_execution=1,
                  jit_compile=False):
-        self.data = data
+        super().__init__(data)
         self.model = build_keras_hub_model(task, size, PLANNED_STEPS, vocabulary_size,
                                            steps_per_execution, jit_compile)
 
-    def run(self, steps):
-        """Trains `steps` more steps; returns per-step seconds between consecutive step ends."""
-        timer = make_step_timer()
+    def _fit(self, steps, timer):
         self.model.fit(self.data, steps_per_epoch=steps, epochs=1, callbacks=[timer], verbose=0)
-        return common.step_times(timer.events, 0)
 
 
 def make_side(framework, task, size, data, vocabulary_size, steps_per_execution=1,
@@ -225,6 +234,17 @@ def _result(framework, task, size, precision, times, *, batch_size, sequence_len
               "sequence_length": sequence_length, "flops_per_step": flops, **settings}
     result.update(common.summarize_steps(times, batch_size, batch_size * sequence_length, flops))
     return result
+
+
+def turns_result(framework, task, size, precision, side_turns, *, rounds, steps_per_round,
+                 **keys):
+    """The result row of one side of `interleave.run_rounds`: `_result` over all its timed
+    steps, plus rounds, steps_per_round and round_median_step_s (each turn's median step time,
+    for per-round ratios). `keys` as `_result` (batch_size, sequence_length, ...)."""
+    times = [t for turn in side_turns for t in turn]
+    return _result(framework, task, size, precision, times, rounds=rounds,
+                   steps_per_round=steps_per_round,
+                   round_median_step_s=[statistics.median(turn) for turn in side_turns], **keys)
 
 
 def measure_training(framework, task, size, precision, *, vocabulary_size, batch_size=32,
@@ -310,12 +330,10 @@ def compare_training(task, size, precision, *, vocabulary_size, frameworks=FRAME
     turns = interleave.run_rounds(sides, rounds, steps_per_round, warmup)
     rows = []
     for name, side_turns in turns.items():
-        times = [t for turn in side_turns for t in turn]
-        row = _result(name, task, size, precision, times, batch_size=batch_size,
-                      sequence_length=sequence_length, vocabulary_size=vocabulary_size,
-                      max_predictions=max_predictions, warmup=warmup, steps_per_execution=1,
-                      jit_compile=False, fast_dropout=None, rounds=rounds,
-                      steps_per_round=steps_per_round,
-                      round_median_step_s=[statistics.median(turn) for turn in side_turns])
+        row = turns_result(name, task, size, precision, side_turns, rounds=rounds,
+                           steps_per_round=steps_per_round, batch_size=batch_size,
+                           sequence_length=sequence_length, vocabulary_size=vocabulary_size,
+                           max_predictions=max_predictions, warmup=warmup,
+                           steps_per_execution=1, jit_compile=False, fast_dropout=None)
         rows.append({**row, **getattr(sides[name], "details", {})})
     return rows

@@ -91,7 +91,12 @@ def test_predict_texts_batches_give_same_results(text_export):
     servable = saved_model.load_servable(text_export)
     texts = ["我喜欢这个电影", "", "很" * 100, "坏"]
     one_batch = predict.predict_texts(servable, texts)
-    assert predict.predict_texts(servable, texts, batch_size=3) == one_batch
+    batched = predict.predict_texts(servable, texts, batch_size=3)
+    # Equal up to float rounding: oneDNN may pick other kernels for another batch size.
+    for result, reference in zip(batched, one_batch, strict=True):
+        assert {key: result[key] for key in ("input", "label", "class_id")} == {
+            key: reference[key] for key in ("input", "label", "class_id")}
+        assert result["probabilities"] == pytest.approx(reference["probabilities"], abs=1e-6)
     assert [result["input"] for result in one_batch] == texts
     for result in one_batch:
         assert set(result["probabilities"]) == set(tiny.CLASS_NAMES)

@@ -88,6 +88,25 @@ def train_flops_per_step(size: ModelSize, batch_size: int, sequence_length: int,
     return flops
 
 
+def top_layer_skipped_flops(size: ModelSize, batch_size: int, sequence_length: int,
+                            read_positions: int) -> float:
+    """Training FLOPs the tfmodels models do not execute: the top layer computed only at the
+    `read_positions` positions that are read (1 for [CLS]; P masked positions for MLM).
+
+    The top layer still projects keys and values at all S positions; its queries, attention,
+    output projection, feed-forward block and layer norms run at the read positions only.
+    Same counting as `train_flops_per_step`: 6 x parameters x tokens, 12 x H x S x queries
+    for attention.
+    """
+    h, i, s, b = size.hidden_dim, size.intermediate_dim, sequence_length, batch_size
+    per_layer = layer_params(size) / size.num_layers
+    key_value = 2 * (h * h + h)
+    full = 6.0 * per_layer * b * s + 12.0 * h * s * s * b
+    executed = (6.0 * key_value * b * s + 6.0 * (per_layer - key_value) * b * read_positions
+                + 12.0 * h * s * read_positions * b)
+    return full - executed
+
+
 def step_times(events, warmup: int):
     """Per-step seconds from (step index, perf_counter) events, skipping `warmup` events.
 
@@ -149,6 +168,11 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def has_bf16_instructions(cpu_flags) -> bool:
+    """Whether the CPU computes bfloat16 natively (else bf16 is converted in software)."""
+    return "avx512_bf16" in cpu_flags or "amx_bf16" in cpu_flags
 
 
 def cpu_flags_of_interest() -> list[str]:

@@ -1,6 +1,7 @@
 """Renders one run's results as BENCHMARKS.md."""
 from __future__ import annotations
 
+from benchmarks import common
 from benchmarks.common import ratio
 from benchmarks.targets import find, paired_ratio, round_ratio_range
 
@@ -37,6 +38,7 @@ def _machine(results):
         f"(flags: {', '.join(machine['cpu_flags']) or 'none of interest'}); {machine['platform']}",
         f"- Load average (1/5/15 min; it counts this benchmark's own threads too): {start_load} "
         f"at the start, {end_load} at the end.",
+        _no_bf16_line(machine["cpu_flags"]),
         _cpu_use_line(results).rstrip("\n") or None,
         "- **The machine is shared with other virtual machines**: the CPU time a run gets "
         "drifts, so absolute figures are noisy; compare ratios within this run (the sides of "
@@ -45,6 +47,14 @@ def _machine(results):
         f"- Environment: {', '.join(f'{k}={v}' for k, v in machine['env'].items() if v) or 'defaults (oneDNN on, TF and torch threads = cores)'}",
     ]
     return "\n".join(line for line in lines if line)
+
+
+def _no_bf16_line(cpu_flags):
+    if common.has_bf16_instructions(cpu_flags):
+        return None
+    return ("- **This CPU has no bfloat16 instructions** (no avx512_bf16 / amx_bf16): the "
+            "mixed_bfloat16 rows convert to and from float32 in software, on every side; "
+            "precision `auto` picks float32 on such a CPU.")
 
 
 def _spread(spread):
@@ -104,6 +114,27 @@ def _training(results):
     if errors:
         note += "\n\nFailed measurements:\n" + "\n".join(errors)
     return _table(header, rows) + note
+
+
+def _top_layer_note(results):
+    """How much less work the tfmodels rows do than the model FLOPs count (MFU's numerator)."""
+    shares = {}
+    for row in results["training"]:
+        if row["framework"] != "tfmodels" or "error" in row or "max_predictions" not in row:
+            continue
+        read = 1 if row["task"] == "classification" else row["max_predictions"]
+        skipped = common.top_layer_skipped_flops(common.SIZES[row["size"]], row["batch_size"],
+                                                 row["sequence_length"], read)
+        shares[row["task"], row["size"]] = f"{100 * skipped / row['flops_per_step']:.0f}%"
+    return (
+        "The tfmodels classifier and pretrainer compute the encoder's top transformer layer only "
+        "at the positions that are read ([CLS] for the pooler; the masked positions for the "
+        "MLM head; `tfmodels.models.encoder_outputs`): same layers, weights, outputs and "
+        "gradients as the full encoder (tested), less work. keras-hub and transformers compute "
+        "it at every position. The model FLOPs (and so MFU) of every row count the full model; "
+        "the tfmodels rows skip this share of them: "
+        + (", ".join(f"{task} {size} {share}" for (task, size), share in shares.items())
+           or "–") + ".")
 
 
 def _peak(results):
@@ -369,6 +400,8 @@ keras-hub uses `BertTextClassifier` / `BertMaskedLM` `.fit` with `jit_compile=Fa
 default on a CPU-only machine); Hugging Face uses `BertForSequenceClassification` with the
 same sizes in PyTorch on the CPU (bf16 through `torch.autocast`; precisions measured:
 {', '.join(settings.get('hf_precisions', ['float32', 'mixed_bfloat16']))}).
+
+{_top_layer_note(results)}
 
 {_training(results)}
 

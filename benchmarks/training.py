@@ -231,7 +231,8 @@ def _result(framework, task, size, precision, times, *, batch_size, sequence_len
                                         vocabulary_size, max_predictions)
     result = {"framework": framework, "task": task, "size": size.name, "size_label": size.label,
               "precision": precision, "batch_size": batch_size,
-              "sequence_length": sequence_length, "flops_per_step": flops, **settings}
+              "sequence_length": sequence_length, "max_predictions": max_predictions,
+              "flops_per_step": flops, **settings}
     result.update(common.summarize_steps(times, batch_size, batch_size * sequence_length, flops))
     return result
 

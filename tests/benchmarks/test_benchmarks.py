@@ -46,6 +46,16 @@ def test_flops_formula():
     assert common.percentile([1, 2], 100) == 2
 
 
+def test_top_layer_skipped_flops():
+    size = common.ModelSize("x", 2, 64, 4)
+    assert common.top_layer_skipped_flops(size, 8, 16, read_positions=16) == pytest.approx(0)
+    per_layer = common.layer_params(size) / 2
+    key_value = 2 * (64 * 64 + 64)
+    # One read position: queries, output and feed-forward skip 15 of 16 rows; attention too.
+    expected = 6 * (per_layer - key_value) * 8 * 15 + 12 * 64 * 16 * 15 * 8
+    assert common.top_layer_skipped_flops(size, 8, 16, read_positions=1) == pytest.approx(expected)
+
+
 def test_cpu_use_separates_this_process_from_others():
     start = {"wall_s": 0.0, "own_cpu_s": 1.0, "busy_s": 10.0, "steal_s": 0.0}
     end = {"wall_s": 10.0, "own_cpu_s": 11.0, "busy_s": 25.0, "steal_s": 2.0}

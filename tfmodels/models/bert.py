@@ -10,6 +10,8 @@ import keras_hub
 
 from tfmodels.models.common import (TEXT_INPUT_NAMES, check_dropout, check_int,
                                      classifier_head, text_inputs)
+from tfmodels.models.encoder_outputs import (PooledEncoderOutput, SequenceOutputAt,
+                                             wrapped_encoder)
 from tfmodels.models.variants import get_variant
 
 POOLING_MODES = ("cls", "mean")
@@ -122,7 +124,8 @@ def build_bert_classifier(
         encoder: `keras_hub.models.BertBackbone`. Shared, not copied.
         num_classes: int. Number of classes (>= 2).
         dropout: float. Dropout before the logits. Defaults to 0.1.
-        pooling: str. "cls" uses the encoder's pooled [CLS] output; "mean"
+        pooling: str. "cls" uses the encoder's pooled [CLS] output, with the top
+            transformer layer computed at [CLS] only (`PooledEncoderOutput`); "mean"
             averages sequence_output over real tokens (better after masked-LM-only
             pretraining, which never trains [CLS] or the pooler). Defaults to "cls".
         name: str. Model name. Defaults to "bert_classifier".
@@ -142,12 +145,11 @@ def build_bert_classifier(
     if pooling not in POOLING_MODES:
         raise ValueError(f"pooling={pooling!r} unknown; choose one of {', '.join(POOLING_MODES)}")
     inputs = text_inputs()
-    outputs = encoder(inputs)
     if pooling == "cls":
-        features = outputs["pooled_output"]
+        features = PooledEncoderOutput(encoder, name="pooled_encoder_output")(inputs)
     else:
         features = MaskedMeanPooling(dtype=encoder.dtype_policy, name="mean_pooling")(
-            outputs["sequence_output"], inputs["padding_mask"])
+            encoder(inputs)["sequence_output"], inputs["padding_mask"])
     logits = classifier_head(features, num_classes, dropout, _bert_initializer())
     return keras.Model(inputs=inputs, outputs=logits, name=name)
 
@@ -162,9 +164,18 @@ class TiedMaskedLMHead(keras_hub.layers.MaskedLMHead):
     layout is unchanged.
     """
 
-    def call(self, inputs, mask_positions):
-        positions = keras.ops.expand_dims(mask_positions, axis=-1)
-        x = keras.ops.take_along_axis(inputs, positions, axis=1)
+    def call(self, inputs, mask_positions=None):
+        """Logits at the masked positions.
+
+        Args:
+            inputs: [B, L, H] sequence output, or [B, P, H] already taken at the masked
+                positions when mask_positions is None.
+            mask_positions: int [B, P] or None.
+        """
+        x = inputs
+        if mask_positions is not None:
+            positions = keras.ops.expand_dims(mask_positions, axis=-1)
+            x = keras.ops.take_along_axis(inputs, positions, axis=1)
         x = self._intermediate_layer_norm(self._intermediate_dense(x))
         if self.token_embedding:
             outputs = self.token_embedding(x, reverse=True)
@@ -176,10 +187,16 @@ class TiedMaskedLMHead(keras_hub.layers.MaskedLMHead):
             outputs = self.activation(outputs)
         return outputs
 
+    def compute_output_shape(self, inputs_shape, mask_positions_shape=None):
+        rows = inputs_shape[:-1] if mask_positions_shape is None else mask_positions_shape
+        return (*rows, self.vocabulary_size)
+
 
 @keras.saving.register_keras_serializable(package="tfmodels")
 class BertPretrainer(keras.Model):
     """Masked-LM pretrainer: encoder + MLM head tied to the token embedding.
+
+    The encoder's top layer is computed at the masked positions only (`SequenceOutputAt`).
 
     A functional model subclass so that reloading rebuilds the head around the
     reloaded encoder's token embedding and the tie survives `.keras` round trips.
@@ -200,8 +217,9 @@ class BertPretrainer(keras.Model):
             dtype=encoder.dtype_policy,
             name="mlm_head",
         )
-        sequence = encoder({key: inputs[key] for key in TEXT_INPUT_NAMES})["sequence_output"]
-        logits = head(sequence, inputs["mask_positions"])
+        at_masks = SequenceOutputAt(encoder, name="sequence_output_at_masks")(
+            {key: inputs[key] for key in TEXT_INPUT_NAMES}, inputs["mask_positions"])
+        logits = head(at_masks)
         logits = keras.layers.Activation("linear", dtype="float32", name="mlm_logits")(logits)
         super().__init__(inputs=inputs, outputs=logits, name=name, **kwargs)
         self.encoder = encoder
@@ -239,6 +257,8 @@ def build_bert_pretrainer(encoder: keras_hub.models.BertBackbone,
 def find_encoder(model: keras.Model) -> keras_hub.models.BertBackbone:
     """Returns the BertBackbone inside a classifier or pretrainer (or the model itself).
 
+    The encoder may be a layer of the model or wrapped by an `encoder_outputs` layer.
+
     Args:
         model: keras.Model. A model built by this module (or a BertBackbone).
 
@@ -247,8 +267,11 @@ def find_encoder(model: keras.Model) -> keras_hub.models.BertBackbone:
     """
     if isinstance(model, keras_hub.models.BertBackbone):
         return model
-    found = [layer for layer in model.layers
-             if isinstance(layer, keras_hub.models.BertBackbone)]
+    found = []
+    for layer in model.layers:
+        encoder = wrapped_encoder(layer)
+        if encoder is not None and all(encoder is not seen for seen in found):
+            found.append(encoder)
     if len(found) != 1:
         raise ValueError(f"model {model.name!r} holds {len(found)} BertBackbone layers; "
                          "expected exactly 1")

@@ -19,6 +19,7 @@ import keras_hub
 
 from tfmodels.models.bert import BertPretrainer, MaskedMeanPooling, find_encoder
 from tfmodels.models.common import HEAD_LAYER_NAMES, check_dropout, check_int, classifier_head
+from tfmodels.models.encoder_outputs import wrapped_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -70,14 +71,16 @@ def set_trainable(layer: keras.layers.Layer, value: bool) -> None:
     """Sets `trainable` on a layer and, recursively, on all its sublayers and variables.
 
     With the TensorFlow backend, assigning the value a layer already has is a
-    no-op that does not reach its sublayers, so the flag is toggled first.
+    no-op that does not reach its sublayers (a frozen wrapper may hold a
+    trainable encoder), so every layer is visited and its flag toggled first.
 
     Args:
         layer: keras.layers.Layer. Layer or model to change.
         value: bool. The new trainability.
     """
-    layer.trainable = not value
-    layer.trainable = value
+    for sublayer in layer._flatten_layers(include_self=True, recursive=True):
+        sublayer.trainable = not value
+        sublayer.trainable = value
 
 
 def _is_head(layer: keras.layers.Layer) -> bool:
@@ -142,7 +145,7 @@ def replace_head(model: keras.Model, num_classes: int, dropout: float | None = N
         dropout = old_dropout.rate
     check_dropout(dropout)
     initializer = "glorot_uniform"
-    if any(isinstance(layer, keras_hub.models.BertBackbone) for layer in model.layers):
+    if any(wrapped_encoder(layer) is not None for layer in model.layers):
         initializer = keras.initializers.TruncatedNormal(stddev=0.02)
     logits = classifier_head(old_dropout.input, num_classes, dropout, initializer)
     new_model = keras.Model(inputs=model.input, outputs=logits, name=name or model.name)

@@ -49,6 +49,12 @@ def _machine(results):
     return "\n".join(line for line in lines if line)
 
 
+def _auto_precision(results):
+    if common.has_bf16_instructions(results["machine"]["cpu_flags"]):
+        return "mixed_bfloat16 on this CPU (it has bf16 instructions)"
+    return "float32 on this CPU (no bf16 instructions; mixed_bfloat16 where a CPU has them)"
+
+
 def _no_bf16_line(cpu_flags):
     if common.has_bf16_instructions(cpu_flags):
         return None
@@ -144,7 +150,8 @@ def _peak(results):
             for p in results.get(key, [])]
     return _table(["measured", "precision", "tf.matmul", "best GFLOP/s",
                    "median GFLOP/s", "calls"], rows) + (
-        "\n\nMFU uses the highest best-of-calls figure of the run in the same precision.")
+        "\n\nMFU uses the highest best-of-calls figure of the run in the same precision (no "
+        "bf16 MFU on a CPU without bf16 instructions: an emulated matmul is no ceiling).")
 
 
 # Shares of the machine's CPU taken by other processes or other guests above which a run's
@@ -433,7 +440,7 @@ alone on the machine.
 
 {_speed(results)}
 
-Defaults kept: precision `auto` resolves to mixed_bfloat16 on this CPU (AVX512-BF16); the
+Defaults kept: precision `auto` resolves to {_auto_precision(results)}; the
 Trainer's step is a `tf.function(reduce_retracing=True)` looping over `steps_per_execution`
 steps; dropout masks come from `tfmodels.training.keep_mask` (16-bit thresholds of 32-bit
 Philox draws: half the random numbers; `trainer.fast_dropout: false` restores Keras' masks);

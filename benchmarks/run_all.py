@@ -56,13 +56,33 @@ def _log(message):
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def _add_mfu(row, peaks):
-    peak = peaks.get(row["precision"])
-    row["mfu"] = row["flops_per_s"] / (peak * 1e9) if peak and row.get("flops_per_s") else None
-    return row
+def _mfu_peaks(results):
+    """Per precision, the higher of the run's two best `tf.matmul` figures (GFLOP/s).
+
+    The load of a shared machine changes during the run, so a peak taken under heavier load
+    must not inflate MFU. No bf16 peak where the CPU has no bf16 instructions: an emulated
+    matmul is no ceiling (training steps beat it), so bf16 MFU is left out there.
+    """
+    peaks = {}
+    for measured in results.get("peak", []) + results.get("peak_end", []):
+        precision = measured["precision"]
+        peaks[precision] = max(peaks.get(precision, 0.0), measured["best_gflops"])
+    if not common.has_bf16_instructions(results["machine"]["cpu_flags"]):
+        peaks.pop("mixed_bfloat16", None)
+    return peaks
 
 
-def run_training(settings, vocabulary_size, peaks, hf_worker, rows):
+def add_mfu(results):
+    """Sets `mfu` (model FLOPs/s ÷ peak, or None) on every training row of `results`."""
+    peaks = _mfu_peaks(results)
+    for row in results["training"]:
+        if "error" not in row:
+            peak = peaks.get(row["precision"])
+            row["mfu"] = (row["flops_per_s"] / (peak * 1e9)
+                          if peak and row.get("flops_per_s") else None)
+
+
+def run_training(settings, vocabulary_size, hf_worker, rows):
     """Training table: per size/precision/task, tfmodels, keras-hub and HF interleaved."""
     from benchmarks import hf_torch, training
 
@@ -90,23 +110,23 @@ def run_training(settings, vocabulary_size, peaks, hf_worker, rows):
                     rows.append({"framework": "hf_torch", "task": task, "size": size_name,
                                  "precision": precision, "error": str(error)})
                     measured = training.compare_training(**measure)
-                rows.extend(_add_mfu(row, peaks) for row in measured)
+                rows.extend(measured)
 
 
-def run_speed_knobs(settings, vocabulary_size, peaks, rows):
+def run_speed_knobs(settings, vocabulary_size, rows):
     """steps_per_execution 8 (Trainer) and XLA (keras-hub fit) on BERT-mini bf16."""
     from benchmarks import training
 
     size = common.SIZES["mini"]
     timed = max(settings["timed_steps"], 24)
     _log("training tfmodels classification mini bf16 steps_per_execution=8")
-    rows.append(_add_mfu(training.measure_training(
+    rows.append(training.measure_training(
         "tfmodels", "classification", size, "mixed_bfloat16", vocabulary_size=vocabulary_size,
-        warmup=2, timed_steps=timed, steps_per_execution=8), peaks))
+        warmup=2, timed_steps=timed, steps_per_execution=8))
     _log("training keras_hub classification mini bf16 jit_compile=True")
-    rows.append(_add_mfu(training.measure_training(
+    rows.append(training.measure_training(
         "keras_hub", "classification", size, "mixed_bfloat16", vocabulary_size=vocabulary_size,
-        warmup=settings["warmup"], timed_steps=settings["timed_steps"], jit_compile=True), peaks))
+        warmup=settings["warmup"], timed_steps=settings["timed_steps"], jit_compile=True))
 
 
 def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, workdir=None):
@@ -134,7 +154,6 @@ def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, work
     _log("matmul peak")
     results["peak"] = [peak.measure_matmul_peak(p, repeats=10 if quick else 30)
                        for p in common.PRECISIONS]
-    peaks = {p["precision"]: p["best_gflops"] for p in results["peak"]}
 
     _log("text assets (embedded data, vocabulary)")
     assets = pipeline.prepare_text_assets(workdir, max_vocab_texts=settings["vocab_texts"])
@@ -150,22 +169,16 @@ def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, work
         hf_worker = hf_torch.HFWorker()
     rows = results["training"] = []
     try:
-        run_training(settings, assets.vocabulary_size, peaks, hf_worker, rows)
+        run_training(settings, assets.vocabulary_size, hf_worker, rows)
     finally:
         if hf_worker is not None:
             hf_worker.close()
     if settings["speed_knobs"]:
-        run_speed_knobs(settings, assets.vocabulary_size, peaks, rows)
-    # The load of a shared machine changes during the run: measure the peak again and use
-    # the higher of the two, so a peak taken under heavier load cannot inflate MFU.
-    _log("matmul peak (again, after training)")
+        run_speed_knobs(settings, assets.vocabulary_size, rows)
+    _log("matmul peak (again, after training; see _mfu_peaks)")
     results["peak_end"] = [peak.measure_matmul_peak(p, repeats=10 if quick else 30)
                            for p in common.PRECISIONS]
-    for end in results["peak_end"]:
-        peaks[end["precision"]] = max(peaks[end["precision"]], end["best_gflops"])
-    for row in rows:
-        if "error" not in row:
-            _add_mfu(row, peaks)
+    add_mfu(results)
 
     _log("input pipelines")
     results["pipeline"] = [pipeline.measure_pipeline(kind, assets,
@@ -225,6 +238,7 @@ def render_from(json_path, output):
 
     with open(json_path, encoding="utf-8") as f:
         results = json.load(f)
+    add_mfu(results)
     checks = targets.evaluate_targets(results)
     with open(output, "w", encoding="utf-8") as f:
         f.write(report.render(results, checks))

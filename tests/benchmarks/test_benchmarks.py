@@ -244,3 +244,39 @@ def test_targets_and_report_render():
     assert "this benchmark 60%, other processes 30%, hypervisor steal 0%" in markdown
     assert "1.20× (1.10–1.30×)" in markdown and "take turns for 2 rounds of 3 steps" in markdown
     assert "inter default / intra default: 8,000 tokens/s (1.00×); inter 1 / intra default: 6,400" in markdown
+
+
+def _no_bf16_results():
+    """Results of a run on a CPU without bf16 instructions, with float32 torch rows too."""
+    machine = {"cpu_flags": ["avx2", "avx512f"]}
+    peak = [{"precision": "float32", "best_gflops": 300.0},
+            {"precision": "mixed_bfloat16", "best_gflops": 60.0}]
+    training = [
+        _row("tfmodels", "classification", "wide", precision, 1500, flops_per_s=2.4e11,
+             round_median_step_s=[1.0, 1.0], mfu=None)
+        for precision in ("float32", "mixed_bfloat16")] + [
+        _row("hf_torch", "classification", "wide", precision, 1000, mfu=None,
+             round_median_step_s=[1.5, 1.3]) for precision in ("float32", "mixed_bfloat16")]
+    return {"machine": machine, "peak": peak,
+            "peak_end": [dict(peak[0], best_gflops=320.0), peak[1]], "training": training}
+
+
+def test_no_bf16_cpu_has_no_bf16_mfu_and_float32_targets():
+    from benchmarks import run_all
+
+    results = _no_bf16_results()
+    run_all.add_mfu(results)
+    mfu = {row["precision"]: row["mfu"] for row in results["training"]
+           if row["framework"] == "tfmodels"}
+    assert mfu == {"float32": pytest.approx(2.4e11 / 320e9), "mixed_bfloat16": None}
+    by_target = {(c["target"], c["detail"]): (c["status"], c["measured"])
+                 for c in targets.evaluate_targets(results)}
+    assert by_target[("MFU at L4/H768 float32", "classification")] == (
+        "PASS", pytest.approx(0.75))
+    assert not any(target.startswith("MFU at L4/H768 bf16") for target, _ in by_target)
+    # Per-round ratios 1.5 and 1.3: the median 1.4 meets the goal of 1.3.
+    for name in ("float32", "bf16"):
+        assert by_target[(f"Trainer {name} / transformers+torch {name} tokens/s",
+                          "classification, wide")] == ("PASS", pytest.approx(1.4))
+    assert "no bfloat16 instructions" in report._no_bf16_line(results["machine"]["cpu_flags"])
+    assert report._no_bf16_line(["avx512_bf16"]) is None

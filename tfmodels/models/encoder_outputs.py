@@ -11,7 +11,9 @@ numbers up to float rounding).
 
 The layers here wrap a `keras_hub.models.BertBackbone` and call its own sublayers, so the
 weights stay in the backbone: presets, checkpoints, `find_encoder`, freezing and LoRA see
-the same encoder as before.
+the same encoder as before. The top layer's pieces are keras-hub `TransformerEncoder`
+attributes (private, of the pinned keras-hub); tests/models/test_encoder_outputs.py compares
+values and gradients with the full encoder, so a keras-hub change that breaks this shows there.
 """
 from __future__ import annotations
 

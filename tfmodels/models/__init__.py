@@ -2,6 +2,7 @@
 from tfmodels.models.bert import (BertPretrainer, MaskedMeanPooling, TiedMaskedLMHead,
                                   build_bert_classifier, build_bert_encoder,
                                   build_bert_pretrainer, find_encoder)
+from tfmodels.models.encoder_outputs import PooledEncoderOutput, SequenceOutputAt
 from tfmodels.models.finetune import (GradualUnfreezer, ParamCount, apply_lora, count_params,
                                       freeze_base, load_lora_weights, merge_lora, replace_head,
                                       save_lora_weights, set_trainable, unfreeze_all,
@@ -14,7 +15,8 @@ from tfmodels.models.variants import VARIANTS, BertVariant, bert_encoder_param_c
 
 __all__ = [
     "VARIANTS", "BertPretrainer", "BertVariant", "GradualUnfreezer", "LoadedEncoder",
-    "MaskedMeanPooling", "ParamCount", "TiedMaskedLMHead",
+    "MaskedMeanPooling", "ParamCount", "PooledEncoderOutput", "SequenceOutputAt",
+    "TiedMaskedLMHead",
     "apply_lora", "bert_encoder_param_count", "build_bert_classifier", "build_bert_encoder",
     "build_bert_pretrainer", "build_lstm_classifier", "build_mlp", "check_sequence_length",
     "count_params", "find_encoder", "freeze_base", "get_variant", "load_encoder",

@@ -170,9 +170,17 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
 def has_bf16_instructions(cpu_flags) -> bool:
-    """Whether the CPU computes bfloat16 natively (else bf16 is converted in software)."""
-    return "avx512_bf16" in cpu_flags or "amx_bf16" in cpu_flags
+    """Whether the CPU computes bfloat16 natively (else bf16 is converted in software).
+
+    The flags of `tfmodels.training.precision` ("auto" picks bf16 on them), repeated here
+    because this module must not load TensorFlow (the PyTorch worker imports it); a test
+    keeps the two equal.
+    """
+    return any(flag in cpu_flags for flag in BF16_CPU_FLAGS)
 
 
 def cpu_flags_of_interest() -> list[str]:

@@ -279,4 +279,6 @@ def test_no_bf16_cpu_has_no_bf16_mfu_and_float32_targets():
         assert by_target[(f"Trainer {name} / transformers+torch {name} tokens/s",
                           "classification, wide")] == ("PASS", pytest.approx(1.4))
     assert "no bfloat16 instructions" in report._no_bf16_line(results["machine"]["cpu_flags"])
+    from tfmodels.training import precision
+    assert common.BF16_CPU_FLAGS == precision._BF16_CPU_FLAGS
     assert report._no_bf16_line(["avx512_bf16"]) is None

@@ -11,7 +11,7 @@ import keras_hub
 from tfmodels.models.common import (TEXT_INPUT_NAMES, check_dropout, check_int,
                                      classifier_head, text_inputs)
 from tfmodels.models.encoder_outputs import (PooledEncoderOutput, SequenceOutputAt,
-                                             wrapped_encoder)
+                                             with_encoder_deserialized, wrapped_encoder)
 from tfmodels.models.variants import get_variant
 
 POOLING_MODES = ("cls", "mean")
@@ -230,10 +230,7 @@ class BertPretrainer(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("encoder"), dict):
-            config["encoder"] = keras.layers.deserialize(config["encoder"])
-        return cls(**config)
+        return cls(**with_encoder_deserialized(config))
 
 
 def build_bert_pretrainer(encoder: keras_hub.models.BertBackbone,

@@ -60,6 +60,14 @@ def _top_layer_at(layer, x, padding_mask, query):
     return layer._feedforward_layer_norm(layer._feedforward_dropout(h) + residual)
 
 
+def with_encoder_deserialized(config: dict) -> dict:
+    """A copy of a layer/model config whose serialized "encoder" entry is rebuilt."""
+    config = dict(config)
+    if isinstance(config.get("encoder"), dict):
+        config["encoder"] = keras.layers.deserialize(config["encoder"])
+    return config
+
+
 class _EncoderOutput(keras.layers.Layer):
     """Base: a layer holding (and serializing) a BertBackbone whose outputs it computes."""
 
@@ -82,10 +90,7 @@ class _EncoderOutput(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("encoder"), dict):
-            config["encoder"] = keras.layers.deserialize(config["encoder"])
-        return cls(**config)
+        return cls(**with_encoder_deserialized(config))
 
 
 @keras.saving.register_keras_serializable(package="tfmodels")

@@ -74,7 +74,10 @@ def _targets(checks):
     return (_table(["target", "where", "goal", "measured", "per-round range", "status"], rows)
             + "\n\nTraining ratios: each round pairs one turn of each side; measured = the "
             "median of the rounds' ratios (of median step times), per-round range = the lowest "
-            "and highest of them. A range that straddles the goal means this run cannot tell.")
+            "and highest of them. A range that straddles the goal means this run cannot tell. "
+            "The 1.3× goal over transformers + torch is the issue's bf16 comparison; it is "
+            "applied to float32 too on a CPU without bf16 instructions (where `auto` trains in "
+            "float32); elsewhere the float32 ratio is in the training table only.")
 
 
 def _versus(ours, theirs):

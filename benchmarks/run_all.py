@@ -32,24 +32,16 @@ def _settings(quick):
                 "sequence_length": common.SEQUENCE_LENGTH, "batch_size": common.BATCH_SIZE}
     # Step counts sized so that the run takes about 25 minutes on 2 idle cores with bf16
     # instructions (and under an hour on a shared, loaded one, or without bf16 instructions,
-    # where bf16 steps are ~3x slower); float32 transformers/torch rows are left out on CPUs
-    # with bf16 instructions for the same reason (the targets compare bf16). Training
-    # comparisons time rounds x (steps_per_round - 1) steps per side: 12 for mini, 8 for wide.
+    # where bf16 steps are ~3x slower). Training comparisons time rounds x (steps_per_round - 1)
+    # steps per side: 12 for mini, 8 for wide.
     return {"sizes": ["mini", "wide"], "precisions": list(common.PRECISIONS), "warmup": 3,
             "timed_steps": 12, "rounds": 4, "steps_per_round": 4, "wide_warmup": 2,
             "wide_rounds": 4, "wide_steps_per_round": 3,
             "pipeline_batches": 300, "latency_calls": 100, "throughput_batches": 20,
             "mlp_steps": 200, "memory_variant": "base", "memory_steps": 2,
             "padding_steps": 12, "vocab_texts": None, "speed_knobs": True,
-            "hf_precisions": _hf_precisions(common.cpu_flags_of_interest()),
+            "hf_precisions": list(common.PRECISIONS),
             "sequence_length": common.SEQUENCE_LENGTH, "batch_size": common.BATCH_SIZE}
-
-
-def _hf_precisions(cpu_flags):
-    """bf16 (the targets); float32 too where the CPU emulates bf16 (the meaningful one there)."""
-    if common.has_bf16_instructions(cpu_flags):
-        return ["mixed_bfloat16"]
-    return ["float32", "mixed_bfloat16"]
 
 
 def _log(message):

@@ -282,3 +282,13 @@ def test_no_bf16_cpu_has_no_bf16_mfu_and_float32_targets():
     from tfmodels.training import precision
     assert common.BF16_CPU_FLAGS == precision._BF16_CPU_FLAGS
     assert report._no_bf16_line(["avx512_bf16"]) is None
+
+
+def test_torch_goal_is_bf16_only_where_the_cpu_has_bf16_instructions():
+    results = _no_bf16_results()
+    results["machine"] = {"cpu_flags": ["avx2", "avx512f", "avx512_bf16"]}
+    torch_targets = [c["target"] for c in targets.evaluate_targets(results)
+                     if "transformers+torch" in c["target"]]
+    assert torch_targets == ["Trainer bf16 / transformers+torch bf16 tokens/s"]
+    # The float32 comparison still shows in the training table.
+    assert "1.40× (1.30–1.50×)" in report._training(results)

@@ -183,6 +183,11 @@ def has_bf16_instructions(cpu_flags) -> bool:
     return any(flag in cpu_flags for flag in BF16_CPU_FLAGS)
 
 
+def auto_precision(cpu_flags) -> str:
+    """The precision `precision: auto` trains in on a CPU with these flags."""
+    return "mixed_bfloat16" if has_bf16_instructions(cpu_flags) else "float32"
+
+
 def cpu_flags_of_interest() -> list[str]:
     """The vector / bfloat16 flags of the CPU that matter for these benchmarks."""
     wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni")

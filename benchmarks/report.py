@@ -50,7 +50,7 @@ def _machine(results):
 
 
 def _auto_precision(results):
-    if common.has_bf16_instructions(results["machine"]["cpu_flags"]):
+    if common.auto_precision(results["machine"]["cpu_flags"]) == "mixed_bfloat16":
         return "mixed_bfloat16 on this CPU (it has bf16 instructions)"
     return "float32 on this CPU (no bf16 instructions; mixed_bfloat16 where a CPU has them)"
 

@@ -12,11 +12,13 @@ A trained model directory holds:
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import logging
-import math
 import os
+import shutil
+import tempfile
 import time
 
 import keras
@@ -40,19 +42,37 @@ HEAD_VARIABLES = "logits"  # the classifier head's Dense layer (models name it s
 
 @dataclasses.dataclass
 class Run:
-    """A started run: resolved config, directory, strategy and precision."""
+    """A started run: resolved config, directory, strategy and precision.
+
+    `model_dir` is the run directory every process reads (and resumes from). Only the chief writes
+    it: `output_dir` is `model_dir` on the chief and a private temporary directory on the other
+    workers of a multi-worker job, so artifacts written through `path()` never collide on a shared
+    filesystem.
+    """
 
     config: ExperimentConfig
     model_dir: str
-    strategy: tf.distribute.Strategy
+    strategy: tf.distribute.Strategy | None
     precision: str
+    output_dir: str | None = None
+
+    def __post_init__(self):
+        self.output_dir = self.output_dir or self.model_dir
 
     def path(self, *parts: str) -> str:
-        return os.path.join(self.model_dir, *parts)
+        """A path under this process's output directory."""
+        return os.path.join(self.output_dir, *parts)
+
+    def stage_dir(self, name: str) -> str:
+        """The run directory of a sub-stage (e.g. the pipeline's `pretrain`), under `model_dir`."""
+        return os.path.join(self.model_dir, name)
 
 
 def start_run(config: ExperimentConfig, model_dir: str | None = None) -> Run:
     """Seeds, sets precision and strategy, creates the run directory and writes config.yaml.
+
+    The strategy is the process's one strategy of that name (`get_strategy` creates it once), so
+    stages started one after another in one process share their variables' strategy.
 
     Args:
         config: ExperimentConfig. The resolved experiment.
@@ -61,15 +81,39 @@ def start_run(config: ExperimentConfig, model_dir: str | None = None) -> Run:
     model_dir = model_dir or config.model_dir
     if not model_dir:
         raise ConfigError("model_dir is not set: pass --model_dir=DIR or set model_dir in the config")
+    check_model_dir(model_dir)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     precision = tfm_training.apply_precision(config.precision)
     strategy = tfm_training.get_strategy(config.strategy)
-    os.makedirs(model_dir, exist_ok=True)
-    if tfm_training.is_chief(strategy):
-        save_config(dataclasses.replace(config, model_dir=model_dir), os.path.join(model_dir, "config.yaml"))
-    return Run(config, model_dir, strategy, precision)
+    output_dir = model_dir if tfm_training.is_chief(strategy) else worker_output_dir(strategy, model_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    save_config(dataclasses.replace(config, model_dir=model_dir), os.path.join(output_dir, "config.yaml"))
+    return Run(config, model_dir, strategy, precision, output_dir)
+
+
+def check_model_dir(model_dir: str) -> None:
+    """Rejects a model_dir that names an existing file (the run needs a directory)."""
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise ConfigError(f"model_dir={model_dir!r} is an existing file; allowed: a directory "
+                          "(new or a previous run's, to resume)")
+
+
+_WORKER_ROOT: list[str] = []
+
+
+def worker_output_dir(strategy, model_dir: str) -> str:
+    """This non-chief worker's private stand-in for `model_dir`, removed when the process exits.
+
+    The same `model_dir` maps to the same directory within a process, so a later stage finds what
+    an earlier one wrote (e.g. the pipeline's encoder).
+    """
+    if not _WORKER_ROOT:
+        root = tempfile.mkdtemp(prefix=f"tfmodels_{tfm_training.worker_id(strategy)}_")
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        _WORKER_ROOT.append(root)
+    return os.path.join(_WORKER_ROOT[0], os.path.abspath(model_dir).lstrip(os.sep))
 
 
 def load_run_config(model_dir: str, config_path: str | None = None, overrides=()) -> ExperimentConfig:
@@ -188,8 +232,18 @@ def batch_size(config: ExperimentConfig, tc: TrainerConfig) -> int:
     return tc.batch_size or config.data.batch_size
 
 
-def steps_per_epoch(num_examples: int, batch_size: int) -> int:
-    return max(1, math.ceil(num_examples / batch_size))
+def step_plan(config: ExperimentConfig, tc: TrainerConfig, num_examples: int) -> tfm_training.StepPlan:
+    """The stage's length in optimizer steps, by the one rule of tfmodels/training/steps.py.
+
+    An epoch is one pass over `num_examples` in batches of the stage's batch size, i.e.
+    batches // grad_accum_steps optimizer steps (or `steps_per_epoch`); the run is `steps`, else
+    `epochs` of them. The learning-rate schedule and the Trainer both use this plan.
+    """
+    if not tc.steps and not tc.epochs:
+        raise ConfigError("set trainer.epochs or trainer.steps (the number of epochs or optimizer steps)")
+    per_epoch = tc.steps_per_epoch or tfm_training.optimizer_steps_per_epoch(
+        tfm_training.batches(num_examples, batch_size(config, tc)), tc.grad_accum_steps)
+    return tfm_training.plan_steps(tc.epochs, tc.steps, per_epoch)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,14 +296,6 @@ def load_model(path: str) -> keras.Model:
 # Training
 
 
-def total_steps(tc: TrainerConfig, steps_per_epoch_: int) -> int:
-    if tc.steps:
-        return tc.steps
-    if not tc.epochs:
-        raise ConfigError("set trainer.epochs or trainer.steps (the number of epochs or optimizer steps)")
-    return tc.epochs * (tc.steps_per_epoch or steps_per_epoch_) // max(1, tc.grad_accum_steps)
-
-
 def make_optimizer(tc: TrainerConfig, total: int, learning_rate: float | None = None):
     return tfm_training.build_optimizer(
         name=tc.optimizer, learning_rate=tc.learning_rate if learning_rate is None else learning_rate,
@@ -272,9 +318,10 @@ def make_trainer(run: Run, tc: TrainerConfig, model, optimizer, model_dir: str, 
         fast_dropout=tc.fast_dropout, seed=run.config.seed)
 
 
-def fit(trainer, tc: TrainerConfig, train_data, validation_data, steps_per_epoch_: int, callbacks=None):
-    return trainer.fit(train_data, validation_data=validation_data, epochs=tc.epochs, steps=tc.steps,
-                       steps_per_epoch=tc.steps_per_epoch or steps_per_epoch_, callbacks=callbacks)
+def fit(trainer, plan: tfm_training.StepPlan, train_data, validation_data, callbacks=None):
+    """Runs the Trainer for the stage's plan (see `step_plan`)."""
+    return trainer.fit(train_data, validation_data=validation_data, epochs=plan.epochs, steps=plan.total_steps,
+                       steps_per_epoch=plan.steps_per_epoch, callbacks=callbacks)
 
 
 def tokens_per_second(history: dict) -> float:

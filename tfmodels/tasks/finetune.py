@@ -59,17 +59,17 @@ def finetune_bert(run_: common.Run) -> dict:
     run_ = common.start_run(config, run_.model_dir)  # records the encoder's vocabulary settings
     splits = common.load_text_splits(config)
     tfm_data.save_label_names(splits.label_names, run_.path(common.LABELS_FILE))
-    vocab_path = common.ensure_vocab(config, run_.model_dir, None)
+    vocab_path = common.ensure_vocab(config, run_.output_dir, None)
     train, evaluation = common.text_datasets(config, splits, vocab_path, config.data.lowercase)
-    per_epoch = common.steps_per_epoch(len(splits.train), common.batch_size(config, config.trainer))
+    plan = common.step_plan(config, config.trainer, len(splits.train))
     with run_.strategy.scope():
         model = common.build_text_classifier(config, None, splits.num_labels, encoder=loaded.encoder)
     history = {}
     if ft.mode == "frozen_then_full" and ft.frozen_epochs > 0:
-        history["frozen"] = run_frozen_phase(run_, model, train, evaluation, per_epoch)
+        history["frozen"] = run_frozen_phase(run_, model, train, evaluation, plan.steps_per_epoch)
     counts, callbacks = adapt_model(run_, model)
     print(f"fine-tuning mode {ft.mode}: {counts}", flush=True)
-    trainer, history["main"] = fit_phase(run_, model, train, evaluation, per_epoch, callbacks)
+    trainer, history["main"] = fit_phase(run_, model, train, evaluation, plan, callbacks)
     trainer.restore_best()
     metrics = common.evaluate_splits(trainer, evaluation)
     if ft.mode == "lora":
@@ -77,6 +77,7 @@ def finetune_bert(run_: common.Run) -> dict:
     common.save_model(model, run_.path(common.MODEL_FILE))
     common.write_json(run_.path(common.METRICS_FILE), metrics)
     return {"metrics": metrics, "history": history, "param_counts": counts, "model_dir": run_.model_dir,
+            "output_dir": run_.output_dir,
             "tokens_per_second": common.tokens_per_second(history["main"])}
 
 
@@ -117,21 +118,26 @@ class GradualUnfreezing(keras.callbacks.Callback):
 
 
 def run_frozen_phase(run_: common.Run, model, train, evaluation, per_epoch: int) -> dict:
-    """Warms up the new head with the encoder frozen, at `finetune.frozen_learning_rate`."""
+    """Warms up the new head with the encoder frozen, at `finetune.frozen_learning_rate`.
+
+    Args:
+        per_epoch: int. Optimizer steps per epoch (the main phase's).
+    """
     ft, tc = run_.config.finetune, run_.config.trainer
     with run_.strategy.scope():
         counts = tfm_models.freeze_base(model)
         print(f"frozen-encoder warm-up for {ft.frozen_epochs} epoch(s): {counts}", flush=True)
         total = ft.frozen_epochs * per_epoch
         optimizer = common.make_optimizer(tc, total, learning_rate=ft.frozen_learning_rate)
-        trainer = common.make_trainer(run_, tc, model, optimizer, run_.path(FROZEN_PHASE_DIR), best_metric=None)
+        trainer = common.make_trainer(run_, tc, model, optimizer, run_.stage_dir(FROZEN_PHASE_DIR),
+                                      best_metric=None)
     return trainer.fit(train, validation_data=evaluation.get("validation"), epochs=ft.frozen_epochs,
                        steps_per_epoch=per_epoch)
 
 
-def fit_phase(run_: common.Run, model, train, evaluation, per_epoch: int, callbacks):
+def fit_phase(run_: common.Run, model, train, evaluation, plan, callbacks):
     tc = run_.config.trainer
     with run_.strategy.scope():
-        optimizer = common.make_optimizer(tc, common.total_steps(tc, per_epoch))
+        optimizer = common.make_optimizer(tc, plan.total_steps)
         trainer = common.make_trainer(run_, tc, model, optimizer, run_.model_dir)
-    return trainer, common.fit(trainer, tc, train, evaluation.get("validation"), per_epoch, callbacks)
+    return trainer, common.fit(trainer, plan, train, evaluation.get("validation"), callbacks)

@@ -48,26 +48,26 @@ def run(config: ExperimentConfig) -> dict:
     common.banner("Stage 1/6: WordPiece vocabulary from the pretraining corpus")
     with watch.stage("vocabulary"):
         corpus = common.read_corpus(config)
-        vocab_path = common.ensure_vocab(config, run_.model_dir, corpus.texts)
+        vocab_path = common.ensure_vocab(config, run_.output_dir, corpus.texts)
         splits = common.load_text_splits(config)
         results["vocabulary"] = vocabulary_report(vocab_path, config, corpus, splits)
     with_vocab = _replace(config, data={"vocab_path": vocab_path})
 
     common.banner("Stage 2/6: masked-LM pretraining of the BERT encoder")
     with watch.stage("pretrain"):
-        pre = pretrain.pretrain_encoder(common.start_run(with_vocab, run_.path("pretrain")), corpus.texts,
+        pre = pretrain.pretrain_encoder(common.start_run(with_vocab, run_.stage_dir("pretrain")), corpus.texts,
                                         vocab_path)
         results["pretrain"] = {"heldout": pre["metrics"], "tokens_per_second": pre["tokens_per_second"],
                                "steps": config.pretrain.steps}
 
     common.banner("Stage 3/6: fine-tuning the pretrained encoder for sentiment")
     with watch.stage("finetune"):
-        tuned = finetune.run(_replace(with_vocab, finetune={"encoder": pre["encoder_dir"]}), run_.path("finetune"))
+        tuned = finetune.run(_replace(with_vocab, finetune={"encoder": pre["encoder_dir"]}), run_.stage_dir("finetune"))
         results["finetune"] = {"tokens_per_second": tuned["tokens_per_second"]}
 
     common.banner("Stage 4/6: the same classifier from random initialization, same budget")
     with watch.stage("random_init"):
-        scratch = train.run(random_init_config(with_vocab, run_.path("random_init")))
+        scratch = train.run(random_init_config(with_vocab, run_.stage_dir("random_init")))
 
     common.banner("Stage 5/6: evaluation on the test split")
     with watch.stage("evaluate"):
@@ -81,7 +81,7 @@ def run(config: ExperimentConfig) -> dict:
 
     common.banner("Stage 6/6: export as a SavedModel and predict through it")
     with watch.stage("export"):
-        export_config = _replace(common.load_run_config(run_.path("finetune")),
+        export_config = _replace(common.load_run_config(tuned["output_dir"]),
                                  export={"export_base": run_.path("export"), "model_name": config.export.model_name})
         version_dir = export_task.run(export_config)
         servable = tfm_export.load_servable(version_dir)

@@ -6,6 +6,7 @@ import os
 
 from tfmodels import data as tfm_data
 from tfmodels import models as tfm_models
+from tfmodels import training as tfm_training
 from tfmodels.config import ExperimentConfig
 from tfmodels.tasks import common
 
@@ -23,7 +24,7 @@ def run(config: ExperimentConfig, model_dir: str | None = None) -> dict:
     corpus = common.read_corpus(config)
     print(f"corpus: {len(corpus.texts):,} lines, {corpus.num_characters():,} characters "
           f"from {', '.join(corpus.part_names)}", flush=True)
-    vocab_path = common.ensure_vocab(config, run_.model_dir, corpus.texts)
+    vocab_path = common.ensure_vocab(config, run_.output_dir, corpus.texts)
     return pretrain_encoder(run_, corpus.texts, vocab_path)
 
 
@@ -67,11 +68,11 @@ def pretrain_encoder(run_: common.Run, texts, vocab_path: str) -> dict:
         model = tfm_models.build_bert_pretrainer(encoder)
         optimizer = common.make_optimizer(tc, tc.steps)
         trainer = common.make_trainer(run_, tc, model, optimizer, run_.model_dir, task="mlm", best_metric=None)
-        history = trainer.fit(train, validation_data=heldout, steps=tc.steps,
-                              steps_per_epoch=tc.steps_per_epoch or tc.steps)
+        plan = tfm_training.plan_steps(steps=tc.steps, steps_per_epoch=tc.steps_per_epoch or tc.steps)
+        history = common.fit(trainer, plan, train, heldout)
     metrics = trainer.evaluate(heldout)
     print(f"held-out masked-LM: { {k: round(float(v), 4) for k, v in metrics.items()} }", flush=True)
-    encoder_dir = os.path.join(run_.model_dir, ENCODER_DIR)
+    encoder_dir = run_.path(ENCODER_DIR)
     tfm_models.save_encoder(encoder, vocab_path, encoder_dir)
     common.write_json(run_.path(common.METRICS_FILE), {"heldout": metrics})
     return {"encoder_dir": encoder_dir, "vocab_path": vocab_path, "history": history, "metrics": metrics,

@@ -55,7 +55,7 @@ def train_text_classifier(run_: common.Run) -> dict:
     config = run_.config
     splits = common.load_text_splits(config)
     tfm_data.save_label_names(splits.label_names, run_.path(common.LABELS_FILE))
-    vocab_path = common.ensure_vocab(config, run_.model_dir, splits.train.texts)
+    vocab_path = common.ensure_vocab(config, run_.output_dir, splits.train.texts)
     vocab_size = len(tfm_data.load_vocab(vocab_path))
     train, evaluation = common.text_datasets(config, splits, vocab_path, config.data.lowercase)
     with run_.strategy.scope():
@@ -67,12 +67,12 @@ def fit_and_save(run_: common.Run, model, train, evaluation: dict, num_train: in
                  model_file: str | None = None) -> dict:
     """Fits with the trainer config, restores the best checkpoint, evaluates and saves."""
     config, tc = run_.config, run_.config.trainer
-    per_epoch = common.steps_per_epoch(num_train, common.batch_size(config, tc))
-    optimizer = common.make_optimizer(tc, common.total_steps(tc, per_epoch))
+    plan = common.step_plan(config, tc, num_train)
+    optimizer = common.make_optimizer(tc, plan.total_steps)
     trainer = common.make_trainer(run_, tc, model, optimizer, run_.model_dir)
-    history = common.fit(trainer, tc, train, evaluation.get("validation"), per_epoch)
+    history = common.fit(trainer, plan, train, evaluation.get("validation"))
     trainer.restore_best()
     metrics = common.evaluate_splits(trainer, evaluation)
     common.save_model(model, model_file or run_.path(common.MODEL_FILE))
     common.write_json(run_.path(common.METRICS_FILE), metrics)
-    return {"history": history, "metrics": metrics, "model_dir": run_.model_dir}
+    return {"history": history, "metrics": metrics, "model_dir": run_.model_dir, "output_dir": run_.output_dir}

@@ -8,6 +8,7 @@ from tfmodels.training.optimization import (
     DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY, AdamWithExclusions, OptimizerConfigError, WarmupDecaySchedule,
     build_learning_rate, build_optimizer)
 from tfmodels.training.precision import PRECISIONS, PrecisionError, apply_precision, resolve_precision
+from tfmodels.training.steps import StepPlan, StepPlanError, batches, optimizer_steps_per_epoch, plan_steps
 from tfmodels.training.trainer import (
     CheckpointRestoreError, NonFiniteLossError, Trainer, TrainerConfigError, classification_loss_sum,
     latest_checkpoint, restore_model_weights, unpack_batch)
@@ -20,6 +21,7 @@ __all__ = [
     "DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY", "AdamWithExclusions", "OptimizerConfigError",
     "WarmupDecaySchedule", "build_learning_rate", "build_optimizer",
     "PRECISIONS", "PrecisionError", "apply_precision", "resolve_precision",
+    "StepPlan", "StepPlanError", "batches", "optimizer_steps_per_epoch", "plan_steps",
     "CheckpointRestoreError", "NonFiniteLossError", "Trainer", "TrainerConfigError",
     "classification_loss_sum", "latest_checkpoint", "restore_model_weights", "unpack_batch",
 ]

@@ -42,8 +42,9 @@ def _cluster_size(tf_config):
     return len(cluster.get("chief", [])) + len(cluster.get("worker", []))
 
 
+@functools.lru_cache(maxsize=None)
 def _multi_worker_strategy():
-    """Builds a MultiWorkerMirroredStrategy after checking TF_CONFIG."""
+    """Returns this process's MultiWorkerMirroredStrategy, built once after checking TF_CONFIG."""
     tf_config = _read_tf_config()
     if tf_config is None:
         raise StrategyError(
@@ -62,6 +63,18 @@ def _mirrored_strategy(devices):
     return tf.distribute.MirroredStrategy(list(devices) if devices else None)
 
 
+@functools.lru_cache(maxsize=None)
+def _one_device_strategy(device):
+    """Returns one OneDeviceStrategy per device.
+
+    Variables built under one OneDeviceStrategy object cannot be used under another (the
+    optimizer's slots fail with "colocate_vars_with must only be passed a variable created in
+    this tf.distribute.Strategy.scope()"), so every stage of a process shares one.
+    """
+    return tf.distribute.OneDeviceStrategy(device)
+
+
+@functools.lru_cache(maxsize=None)
 def _tpu_strategy():
     """Connects to the TPU cluster (TPU_NAME or local) and builds a TPUStrategy."""
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=os.environ.get("TPU_NAME", ""))
@@ -79,14 +92,17 @@ def _auto_strategy(devices):
     if devices and len(devices) > 1 or len(gpus) > 1:
         return _mirrored_strategy(tuple(devices) if devices else None)
     if gpus:
-        return tf.distribute.OneDeviceStrategy(gpus[0].name)
+        return _one_device_strategy(gpus[0].name)
     return tf.distribute.get_strategy()
 
 
 def get_strategy(name="auto", devices=None):
-    """Returns a tf.distribute strategy chosen by name.
+    """Returns a tf.distribute strategy chosen by name, created once per process.
 
-    Build models and optimizers inside `strategy.scope()` of the returned strategy.
+    Build models and optimizers inside `strategy.scope()` of the returned strategy. Asking again
+    for the same name and devices returns the same object, so every stage of a process (e.g. the
+    pipeline's pretraining and fine-tuning) shares it: variables are bound to the strategy object
+    they were created under, and MultiWorkerMirroredStrategy can be created only once per process.
 
     Args:
       name: str. One of "auto" (multi-worker when TF_CONFIG lists several tasks, mirrored over
@@ -111,7 +127,7 @@ def get_strategy(name="auto", devices=None):
             raise StrategyError(f"strategy 'one_device' takes one device; got devices={devices!r}")
         gpus = tf.config.list_logical_devices("GPU")
         device = devices[0] if devices else (gpus[0].name if gpus else "/cpu:0")
-        strategy = tf.distribute.OneDeviceStrategy(device)
+        strategy = _one_device_strategy(device)
     elif name == "mirrored":
         strategy = _mirrored_strategy(tuple(devices) if devices else None)
     elif name == "multi_worker":

@@ -8,6 +8,7 @@ Input contract: every replica of every worker reads the same global batch from i
 checkpointable iterator and keeps its slice, so datasets must be deterministic (seeded shuffles)
 and identical on all workers. Do not shard them per worker.
 """
+import atexit
 import json
 import logging
 import math
@@ -25,6 +26,7 @@ from tfmodels.training import distribute
 from tfmodels.training.dropout import use_fast_dropout
 from tfmodels.training import metrics as metrics_lib
 from tfmodels.training import optimization
+from tfmodels.training import steps as steps_lib
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +199,7 @@ class Trainer:
     `keep_checkpoints`); calling `fit` again with the same `model_dir` resumes at the exact
     step. The best model by `best_metric` goes to `model_dir/best/`. TensorBoard scalars go to
     `model_dir/train` and `model_dir/validation`. Under multi-worker training only the chief
-    writes `model_dir`; other workers write to a temporary directory deleted after `fit`.
+    writes `model_dir`; other workers write to a temporary directory removed when the process exits.
 
     Changing trainability during training (e.g. a gradual-unfreezing callback setting
     `layer.trainable`) is detected before each step call, which re-traces the step with the new
@@ -534,9 +536,11 @@ class Trainer:
             return
         if self.is_chief:
             self._write_dir = self.model_dir
-        else:
-            self._write_dir = os.path.join(
-                tempfile.mkdtemp(prefix="tfmodels_"), distribute.worker_id(self.strategy))
+        elif self._write_dir is None:
+            # Kept until the process exits: restore_best() reads this worker's own best/ copy.
+            root = tempfile.mkdtemp(prefix="tfmodels_")
+            atexit.register(shutil.rmtree, root, ignore_errors=True)
+            self._write_dir = os.path.join(root, distribute.worker_id(self.strategy))
         self._checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, global_step=self.global_step,
             epoch=self.epoch, data=self._data, rng=_rng_state_variables(self.model))
@@ -575,32 +579,27 @@ class Trainer:
             return
         self._manager.save(checkpoint_number=step)
 
-    def _cleanup_worker_dir(self):
-        if self._write_dir and not self.is_chief:
-            shutil.rmtree(os.path.dirname(self._write_dir), ignore_errors=True)
-
     # ---------------------------------------------------------------- fit
 
     def _plan(self, train_data, epochs, steps, steps_per_epoch):
-        """Returns (epochs, total_steps or None, steps_per_epoch or None, repeat_dataset)."""
+        """Returns the run's StepPlan (tfmodels.training.steps) for this dataset."""
         if steps_per_epoch is None:
             cardinality = int(train_data.cardinality().numpy())
-            if cardinality == tf.data.INFINITE_CARDINALITY:
-                if steps is None:
-                    raise TrainerConfigError(
-                        "an infinite train_data needs steps= or steps_per_epoch=")
-                steps_per_epoch = steps if epochs is None else math.ceil(steps / epochs)
-            elif cardinality >= 0:
-                steps_per_epoch = cardinality // self.grad_accum_steps
-                if steps_per_epoch == 0:
-                    raise TrainerConfigError(
-                        f"train_data has {cardinality} batches, fewer than grad_accum_steps="
-                        f"{self.grad_accum_steps}")
-        if epochs is None:
-            epochs = math.ceil(steps / steps_per_epoch) if steps and steps_per_epoch else 1
-        total = steps if steps is not None else (epochs * steps_per_epoch if steps_per_epoch
-                                                 else None)
-        return epochs, total, steps_per_epoch, steps_per_epoch is not None
+            if cardinality == tf.data.INFINITE_CARDINALITY and steps is None:
+                raise TrainerConfigError("an infinite train_data needs steps= or steps_per_epoch=")
+            if cardinality >= 0:
+                steps_per_epoch = steps_lib.optimizer_steps_per_epoch(cardinality, self.grad_accum_steps)
+            elif cardinality != tf.data.INFINITE_CARDINALITY:  # unknown: epochs end with the data
+                return steps_lib.StepPlan(epochs or 1, steps, None)
+        return steps_lib.plan_steps(epochs, steps, steps_per_epoch)
+
+    def _iterator_for(self, train_data, repeat):
+        """The training iterator: kept when `fit` is called again on the same dataset."""
+        source = (train_data, repeat)
+        if getattr(self, "_iterator_source", None) != source or not hasattr(self._data, "iterator"):
+            self._iterator_source = source
+            self._data.iterator = iter(train_data.repeat() if repeat else train_data)
+        return self._data.iterator
 
     def _set_iterator(self, dataset):
         self._data.iterator = iter(dataset)
@@ -610,13 +609,18 @@ class Trainer:
             steps_per_epoch=None, callbacks=None):
         """Trains the model; resumes from model_dir's latest checkpoint when there is one.
 
+        `steps` and `epochs` are totals counted from step 0 (tfmodels/training/steps.py): a resumed
+        run stops at the same step as an uninterrupted one, and calling `fit` again continues
+        training up to the new totals (`fit(ds, steps=3)` then `fit(ds, steps=15)` ends at step 15;
+        the same dataset object continues where the last call left its data).
+
         Args:
           train_data: tf.data.Dataset of global batches (x, y) or (x, y, sample_weight). Must be
             deterministic and identical on all workers.
           validation_data: tf.data.Dataset or None. Evaluated at each epoch end (val_* logs).
-          epochs: int or None. Number of epochs. Defaults to 1, or enough epochs for `steps`.
-          steps: int or None. Total optimizer steps (counted from step 0, so a resumed run stops
-            at the same step).
+          epochs: int or None. Epochs of the whole run. Defaults to 1, or enough epochs for `steps`.
+          steps: int or None. Optimizer steps of the whole run; with `epochs` too, the first
+            reached ends the run.
           steps_per_epoch: int or None. Optimizer steps per epoch; defaults to the dataset's
             batches // grad_accum_steps, else an epoch ends when the data runs out.
           callbacks: list of keras.callbacks.Callback or None.
@@ -624,8 +628,7 @@ class Trainer:
         Returns:
           dict of str to list: per-epoch logs of this call (loss, accuracy, val_*, ...).
         """
-        epochs, total_steps, steps_per_epoch, repeat = self._plan(
-            train_data, epochs, steps, steps_per_epoch)
+        plan = self._plan(train_data, epochs, steps, steps_per_epoch)
         self._own_clipnorm = None
         inner = self._inner_optimizer
         saved_clipnorm = inner.global_clipnorm
@@ -638,22 +641,22 @@ class Trainer:
             # checkpoints stay model-only.
             object.__setattr__(self.model, "optimizer", self.optimizer)
         callback_list = keras.callbacks.CallbackList(callbacks or [], model=self.model)
-        callback_list.set_params({"epochs": epochs, "steps": steps_per_epoch, "verbose": 0})
+        callback_list.set_params({"epochs": plan.epochs, "steps": plan.steps_per_epoch, "verbose": 0})
         self.model.stop_training = False
         writers = self._summary_writers()
-        iterator = self._set_iterator(train_data.repeat() if repeat else train_data)
+        repeat = plan.steps_per_epoch is not None
+        iterator = self._iterator_for(train_data, repeat)
         self._restore_latest()
         history = {}
         try:
             callback_list.on_train_begin()
-            self._fit_epochs(train_data, validation_data, epochs, total_steps, steps_per_epoch,
-                             repeat, iterator, callback_list, writers, history)
+            self._fit_epochs(train_data, validation_data, plan, iterator, callback_list, writers,
+                             history)
             callback_list.on_train_end(_last_logs(history))
         finally:
             inner.global_clipnorm = saved_clipnorm
             for writer in writers.values():
                 writer.close()
-            self._cleanup_worker_dir()
         return history
 
     def _summary_writers(self):
@@ -662,29 +665,37 @@ class Trainer:
         return {name: tf.summary.create_file_writer(os.path.join(self.model_dir, name))
                 for name in ("train", "validation")}
 
-    def _fit_epochs(self, train_data, validation_data, epochs, total_steps, steps_per_epoch,
-                    repeat, iterator, callback_list, writers, history):
+    def _next_epoch(self, plan):
+        """The epoch to run next, or None when the plan is complete."""
+        step = int(self.global_step.numpy())
+        if plan.total_steps is not None and step >= plan.total_steps:
+            return None
+        epoch = plan.epoch_of(step) if plan.steps_per_epoch else int(self.epoch.numpy())
+        return epoch if epoch < plan.epochs else None
+
+    def _fit_epochs(self, train_data, validation_data, plan, iterator, callback_list, writers,
+                    history):
         best_value, epochs_without_improvement = self._best_state()
         first_epoch = True
-        while int(self.epoch.numpy()) < epochs:
-            if total_steps is not None and int(self.global_step.numpy()) >= total_steps:
-                break
-            epoch = int(self.epoch.numpy())
-            if not repeat and not first_epoch:
+        if self._next_epoch(plan) is None and self.verbose:
+            print(f"already at step {int(self.global_step.numpy())} (epoch {int(self.epoch.numpy())}): "
+                  f"the run's {plan.total_steps or plan.epochs} {'steps' if plan.total_steps else 'epochs'} "
+                  "are done; pass larger totals to train on", flush=True)
+        while (epoch := self._next_epoch(plan)) is not None:
+            if plan.steps_per_epoch is None and not first_epoch:
                 iterator = self._set_iterator(train_data)
             first_epoch = False
             callback_list.on_epoch_begin(epoch)
-            logs, completed = self._run_epoch(iterator, epoch, epochs, total_steps,
-                                              steps_per_epoch, callback_list, writers)
+            logs, completed = self._run_epoch(iterator, epoch, plan, callback_list, writers)
             if validation_data is not None:
                 val = self.evaluate(validation_data)
                 logs.update({f"val_{k}": v for k, v in val.items() if k != "confusion_matrix"})
                 self._write_scalars(writers.get("validation"), val)
                 if self.verbose:
                     values = " ".join(f"{k}={v:.4g}" for k, v in val.items() if np.isscalar(v))
-                    print(f"epoch {epoch + 1}/{epochs} validation: {values}", flush=True)
+                    print(f"epoch {epoch + 1}/{plan.epochs} validation: {values}", flush=True)
             if completed:
-                self.epoch.assign_add(1)
+                self.epoch.assign(epoch + 1)
             self._save()
             best_value, improved = self._update_best(logs, best_value)
             epochs_without_improvement = 0 if improved else epochs_without_improvement + 1
@@ -705,7 +716,9 @@ class Trainer:
         Returns:
           str or None. The checkpoint loaded, or None when no best checkpoint was written.
         """
-        best_dir = os.path.join(self.model_dir, "best") if self.model_dir else None
+        # Every worker reads its own copy: the chief's may still be being written.
+        write_dir = self._write_dir or self.model_dir
+        best_dir = os.path.join(write_dir, "best") if write_dir else None
         if best_dir is None or not tf.io.gfile.exists(os.path.join(best_dir, "checkpoint")):
             return None
         return restore_model_weights(self.model, best_dir)
@@ -738,30 +751,31 @@ class Trainer:
                 json.dump({"metric": self.best_metric, "value": value, "step": step}, f)
         return value, True
 
-    def _steps_this_call(self, step, epoch_start, steps_per_epoch, total_steps):
+    def _steps_this_call(self, step, epoch_end, total_steps):
         """Returns how many steps the next tf.function call may run without crossing a boundary."""
         limit = self.steps_per_execution
-        if steps_per_epoch is not None:
-            limit = min(limit, epoch_start + steps_per_epoch - step)
+        if epoch_end is not None:
+            limit = min(limit, epoch_end - step)
         if total_steps is not None:
             limit = min(limit, total_steps - step)
         if self.checkpoint_every_steps:
             limit = min(limit, self.checkpoint_every_steps - step % self.checkpoint_every_steps)
         return limit
 
-    def _run_epoch(self, iterator, epoch, epochs, total_steps, steps_per_epoch, callback_list,
-                   writers):
-        """Runs one epoch; returns (logs, whether the epoch completed)."""
+    def _run_epoch(self, iterator, epoch, plan, callback_list, writers):
+        """Runs (the rest of) one epoch; returns (logs, whether the epoch completed)."""
         start_step = int(self.global_step.numpy())
+        steps_per_epoch = plan.steps_per_epoch
         epoch_start = epoch * steps_per_epoch if steps_per_epoch is not None else start_step
-        progress = _Progress(self.verbose, steps_per_epoch, epoch, epochs)
+        epoch_end = plan.epoch_end(start_step) if steps_per_epoch is not None else None
+        progress = _Progress(self.verbose, steps_per_epoch, epoch, plan.epochs)
         epoch_totals = _Totals()
         interval_totals = _Totals()
         completed = False
         last_log_step = start_step
         while True:
             step = int(self.global_step.numpy())
-            num_steps = self._steps_this_call(step, epoch_start, steps_per_epoch, total_steps)
+            num_steps = self._steps_this_call(step, epoch_end, plan.total_steps)
             if num_steps <= 0:
                 completed = steps_per_epoch is not None and step >= epoch_start + steps_per_epoch
                 break

@@ -185,6 +185,57 @@ _CHOICES = {
 }
 
 
+
+
+def _at_least(low: float):
+    return (lambda v: v is None or v >= low), f">= {low:g}"
+
+
+def _between(low: float, high: float, high_included: bool = False):
+    if high_included:
+        return (lambda v: v is None or low <= v <= high), f"in [{low:g}, {high:g}]"
+    return (lambda v: v is None or low <= v < high), f"in [{low:g}, {high:g})"
+
+
+def _positive():
+    return (lambda v: v is None or v > 0), "> 0"
+
+
+def _each_at_least(low: int):
+    return (lambda v: v is None or (len(v) > 0 and all(x >= low for x in v))), f"a non-empty list of ints >= {low}"
+
+
+def _trainer_ranges(section: str) -> dict:
+    return {f"{section}.{key}": rule for key, rule in {
+        "learning_rate": _positive(), "head_learning_rate_multiplier": _positive(),
+        "weight_decay": _at_least(0), "beta_2": _between(0, 1), "warmup_steps": _at_least(0),
+        "warmup_fraction": _between(0, 1, high_included=True), "clipnorm": _positive(),
+        "label_smoothing": _between(0, 1), "batch_size": _at_least(1), "grad_accum_steps": _at_least(1),
+        "epochs": _at_least(1), "steps": _at_least(1), "steps_per_epoch": _at_least(1),
+        "steps_per_execution": _at_least(1), "checkpoint_every_steps": _at_least(1),
+        "keep_checkpoints": _at_least(1), "log_every_steps": _at_least(1),
+        "early_stopping_patience": _at_least(1)}.items()}
+
+
+# Numeric fields and the values they allow, checked after types ([CLS] and [SEP] take two positions
+# of every sequence, so a sequence holds at least one token with length 3).
+_RANGES = {
+    "data.sequence_length": _at_least(3), "data.pretrain_sequence_length": _at_least(3),
+    "data.vocab_size": _at_least(16), "data.batch_size": _at_least(1), "data.eval_batch_size": _at_least(1),
+    "data.length_buckets": _each_at_least(3), "data.mask_rate": _between(0.01, 1),
+    "data.max_predictions": _at_least(1), "data.limit": _at_least(2),
+    "model.max_sequence_length": _at_least(3), "model.dropout": _between(0, 1),
+    "model.num_layers": _at_least(1), "model.hidden_dim": _at_least(1), "model.num_heads": _at_least(1),
+    "model.intermediate_dim": _at_least(1), "model.hidden_units": _each_at_least(1),
+    "model.embedding_dim": _at_least(1), "model.lstm_units": _at_least(1),
+    **_trainer_ranges("trainer"), **_trainer_ranges("pretrain"),
+    "finetune.top_k": _at_least(1), "finetune.unfreeze_every_epochs": _at_least(1),
+    "finetune.lora_rank": _at_least(1), "finetune.frozen_epochs": _at_least(0),
+    "finetune.frozen_learning_rate": _positive(), "finetune.num_classes": _at_least(2),
+    "export.verify_examples": _at_least(0),
+}
+
+
 # ---------------------------------------------------------------------------------------------
 # YAML reading with line numbers
 
@@ -218,12 +269,24 @@ def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
     return lines
 
 
+def text_line_of_offset(path: str, offset: int) -> int:
+    """The 1-based line of byte `offset` in a file."""
+    with open(path, "rb") as f:
+        return f.read(offset).count(b"\n") + 1
+
+
 def _read_yaml(path: str) -> tuple[dict, dict[str, int]]:
     """Reads one YAML mapping safely; returns it and the line of every key."""
+    if os.path.isdir(path):
+        raise ConfigError(f"{path}: is a directory; allowed: a YAML experiment file (see configs/)")
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: config file not found")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        line = text_line_of_offset(path, e.start)
+        raise ConfigError(f"{path}:{line}: not UTF-8 (byte 0x{e.object[e.start]:02x}); allowed: a UTF-8 YAML file") from None
     try:
         data = _yaml_load(text)
         node = yaml.compose(text, Loader=_SafeLoader)
@@ -347,6 +410,11 @@ def _validate_choices(config: ExperimentConfig, where: dict[str, str], source: s
         if value not in allowed:
             loc = where.get(dotted, source)
             raise ConfigError(f"{loc}: {dotted}={value!r} is not allowed; choose one of {', '.join(allowed)}")
+    for dotted, (allows, allowed) in _RANGES.items():
+        value = get_value(config, dotted)
+        if not allows(value):
+            loc = where.get(dotted, source)
+            raise ConfigError(f"{loc}: {dotted}={value!r} is out of range; allowed: {allowed}")
 
 
 def get_value(config: Any, dotted: str) -> Any:

@@ -19,6 +19,8 @@ def define_flags() -> None:
     flags.DEFINE_enum("precision", None, ["auto", "float32", "mixed_float16", "mixed_bfloat16"],
                       "Keras precision policy; auto picks bfloat16 where the hardware has it.")
     flags.DEFINE_integer("seed", None, "Random seed for initialization, shuffling and masking.")
+    flags.DEFINE_integer("cpu_devices", None, "Split the CPU into N logical devices, a stand-in for N GPUs "
+                         "(try --strategy=mirrored on a laptop).", lower_bound=1)
     flags.DEFINE_boolean("verbose", False, "Show full tracebacks for errors.")
 
 
@@ -36,8 +38,11 @@ def run_main(main) -> None:
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
         try:
+            if FLAGS.cpu_devices:
+                from tfmodels.training import split_cpu_devices
+                split_cpu_devices(FLAGS.cpu_devices)
             return main(argv)
-        except (ValueError, FileNotFoundError, KeyError) as e:
+        except (ValueError, OSError, KeyError) as e:
             if FLAGS.verbose:
                 raise
             message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

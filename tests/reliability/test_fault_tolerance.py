@@ -135,3 +135,31 @@ def test_kill_9_pretrain_resumes_and_matches_an_uninterrupted_run(binaries, tmp_
         tf.train.load_checkpoint(str(killed_dir / f"ckpt-{step}"))
     assert_same_weights(model_weights(tmp_path / "reference"), model_weights(killed_dir))
     assert read_json(killed_dir / "metrics.json") == read_json(tmp_path / "reference" / "metrics.json")
+
+
+MLP_TRAIN = ["--config=configs/mlp_digits.yaml", "--override=deterministic=true", "--override=trainer.epochs=3",
+             "--override=trainer.checkpoint_every_steps=5", "--override=trainer.best_metric=null"]
+
+
+@pytest.mark.parametrize("flags", [
+    ["--strategy=mirrored", "--cpu_devices=2", "--precision=float32"],  # several GPUs, on two logical CPUs
+    ["--strategy=default", "--precision=mixed_float16"],  # pre-Ampere GPUs: dynamic loss scaling
+], ids=["mirrored", "mixed_float16"])
+def test_kill_9_resume_under_mirrored_and_float16_matches_an_uninterrupted_run(flags, tmp_path):
+    from tests.reliability.conftest import run_binary
+    args = MLP_TRAIN + flags
+    reference = run_binary("train", *args, f"--model_dir={tmp_path / 'reference'}")
+    assert reference.returncode == 0, reference
+    killed_dir = tmp_path / "killed"
+    written = kill_at_random_checkpoint("train", args, killed_dir, tmp_path / "killed.log", [5, 10, 20, 30], 3)
+    assert written and not os.path.exists(killed_dir / "model.keras")
+    step = int(tf.train.latest_checkpoint(str(killed_dir)).rsplit("-", 1)[1])
+    resumed = run_binary("train", *args, f"--model_dir={killed_dir}")
+    assert resumed.returncode == 0, resumed
+    assert f"resumed from {killed_dir}/ckpt-{step} at step {step}" in resumed.stdout
+    reference_state, resumed_state = model_weights(tmp_path / "reference"), model_weights(killed_dir)
+    if "--precision=mixed_float16" in flags:  # the loss scale is part of the state that resumes
+        scale_keys = [key for key in reference_state if "dynamic_scale" in key]
+        assert scale_keys, sorted(reference_state)
+    assert_same_weights(reference_state, resumed_state)
+    assert read_json(killed_dir / "metrics.json") == read_json(tmp_path / "reference" / "metrics.json")

@@ -53,6 +53,31 @@ def _multi_worker_strategy():
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
+def _default_mirrored_devices():
+    """All GPUs; without GPUs, every logical CPU (several when `split_cpu_devices` made them)."""
+    gpus = tf.config.list_logical_devices("GPU")
+    return tuple(d.name for d in (gpus or tf.config.list_logical_devices("CPU")))
+
+
+def split_cpu_devices(count):
+    """Splits the host CPU into `count` logical devices, a stand-in for `count` GPUs.
+
+    `strategy: mirrored` then replicates over them, so a multi-GPU configuration can be tried on
+    a laptop. Call before TensorFlow creates its devices (before the first op).
+
+    Args:
+      count: int. Logical CPU devices, >= 1.
+    """
+    if not isinstance(count, int) or count < 1:
+        raise StrategyError(f"cpu_devices must be an int >= 1; got {count!r}")
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError:
+        if len(tf.config.list_logical_devices("CPU")) != count:
+            raise StrategyError("cpu_devices must be set before TensorFlow initializes its devices") from None
+
+
 @functools.lru_cache(maxsize=None)
 def _mirrored_strategy(devices):
     """Returns one MirroredStrategy per device tuple.
@@ -60,7 +85,7 @@ def _mirrored_strategy(devices):
     Two MirroredStrategy objects over the same devices in one process reuse collective keys and
     fail with "Shape mismatch in the collective instance", so the strategy is shared.
     """
-    return tf.distribute.MirroredStrategy(list(devices) if devices else None)
+    return tf.distribute.MirroredStrategy(list(devices or _default_mirrored_devices()))
 
 
 @functools.lru_cache(maxsize=None)
@@ -108,7 +133,7 @@ def get_strategy(name="auto", devices=None):
       name: str. One of "auto" (multi-worker when TF_CONFIG lists several tasks, mirrored over
         several GPUs, one GPU, else the default strategy), "default", "one_device", "mirrored",
         "multi_worker" (reads TF_CONFIG), "tpu" (TPUClusterResolver, TPU_NAME). Defaults to "auto".
-      devices: list of str or None. Devices for "mirrored" (all GPUs, else CPU, when None) or the
+      devices: list of str or None. Devices for "mirrored" (all GPUs, else all logical CPUs, when None) or the
         single device for "one_device" (first GPU, else CPU, when None). Defaults to None.
 
     Example:
@@ -153,6 +178,18 @@ def is_chief(strategy=None):
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return task_type == "worker" and task_id == 0 and not has_chief
+
+
+def num_workers(strategy=None):
+    """Returns the number of worker processes of a multi-worker job (1 otherwise).
+
+    Args:
+      strategy: tf.distribute.Strategy or None. The strategy in use; None means the current one.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return 1
+    return max(1, _cluster_size({"cluster": strategy.cluster_resolver.cluster_spec().as_dict()}))
 
 
 def worker_id(strategy=None):

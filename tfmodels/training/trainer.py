@@ -9,6 +9,7 @@ checkpointable iterator and keeps its slice, so datasets must be deterministic (
 and identical on all workers. Do not shard them per worker.
 """
 import atexit
+import hashlib
 import json
 import logging
 import math
@@ -653,6 +654,10 @@ class Trainer:
             self._fit_epochs(train_data, validation_data, plan, iterator, callback_list, writers,
                              history)
             callback_list.on_train_end(_last_logs(history))
+            if self.verbose and distribute.num_workers(self.strategy) > 1:
+                # Workers apply the same all-reduced updates, so their weights must be identical.
+                print(f"{distribute.worker_id(self.strategy)}: weights digest {self.weights_digest()}",
+                      flush=True)
         finally:
             inner.global_clipnorm = saved_clipnorm
             for writer in writers.values():
@@ -709,6 +714,13 @@ class Trainer:
                 break
             if self.model.stop_training or not completed:
                 break
+
+    def weights_digest(self):
+        """A SHA-256 over the model's weights: equal digests mean bit-identical weights."""
+        digest = hashlib.sha256()
+        for variable in self.model.weights:
+            digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+        return digest.hexdigest()[:16]
 
     def restore_best(self):
         """Loads the best checkpoint's weights (`model_dir/best/`) into the model.

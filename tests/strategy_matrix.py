@@ -1,0 +1,84 @@
+"""The strategy x precision matrix: every binary that trains, at tiny sizes, on CPU stand-ins.
+
+No GPU that runs TensorFlow is available to this project, so the accelerator paths run on stand-ins:
+`one_device` on /cpu:0 for one GPU, `mirrored` over two logical CPUs for several GPUs, two local
+processes with TF_CONFIG for several hosts, and mixed_float16 (loss scaling) on the CPU for pre-Ampere
+GPUs. A cell is (binary, strategy, precision); `FAST_CELLS` run in `make test`, the rest are slow.
+"""
+import os
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STRATEGIES = ("default", "one_device", "mirrored")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+FINETUNE_MODES = ("full", "frozen", "top_k", "gradual", "lora", "frozen_then_full")
+
+# Small enough to train in seconds, large enough for the training loss to fall.
+_TEXT = ["data.limit=192", "data.vocab_size=300", "data.sequence_length=24", "data.batch_size=16",
+         "data.length_buckets=null", "model.max_sequence_length=32", "trainer.epochs=3",
+         "trainer.checkpoint_every_steps=1000", "trainer.log_every_steps=4", "export.verify_examples=8"]
+_BERT = ["model.variant=tiny", "trainer.learning_rate=1e-3"]
+_PRETRAIN = _BERT + ["pretrain.steps=12", "pretrain.batch_size=16", "pretrain.checkpoint_every_steps=6",
+                     "pretrain.log_every_steps=4", "data.max_predictions=4", "pretrain.steps_per_execution=1",
+             "pretrain.steps_per_epoch=4"]
+
+BINARIES = {
+    # name: (binary, config file, overrides)
+    "train_mlp": ("train", "mlp_digits.yaml", ["trainer.epochs=3", "export.verify_examples=8"]),
+    "train_lstm": ("train", "lstm_sentiment_zh.yaml",
+                   _TEXT + ["model.embedding_dim=16", "model.lstm_units=16", "trainer.learning_rate=1e-2"]),
+    "train_bert": ("train", "bert_sentiment_zh.yaml", _TEXT + _BERT),
+    "pretrain": ("pretrain", "bert_pretrain_zh.yaml", _TEXT + _PRETRAIN),
+    **{f"finetune_{mode}": ("finetune", "bert_finetune_sentiment_zh.yaml",
+                            _TEXT + _BERT + [f"finetune.mode={mode}", "finetune.top_k=1", "finetune.lora_rank=2",
+                                             "trainer.head_learning_rate_multiplier=1.0"])
+       for mode in FINETUNE_MODES},
+    "pipeline": ("pipeline", "demo_zh_sentiment.yaml",
+                 _TEXT + _PRETRAIN + ["trainer.epochs=1", "finetune.frozen_epochs=1"]),
+}
+MULTI_WORKER_BINARIES = ("train_mlp", "pretrain", "finetune_full", "pipeline")
+
+
+def in_process_cells():
+    """(binary, strategy, precision) for every binary under every in-process strategy; the
+    precision rotates so that each binary and each strategy meets all three precisions."""
+    cells = []
+    for i, name in enumerate(BINARIES):
+        for j, strategy in enumerate(STRATEGIES):
+            cells.append((name, strategy, PRECISIONS[(i + j) % len(PRECISIONS)]))
+    return cells
+
+
+def multi_worker_cells():
+    return [(name, "multi_worker", PRECISIONS[i % len(PRECISIONS)])
+            for i, name in enumerate(MULTI_WORKER_BINARIES)]
+
+
+# The cells `make test` runs: each strategy and precision, the one-GPU fine-tuning crash, and the
+# pipeline under one_device (the issue's command). Everything else is @pytest.mark.slow.
+FAST_CELLS = {
+    ("train_mlp", "default", "float32"),
+    ("train_mlp", "mirrored", "mixed_float16"),
+    ("train_lstm", "one_device", "mixed_float16"),
+    ("train_bert", "one_device", "float32"),
+    ("pretrain", "mirrored", "mixed_float16"),
+    ("finetune_full", "one_device", "mixed_float16"),
+    ("finetune_lora", "mirrored", "mixed_bfloat16"),
+    ("pipeline", "one_device", "mixed_float16"),
+    ("train_mlp", "multi_worker", "float32"),
+}
+
+
+def config_path(name):
+    return os.path.join(REPO, "configs", BINARIES[name][1])
+
+
+def overrides(name, strategy, precision, encoder_dir=None):
+    """The cell's overrides (plus the encoder for fine-tuning cells)."""
+    extra = [f"strategy={strategy}", f"precision={precision}"]
+    if BINARIES[name][0] == "finetune":
+        extra.append(f"finetune.encoder={encoder_dir}")
+    return BINARIES[name][2] + extra
+
+
+def cell_id(cell):
+    return "-".join(cell)

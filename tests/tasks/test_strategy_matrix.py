@@ -1,0 +1,108 @@
+"""Every binary that trains, under the default, one-device and mirrored strategies and in each
+precision, through the task functions the binaries call (tests/strategy_matrix.py lists the cells);
+then evaluate, export (verified in a fresh process) and predict on what each cell trained."""
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from tests import strategy_matrix as matrix
+from tfmodels import data as tfm_data
+from tfmodels import export as tfm_export
+from tfmodels import models as tfm_models
+from tfmodels.config import load_config
+from tfmodels.tasks import common, evaluate, export, finetune, pipeline, pretrain, train
+
+TASKS = {"train": train.run, "pretrain": pretrain.run, "finetune": finetune.run, "pipeline": pipeline.run}
+TEXTS = ["这是一部非常好的电影！", "质量太差，用了两天就坏了。", ""]
+
+
+def _cells():
+    for cell in matrix.in_process_cells():
+        marks = () if cell in matrix.FAST_CELLS else (pytest.mark.slow,)
+        yield pytest.param(cell, marks=marks, id=matrix.cell_id(cell))
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy_after():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory):
+    """A tiny encoder pretrained for a few steps (default strategy, float32)."""
+    model_dir = str(tmp_path_factory.mktemp("matrix_encoder"))
+    config = load_config(matrix.config_path("pretrain"),
+                         matrix.overrides("pretrain", "default", "float32"), model_dir=model_dir)
+    result = pretrain.run(config)
+    keras.mixed_precision.set_global_policy("float32")
+    return result["encoder_dir"]
+
+
+@pytest.mark.parametrize("cell", _cells())
+def test_cell_trains_and_its_model_evaluates_exports_and_predicts(cell, request, tmp_path):
+    name, strategy, precision = cell
+    needs_encoder = matrix.BINARIES[name][0] == "finetune"
+    encoder_dir = request.getfixturevalue("encoder_dir") if needs_encoder else None
+    model_dir = str(tmp_path / "run")
+    config = load_config(matrix.config_path(name), matrix.overrides(name, strategy, precision, encoder_dir),
+                         model_dir=model_dir)
+    result = TASKS[matrix.BINARIES[name][0]](config)
+    saved = common.load_run_config(model_dir)
+    assert (saved.strategy, saved.precision) == (strategy, precision)
+    if name == "pretrain":
+        check_pretrained(result, model_dir)
+    elif name == "pipeline":
+        check_pipeline(result, model_dir)
+    else:
+        check_classifier(result, model_dir, precision, tmp_path)
+
+
+def _training_losses(result):
+    history = result["history"]
+    return (history["main"] if "main" in history else history)["loss"]
+
+
+def check_classifier(result, model_dir, precision, tmp_path):
+    losses = _training_losses(result)
+    assert losses[-1] < losses[0], losses
+    with open(os.path.join(model_dir, common.METRICS_FILE)) as f:
+        saved = json.load(f)
+    assert saved["test"]["accuracy"] == pytest.approx(result["metrics"]["test"]["accuracy"])
+    config = evaluate.load_run_config(model_dir)
+    metrics = evaluate.run(config, split="test")
+    # Evaluate runs on the default strategy; low precision may flip an example near the boundary.
+    tolerance = 1e-6 if precision == "float32" else 0.02
+    assert metrics["accuracy"] == pytest.approx(saved["test"]["accuracy"], abs=tolerance)
+    export_config = export.load_run_config(model_dir, overrides=[f"export.export_base={tmp_path / 'exports'}"])
+    version_dir = export.run(export_config)  # verified against the model in a fresh process
+    servable = tfm_export.load_servable(version_dir)
+    inputs = TEXTS if config.model.kind != "mlp" else [" ".join(["8"] * 64), " ".join(["0"] * 64)]
+    predictions = tfm_export.predict_texts(servable, inputs)
+    names = tfm_data.load_label_names(os.path.join(model_dir, common.LABELS_FILE))
+    assert [p["input"] for p in predictions] == inputs
+    for p in predictions:
+        assert p["label"] in names
+        assert sum(p["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def check_pretrained(result, model_dir):
+    losses = result["history"]["loss"]
+    assert losses[-1] < losses[0], losses
+    assert np.isfinite(result["metrics"]["loss"])
+    loaded = tfm_models.load_encoder(result["encoder_dir"])
+    assert loaded.encoder.vocabulary_size <= 300
+    assert os.path.isfile(os.path.join(model_dir, common.METRICS_FILE))
+
+
+def check_pipeline(result, model_dir):
+    with open(os.path.join(model_dir, "results.json"), encoding="utf-8") as f:
+        saved = json.load(f)
+    for key in ("pretrained_finetuned", "random_init", "tfidf_logreg"):
+        assert 0.0 < saved["test"][key]["accuracy"] <= 1.0
+    assert saved["export"].startswith(model_dir) and os.path.isfile(os.path.join(saved["export"], "saved_model.pb"))
+    assert len(saved["predictions"]) == len(pipeline.EXAMPLE_TEXTS)
+    assert result["test"] == saved["test"]

@@ -115,7 +115,7 @@ def build_trainer(task, size, planned_steps, vocabulary_size, steps_per_executio
                  if task == "classification" else build_bert_pretrainer(encoder))
         optimizer = tfmodels_optimizer(planned_steps)
     return Trainer(
-        model, optimizer, task=task, strategy=strategy, model_dir=None,
+        model, optimizer, objective=task, strategy=strategy, model_dir=None,
         label_smoothing=defaults.label_smoothing, grad_accum_steps=defaults.grad_accum_steps,
         checkpoint_every_steps=defaults.checkpoint_every_steps,
         keep_checkpoints=defaults.keep_checkpoints, log_every_steps=defaults.log_every_steps,

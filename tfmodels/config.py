@@ -24,14 +24,16 @@ from typing import Any
 
 import yaml
 
-ALLOWED_PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-ALLOWED_STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
-ALLOWED_MODEL_KINDS = ("mlp", "bert", "lstm")
-ALLOWED_POOLINGS = ("cls", "mean")
-ALLOWED_FINETUNE_MODES = ("full", "frozen", "top_k", "gradual", "lora", "frozen_then_full")
-ALLOWED_OPTIMIZERS = ("adamw", "adam")
-ALLOWED_DECAYS = ("linear", "cosine", "constant")
-ALLOWED_BAD_RECORD_POLICIES = ("error", "skip")
+from tfmodels import choices
+
+ALLOWED_PRECISIONS = choices.PRECISIONS
+ALLOWED_STRATEGIES = choices.STRATEGIES
+ALLOWED_MODEL_KINDS = choices.MODEL_KINDS
+ALLOWED_POOLINGS = choices.POOLINGS
+ALLOWED_FINETUNE_MODES = choices.FINETUNE_MODES
+ALLOWED_OPTIMIZERS = choices.OPTIMIZERS
+ALLOWED_DECAYS = choices.DECAYS
+ALLOWED_BAD_RECORD_POLICIES = choices.BAD_RECORD_POLICIES
 
 
 class ConfigError(ValueError):
@@ -176,7 +178,7 @@ _CHOICES = {
     "data.on_bad_record": ALLOWED_BAD_RECORD_POLICIES,
     "model.kind": ALLOWED_MODEL_KINDS,
     "model.pooling": ALLOWED_POOLINGS,
-    "model.pretrain_embedding_init": ("random", "cooccurrence"),
+    "model.pretrain_embedding_init": choices.EMBEDDING_INITS,
     "pretrain.optimizer": ALLOWED_OPTIMIZERS,
     "pretrain.decay": ALLOWED_DECAYS,
     "trainer.optimizer": ALLOWED_OPTIMIZERS,

@@ -4,6 +4,8 @@ import sys
 
 from absl import app, flags
 
+from tfmodels import choices
+
 FLAGS = flags.FLAGS
 
 
@@ -14,9 +16,9 @@ def define_flags() -> None:
     flags.DEFINE_string("config", None, "Experiment YAML file (see configs/).")
     flags.DEFINE_multi_string("override", [], "section.key=value applied after --config; repeatable.")
     flags.DEFINE_string("model_dir", None, "Run directory: checkpoints, TensorBoard logs, config.yaml.")
-    flags.DEFINE_enum("strategy", None, ["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"],
+    flags.DEFINE_enum("strategy", None, list(choices.STRATEGIES),
                       "tf.distribute strategy; multi_worker reads TF_CONFIG.")
-    flags.DEFINE_enum("precision", None, ["auto", "float32", "mixed_float16", "mixed_bfloat16"],
+    flags.DEFINE_enum("precision", None, list(choices.PRECISIONS),
                       "Keras precision policy; auto picks bfloat16 where the hardware has it.")
     flags.DEFINE_integer("seed", None, "Random seed for initialization, shuffling and masking.")
     flags.DEFINE_integer("cpu_devices", None, "Split the CPU into N logical devices, a stand-in for N GPUs "

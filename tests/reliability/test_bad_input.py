@@ -199,7 +199,7 @@ def test_corrupted_checkpoint_is_named(binaries, tmp_path, mlp_model_dir):
 def test_injected_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(binaries, tmp_path):
     """A huge learning rate drives the loss to inf/NaN within a few steps."""
     import tensorflow as tf
-    from tfmodels.training import trainer as trainer_lib
+    from tfmodels.training import checkpointing as trainer_lib
     run_dir = tmp_path / "run"
     result = binaries.run("train", "--config=configs/mlp_digits.yaml", f"--model_dir={run_dir}",
                           "--override=trainer.learning_rate=1e30", "--override=trainer.checkpoint_every_steps=1",

@@ -265,7 +265,7 @@ def test_masked_lm_task_weights_by_mask_and_reports_perplexity():
     weights = np.tile(np.array([[1.0, 0.0]], "float32"), (32, 1))
     data = tf.data.Dataset.from_tensor_slices((
         {"token_ids": token_ids, "mask_positions": positions}, mask_ids, weights)).batch(8)
-    trainer = Trainer(_tiny_masked_lm(), _optimizer(5e-2), task="mlm", verbose=0)
+    trainer = Trainer(_tiny_masked_lm(), _optimizer(5e-2), objective="mlm", verbose=0)
     history = trainer.fit(data, epochs=3)
     assert history["loss"][-1] < history["loss"][0]
     result = trainer.evaluate(data)
@@ -277,7 +277,7 @@ def test_masked_lm_task_weights_by_mask_and_reports_perplexity():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(task="regression"), "task 'regression' unknown; choose one of classification, mlm"),
+    (dict(objective="regression"), "objective 'regression' unknown; choose one of classification, mlm"),
     (dict(grad_accum_steps=0), "grad_accum_steps must be an int >= 1; got 0"),
     (dict(best_mode="up"), "best_mode 'up' unknown"),
     (dict(label_smoothing=1.5), r"label_smoothing must be in \[0, 1\)"),

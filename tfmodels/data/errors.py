@@ -1,7 +1,7 @@
 """Data errors and the bad-record policy shared by every reader."""
 import collections
 
-ON_BAD_RECORD_CHOICES = ("error", "skip")
+from tfmodels.choices import BAD_RECORD_POLICIES as ON_BAD_RECORD_CHOICES
 
 
 class DataError(ValueError):

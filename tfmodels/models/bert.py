@@ -8,13 +8,13 @@ from __future__ import annotations
 import keras
 import keras_hub
 
+from tfmodels.choices import POOLINGS as POOLING_MODES
 from tfmodels.models.common import (TEXT_INPUT_NAMES, check_dropout, check_int,
                                      classifier_head, text_inputs)
 from tfmodels.models.encoder_outputs import (PooledEncoderOutput, SequenceOutputAt,
                                              with_encoder_deserialized, wrapped_encoder)
 from tfmodels.models.variants import get_variant
 
-POOLING_MODES = ("cls", "mean")
 # Smallest vocabulary that holds [PAD], [UNK], [CLS], [SEP], [MASK] and one word.
 MIN_VOCABULARY_SIZE = 6
 ENCODER_OVERRIDES = ("num_layers", "hidden_dim", "num_heads", "intermediate_dim",

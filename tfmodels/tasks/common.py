@@ -306,10 +306,10 @@ def make_optimizer(tc: TrainerConfig, total: int, learning_rate: float | None = 
         if tc.head_learning_rate_multiplier != 1.0 else None)
 
 
-def make_trainer(run: Run, tc: TrainerConfig, model, optimizer, model_dir: str, task: str = "classification",
+def make_trainer(run: Run, tc: TrainerConfig, model, optimizer, model_dir: str, objective: str = "classification",
                  best_metric: str | None = "__from_config__"):
     return tfm_training.Trainer(
-        model, optimizer, task=task, strategy=run.strategy, model_dir=model_dir,
+        model, optimizer, objective=objective, strategy=run.strategy, model_dir=model_dir,
         label_smoothing=tc.label_smoothing, grad_accum_steps=tc.grad_accum_steps,
         checkpoint_every_steps=tc.checkpoint_every_steps, keep_checkpoints=tc.keep_checkpoints,
         log_every_steps=tc.log_every_steps,

@@ -22,7 +22,7 @@ def run(config: ExperimentConfig, split: str = "test", input_file: str | None = 
     dataset = evaluation_dataset(run_, label_names, split, input_file)
     with common.tfm_training.get_strategy("default").scope():
         model = common.load_model(run_.path(common.MODEL_FILE))
-        trainer = common.tfm_training.Trainer(model, task="classification")
+        trainer = common.tfm_training.Trainer(model, objective="classification")
     metrics = trainer.evaluate(dataset)
     name = input_file or split
     printable = {k: (round(float(v), 4) if not hasattr(v, "tolist") or v.ndim == 0 else v.tolist())

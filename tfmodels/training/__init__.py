@@ -10,9 +10,10 @@ from tfmodels.training.optimization import (
     build_learning_rate, build_optimizer)
 from tfmodels.training.precision import PRECISIONS, PrecisionError, apply_precision, resolve_precision
 from tfmodels.training.steps import StepPlan, StepPlanError, batches, optimizer_steps_per_epoch, plan_steps
-from tfmodels.training.trainer import (
-    CheckpointRestoreError, NonFiniteLossError, Trainer, TrainerConfigError, classification_loss_sum,
-    latest_checkpoint, restore_model_weights, unpack_batch)
+from tfmodels.training.checkpointing import CheckpointRestoreError, latest_checkpoint, restore_model_weights
+from tfmodels.training.objectives import (
+    OBJECTIVES, Classification, MaskedLM, Objective, ObjectiveError, classification_loss_sum, get_objective)
+from tfmodels.training.trainer import NonFiniteLossError, Trainer, TrainerConfigError, unpack_batch
 
 __all__ = [
     "keep_mask", "use_fast_dropout",
@@ -23,6 +24,7 @@ __all__ = [
     "WarmupDecaySchedule", "build_learning_rate", "build_optimizer",
     "PRECISIONS", "PrecisionError", "apply_precision", "resolve_precision",
     "StepPlan", "StepPlanError", "batches", "optimizer_steps_per_epoch", "plan_steps",
+    "OBJECTIVES", "Classification", "MaskedLM", "Objective", "ObjectiveError", "get_objective",
     "CheckpointRestoreError", "NonFiniteLossError", "Trainer", "TrainerConfigError",
     "classification_loss_sum", "latest_checkpoint", "restore_model_weights", "unpack_batch",
 ]

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 logger = logging.getLogger(__name__)
 
-STRATEGY_NAMES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
+from tfmodels.choices import STRATEGIES as STRATEGY_NAMES
 
 
 class StrategyError(ValueError):

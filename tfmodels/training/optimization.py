@@ -5,8 +5,7 @@ import re
 import keras
 import tensorflow as tf
 
-OPTIMIZER_NAMES = ("adamw", "adam")
-DECAYS = ("linear", "cosine", "constant")
+from tfmodels.choices import DECAYS, OPTIMIZERS as OPTIMIZER_NAMES
 DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY = (
     "LayerNorm", "layer_norm", "layernorm", "layer_normalization", "batch_normalization", "bias")
 

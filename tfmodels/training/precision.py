@@ -6,7 +6,7 @@ import tensorflow as tf
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+from tfmodels.choices import PRECISIONS
 _BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 

@@ -8,40 +8,30 @@ Input contract: every replica of every worker reads the same global batch from i
 checkpointable iterator and keeps its slice, so datasets must be deterministic (seeded shuffles)
 and identical on all workers. Do not shard them per worker.
 """
-import atexit
+import dataclasses
 import hashlib
-import json
 import logging
-import math
-import os
-import shutil
-import sys
-import tempfile
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfmodels.training import distribute
-from tfmodels.training.dropout import use_fast_dropout
-from tfmodels.training import metrics as metrics_lib
+from tfmodels.training import checkpointing, distribute
 from tfmodels.training import optimization
 from tfmodels.training import steps as steps_lib
+from tfmodels.training.dropout import use_fast_dropout
+from tfmodels.training.objectives import ObjectiveError, batch_size, get_objective, token_count
+from tfmodels.training.progress import ConsoleProgress, StepTotals, Summaries
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("classification", "mlm")
 BEST_MODES = ("max", "min")
 _SUM = tf.distribute.ReduceOp.SUM
 
 
 class TrainerConfigError(ValueError):
     """A Trainer argument is invalid."""
-
-
-class CheckpointRestoreError(ValueError):
-    """The latest checkpoint of model_dir cannot be restored (corrupt, or another model's)."""
 
 
 class NonFiniteLossError(ValueError):
@@ -84,66 +74,6 @@ def _local_batch(batch):
     return tf.nest.map_structure(lambda t: _replica_slice(t, replica_id, num_replicas), batch)
 
 
-def _batch_size(features):
-    """Returns the batch size (float32) of a features structure."""
-    return tf.cast(tf.shape(tf.nest.flatten(features)[0])[0], tf.float32)
-
-
-def _token_count(features):
-    """Returns the number of real tokens (padding_mask ones), or 0 without a padding_mask."""
-    if isinstance(features, dict) and "padding_mask" in features:
-        return tf.reduce_sum(tf.cast(features["padding_mask"], tf.float32))
-    return tf.constant(0.0)
-
-
-def classification_loss_sum(labels, logits, sample_weight=None, label_smoothing=0.0):
-    """Returns the sum over the batch of (label-smoothed) cross-entropy on float32 logits.
-
-    Args:
-      labels: int tensor [B]. Class ids.
-      logits: float tensor [B, C].
-      sample_weight: float tensor [B] or None. Defaults to None.
-      label_smoothing: float. Mass spread uniformly over all classes. Defaults to 0.0.
-    """
-    logits = tf.cast(logits, tf.float32)
-    log_probs = tf.nn.log_softmax(logits, axis=-1)
-    one_hot = tf.one_hot(tf.reshape(tf.cast(labels, tf.int32), [-1]), tf.shape(logits)[-1],
-                         dtype=tf.float32)
-    per_example = -tf.reduce_sum(one_hot * log_probs, axis=-1)
-    if label_smoothing:
-        uniform = -tf.reduce_mean(log_probs, axis=-1)
-        per_example = (1.0 - label_smoothing) * per_example + label_smoothing * uniform
-    if sample_weight is not None:
-        per_example = per_example * tf.reshape(tf.cast(sample_weight, tf.float32), [-1])
-    return tf.reduce_sum(per_example)
-
-
-def latest_checkpoint(model_dir):
-    """Returns the newest step checkpoint path under model_dir, or None.
-
-    Args:
-      model_dir: str. Directory the Trainer wrote.
-    """
-    return tf.train.latest_checkpoint(model_dir)
-
-
-def restore_model_weights(model, path):
-    """Loads the model weights of a Trainer checkpoint (a model_dir, model_dir/best or a prefix).
-
-    Args:
-      model: keras.Model. Same architecture as the trained one.
-      path: str. A checkpoint prefix or a directory holding a `checkpoint` file.
-
-    Returns:
-      str. The checkpoint prefix that was loaded.
-    """
-    prefix = tf.train.latest_checkpoint(path) if tf.io.gfile.isdir(path) else path
-    if prefix is None:
-        raise TrainerConfigError(f"no checkpoint found in {path!r}")
-    tf.train.Checkpoint(model=model).restore(prefix).expect_partial()
-    return prefix
-
-
 def _all_trainable_capable_variables(model):
     """Returns every variable that is trainable when its layer is (frozen layers included)."""
     seen, variables = set(), []
@@ -163,30 +93,6 @@ def _rng_state_variables(model):
     """Returns the seed-generator state variables (dropout RNG) not in model.weights."""
     weight_ids = {id(v) for v in model.weights}
     return [v for v in model.variables if id(v) not in weight_ids]
-
-
-class _Progress:
-    """Keras progress bar on a terminal, one plain line per log interval otherwise."""
-
-    def __init__(self, verbose, target, epoch, epochs):
-        self.verbose = verbose
-        self.use_bar = verbose == 1 and sys.stdout.isatty()
-        self.bar = keras.utils.Progbar(target) if self.use_bar else None
-        self.epoch, self.epochs = epoch, epochs
-
-    def update(self, step_in_epoch, global_step, logs, log_now):
-        if self.use_bar:
-            self.bar.update(step_in_epoch, [(k, v) for k, v in logs.items()])
-        elif self.verbose and log_now:
-            values = " ".join(f"{k}={v:.4g}" for k, v in logs.items())
-            print(f"epoch {self.epoch + 1}/{self.epochs} step {global_step}: {values}", flush=True)
-
-    def end(self, logs):
-        if self.verbose:
-            values = " ".join(f"{k}={v:.4g}" for k, v in logs.items() if np.isscalar(v))
-            if self.use_bar:
-                sys.stdout.write("\n")
-            print(f"epoch {self.epoch + 1}/{self.epochs} done: {values}", flush=True)
 
 
 class Trainer:
@@ -213,10 +119,11 @@ class Trainer:
       optimizer: keras optimizer or None. Defaults to build_optimizer("adamw", 1e-3,
         decay="constant"). An unbuilt optimizer created outside `strategy.scope()` is
         re-created from its config inside it. With a mixed_float16 policy it is wrapped in LossScaleOptimizer.
-      task: str. "classification" or "mlm". Defaults to "classification".
+      objective: str or tfmodels.training.objectives.Objective. "classification" or "mlm" (or an
+        Objective instance): the loss, its denominator and the metrics. Defaults to "classification".
       strategy: tf.distribute.Strategy or None. Defaults to the current strategy.
       model_dir: str or None. Where checkpoints and summaries go; None writes nothing.
-      label_smoothing: float. Classification label smoothing. Defaults to 0.0.
+      label_smoothing: float. Label smoothing of the "classification" objective. Defaults to 0.0.
       grad_accum_steps: int. Micro-batches summed into one optimizer step. Defaults to 1.
       checkpoint_every_steps: int or None. Step interval between checkpoints. Defaults to None
         (epoch ends only).
@@ -234,22 +141,24 @@ class Trainer:
       verbose: int. 0 silent, 1 progress bar or log lines. Defaults to 1.
     """
 
-    def __init__(self, model, optimizer=None, *, task="classification", strategy=None,
+    def __init__(self, model, optimizer=None, *, objective="classification", strategy=None,
                  model_dir=None, label_smoothing=0.0, grad_accum_steps=1,
                  checkpoint_every_steps=None, keep_checkpoints=3, log_every_steps=50,
                  best_metric="val_accuracy", best_mode="max", early_stopping_patience=None,
                  steps_per_execution=1, fast_dropout=True, seed=None, verbose=1):
-        self._check_arguments(task, best_mode, grad_accum_steps, steps_per_execution,
-                              label_smoothing, checkpoint_every_steps, log_every_steps)
+        self._check_arguments(best_mode, grad_accum_steps, steps_per_execution, checkpoint_every_steps,
+                              log_every_steps)
+        try:
+            self.objective = get_objective(objective, label_smoothing=label_smoothing)
+        except ObjectiveError as error:
+            raise TrainerConfigError(str(error)) from None
         if seed is not None:
             keras.utils.set_random_seed(seed)
         self.model = model
         if fast_dropout:
             use_fast_dropout(model)
-        self.task = task
         self.strategy = strategy or tf.distribute.get_strategy()
         self.model_dir = model_dir
-        self.label_smoothing = float(label_smoothing)
         self.grad_accum_steps = int(grad_accum_steps)
         self.checkpoint_every_steps = checkpoint_every_steps
         self.keep_checkpoints = keep_checkpoints
@@ -275,8 +184,7 @@ class Trainer:
         self._predict_fn = None
         self._trainable_signature = None
         self._own_clipnorm = None
-        self._write_dir = None
-        self._manager = None
+        self._checkpoints = None
         self.stop_training = False
 
     @classmethod
@@ -302,10 +210,8 @@ class Trainer:
         return cls(model, optimizer, strategy=strategy, seed=seed, **kwargs)
 
     @staticmethod
-    def _check_arguments(task, best_mode, grad_accum_steps, steps_per_execution,
-                         label_smoothing, checkpoint_every_steps, log_every_steps):
-        if task not in TASKS:
-            raise TrainerConfigError(f"task {task!r} unknown; choose one of {', '.join(TASKS)}")
+    def _check_arguments(best_mode, grad_accum_steps, steps_per_execution, checkpoint_every_steps,
+                         log_every_steps):
         if best_mode not in BEST_MODES:
             raise TrainerConfigError(f"best_mode {best_mode!r} unknown; choose one of max, min")
         for name, value in (("grad_accum_steps", grad_accum_steps),
@@ -316,8 +222,6 @@ class Trainer:
         if checkpoint_every_steps is not None and checkpoint_every_steps < 1:
             raise TrainerConfigError(
                 f"checkpoint_every_steps must be >= 1 or None; got {checkpoint_every_steps!r}")
-        if not 0.0 <= label_smoothing < 1.0:
-            raise TrainerConfigError(f"label_smoothing must be in [0, 1); got {label_smoothing!r}")
 
     def _prepare_optimizer(self, optimizer):
         """Returns the optimizer, defaulted and loss-scaled for a mixed_float16 policy."""
@@ -364,34 +268,11 @@ class Trainer:
 
     # ---------------------------------------------------------------- losses and steps
 
-    def _loss_parts(self, labels, logits, sample_weight):
-        """Returns (loss_sum, denominator, metric_numerator, metric_denominator) of a local batch."""
-        logits = tf.cast(logits, tf.float32)
-        if self.task == "mlm":
-            weights = (tf.ones(tf.shape(labels), tf.float32) if sample_weight is None
-                       else tf.cast(sample_weight, tf.float32))
-            nll_sum, correct, weight_sum = metrics_lib.masked_lm_batch_sums(labels, logits, weights)
-            return nll_sum, weight_sum, correct, weight_sum
-        loss_sum = classification_loss_sum(labels, logits, sample_weight, self.label_smoothing)
-        count = tf.cast(tf.shape(logits)[0], tf.float32)
-        predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        correct = tf.reduce_sum(tf.cast(
-            tf.equal(predictions, tf.reshape(tf.cast(labels, tf.int32), [-1])), tf.float32))
-        return loss_sum, count, correct, count
-
-    def _loss_denominator(self, features, labels, sample_weight):
-        """Returns the local loss denominator: examples, or the sum of mask weights for mlm."""
-        if self.task == "mlm":
-            if sample_weight is None:
-                return tf.cast(tf.size(labels), tf.float32)
-            return tf.reduce_sum(tf.cast(sample_weight, tf.float32))
-        return _batch_size(features)
-
     def _replica_train_step(self, micro_batches, variables):
         """Computes accumulated gradients over micro-batches and applies them (replica context)."""
         context = tf.distribute.get_replica_context()
         local = [unpack_batch(_local_batch(batch)) for batch in micro_batches]
-        local_denominator = tf.add_n([self._loss_denominator(*parts) for parts in local])
+        local_denominator = tf.add_n([self.objective.loss_denominator(*parts) for parts in local])
         denominator = tf.maximum(context.all_reduce(_SUM, local_denominator), 1e-12)
         regularization_share = float(context.num_replicas_in_sync * len(local))
         gradients = None
@@ -399,8 +280,8 @@ class Trainer:
                  ("loss_sum", "denominator", "correct", "count", "examples", "tokens")}
         for features, labels, sample_weight in local:
             with tf.GradientTape() as tape:
-                logits = self.model(features, training=True)
-                loss_sum, batch_denominator, correct, count = self._loss_parts(
+                logits = tf.cast(self.model(features, training=True), tf.float32)
+                loss_sum, batch_denominator, correct, count = self.objective.loss_parts(
                     labels, logits, sample_weight)
                 loss = loss_sum / denominator
                 if self.model.losses:
@@ -416,8 +297,8 @@ class Trainer:
                              for a, g in zip(gradients, step_gradients)]
             for name, value in (("loss_sum", loss_sum), ("denominator", batch_denominator),
                                 ("correct", correct), ("count", count),
-                                ("examples", _batch_size(features)),
-                                ("tokens", _token_count(features))):
+                                ("examples", batch_size(features)),
+                                ("tokens", token_count(features))):
                 stats[name] += value
         if self._own_clipnorm:
             gradients = self._clip_across_replicas(context, gradients)
@@ -467,12 +348,7 @@ class Trainer:
         """Returns the local sums of loss and metrics of one batch (replica context)."""
         features, labels, sample_weight = unpack_batch(_local_batch(batch))
         logits = tf.cast(self.model(features, training=False), tf.float32)
-        loss_sum, denominator, correct, count = self._loss_parts(labels, logits, sample_weight)
-        if self.task == "mlm":
-            return {"nll_sum": loss_sum, "correct": correct, "weight_sum": denominator}
-        confusion = metrics_lib.confusion_matrix_batch(labels, logits, logits.shape[-1],
-                                                       sample_weight)
-        return {"loss_sum": loss_sum, "denominator": denominator, "confusion": confusion}
+        return self.objective.eval_sums(labels, logits, sample_weight)
 
     def _make_eval_fn(self):
         def eval_fn(batch):
@@ -504,19 +380,14 @@ class Trainer:
         """
         if self._eval_fn is None:
             self._eval_fn = self._make_eval_fn()
-        accumulator = None
+        metrics = None
         for batch in data:
             sums = {name: value.numpy() for name, value in self._eval_fn(batch).items()}
-            if self.task == "mlm":
-                accumulator = accumulator or metrics_lib.MaskedLMMetrics()
-                accumulator.update(sums["nll_sum"], sums["correct"], sums["weight_sum"])
-            else:
-                accumulator = accumulator or metrics_lib.ClassificationMetrics(
-                    sums["confusion"].shape[0])
-                accumulator.update(sums["confusion"], sums["loss_sum"], sums["denominator"])
-        if accumulator is None:
+            metrics = metrics or self.objective.new_metrics(sums)
+            self.objective.accumulate(metrics, sums)
+        if metrics is None:
             raise TrainerConfigError("evaluate() got an empty dataset")
-        return accumulator.result()
+        return metrics.result()
 
     def predict(self, data):
         """Returns float32 logits for every example of a finite dataset, in order.
@@ -529,82 +400,7 @@ class Trainer:
         outputs = [self._predict_fn(batch).numpy() for batch in data]
         return np.concatenate(outputs, axis=0)
 
-    # ---------------------------------------------------------------- checkpoints
-
-    def _setup_checkpointing(self):
-        """Creates the checkpoint, its manager and the best-model manager for this process."""
-        if not self.model_dir:
-            return
-        if self.is_chief:
-            self._write_dir = self.model_dir
-        elif self._write_dir is None:
-            # Kept until the process exits: restore_best() reads this worker's own best/ copy.
-            root = tempfile.mkdtemp(prefix="tfmodels_")
-            atexit.register(shutil.rmtree, root, ignore_errors=True)
-            self._write_dir = os.path.join(root, distribute.worker_id(self.strategy))
-        self._checkpoint = tf.train.Checkpoint(
-            model=self.model, optimizer=self.optimizer, global_step=self.global_step,
-            epoch=self.epoch, data=self._data, rng=_rng_state_variables(self.model))
-        self._manager = tf.train.CheckpointManager(
-            self._checkpoint, self._write_dir, max_to_keep=self.keep_checkpoints,
-            checkpoint_name="ckpt")
-        self._best_manager = tf.train.CheckpointManager(
-            tf.train.Checkpoint(model=self.model), os.path.join(self._write_dir, "best"),
-            max_to_keep=1, checkpoint_name="best")
-
-    def _restore_latest(self):
-        """Restores the newest checkpoint of model_dir (the chief's), if any; returns its path."""
-        if not self.model_dir:
-            return None
-        path = tf.train.latest_checkpoint(self.model_dir)
-        if path:
-            try:
-                self._checkpoint.restore(path).expect_partial()
-            except (ValueError, IndexError, tf.errors.OpError) as error:
-                reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                raise CheckpointRestoreError(
-                    f"{path}: cannot resume from this checkpoint ({reason}); it is corrupt or from "
-                    f"a different model: delete it to resume from an older one, or use a new "
-                    f"model_dir") from error
-            logger.info("Resumed from %s at step %d", path, int(self.global_step.numpy()))
-            if self.verbose:  # a resumed run says so on its console, not only in the logs
-                print(f"resumed from {path} at step {int(self.global_step.numpy())}", flush=True)
-        return path
-
-    def _save(self):
-        """Writes a step checkpoint unless one exists for the current step."""
-        if self._manager is None:
-            return
-        step = int(self.global_step.numpy())
-        if self._manager.latest_checkpoint and self._manager.latest_checkpoint.endswith(f"-{step}"):
-            return
-        self._manager.save(checkpoint_number=step)
-
     # ---------------------------------------------------------------- fit
-
-    def _plan(self, train_data, epochs, steps, steps_per_epoch):
-        """Returns the run's StepPlan (tfmodels.training.steps) for this dataset."""
-        if steps_per_epoch is None:
-            cardinality = int(train_data.cardinality().numpy())
-            if cardinality == tf.data.INFINITE_CARDINALITY and steps is None:
-                raise TrainerConfigError("an infinite train_data needs steps= or steps_per_epoch=")
-            if cardinality >= 0:
-                steps_per_epoch = steps_lib.optimizer_steps_per_epoch(cardinality, self.grad_accum_steps)
-            elif cardinality != tf.data.INFINITE_CARDINALITY:  # unknown: epochs end with the data
-                return steps_lib.StepPlan(epochs or 1, steps, None)
-        return steps_lib.plan_steps(epochs, steps, steps_per_epoch)
-
-    def _iterator_for(self, train_data, repeat):
-        """The training iterator: kept when `fit` is called again on the same dataset."""
-        source = (train_data, repeat)
-        if getattr(self, "_iterator_source", None) != source or not hasattr(self._data, "iterator"):
-            self._iterator_source = source
-            self._data.iterator = iter(train_data.repeat() if repeat else train_data)
-        return self._data.iterator
-
-    def _set_iterator(self, dataset):
-        self._data.iterator = iter(dataset)
-        return self._data.iterator
 
     def fit(self, train_data, validation_data=None, epochs=None, steps=None,
             steps_per_epoch=None, callbacks=None):
@@ -629,14 +425,37 @@ class Trainer:
         Returns:
           dict of str to list: per-epoch logs of this call (loss, accuracy, val_*, ...).
         """
-        plan = self._plan(train_data, epochs, steps, steps_per_epoch)
-        self._own_clipnorm = None
-        inner = self._inner_optimizer
-        saved_clipnorm = inner.global_clipnorm
-        if self.strategy.num_replicas_in_sync > 1 and saved_clipnorm and not self._loss_scaled:
-            self._own_clipnorm, inner.global_clipnorm = saved_clipnorm, None
-            self._train_fn = None
-        self._setup_checkpointing()
+        run = _FitRun(train_data, validation_data, self._plan(train_data, epochs, steps, steps_per_epoch))
+        run.callbacks = self._callback_list(callbacks, run.plan)
+        run.iterator = self._iterator_for(train_data, repeat=run.plan.steps_per_epoch is not None)
+        self._resume()  # after the iterator exists: the checkpoint holds its position
+        run.best = checkpointing.BestTracker(self.best_metric, self.best_mode,
+                                             self._checkpoints.best_value() if self._checkpoints else None)
+        run.summaries = Summaries(self.model_dir, self.is_chief)
+        restore_clipnorm = self._clip_across_replicas_during_fit()
+        try:
+            run.callbacks.on_train_begin()
+            self._fit_epochs(run)
+            run.callbacks.on_train_end(_last_logs(run.history))
+            self._report_weights_digest()
+        finally:
+            restore_clipnorm()
+            run.summaries.close()
+        return run.history
+
+    def _plan(self, train_data, epochs, steps, steps_per_epoch):
+        """Returns the run's StepPlan (tfmodels.training.steps) for this dataset."""
+        if steps_per_epoch is None:
+            cardinality = int(train_data.cardinality().numpy())
+            if cardinality == tf.data.INFINITE_CARDINALITY and steps is None:
+                raise TrainerConfigError("an infinite train_data needs steps= or steps_per_epoch=")
+            if cardinality >= 0:
+                steps_per_epoch = steps_lib.optimizer_steps_per_epoch(cardinality, self.grad_accum_steps)
+            elif cardinality != tf.data.INFINITE_CARDINALITY:  # unknown: epochs end with the data
+                return steps_lib.StepPlan(epochs or 1, steps, None)
+        return steps_lib.plan_steps(epochs, steps, steps_per_epoch)
+
+    def _callback_list(self, callbacks, plan):
         if getattr(self.model, "optimizer", None) is None:
             # Keras callbacks (TensorBoard) read model.optimizer; bypass tracking so model-only
             # checkpoints stay model-only.
@@ -644,31 +463,53 @@ class Trainer:
         callback_list = keras.callbacks.CallbackList(callbacks or [], model=self.model)
         callback_list.set_params({"epochs": plan.epochs, "steps": plan.steps_per_epoch, "verbose": 0})
         self.model.stop_training = False
-        writers = self._summary_writers()
-        repeat = plan.steps_per_epoch is not None
-        iterator = self._iterator_for(train_data, repeat)
-        self._restore_latest()
-        history = {}
-        try:
-            callback_list.on_train_begin()
-            self._fit_epochs(train_data, validation_data, plan, iterator, callback_list, writers,
-                             history)
-            callback_list.on_train_end(_last_logs(history))
-            if self.verbose and distribute.num_workers(self.strategy) > 1:
-                # Workers apply the same all-reduced updates, so their weights must be identical.
-                print(f"{distribute.worker_id(self.strategy)}: weights digest {self.weights_digest()}",
-                      flush=True)
-        finally:
-            inner.global_clipnorm = saved_clipnorm
-            for writer in writers.values():
-                writer.close()
-        return history
+        return callback_list
 
-    def _summary_writers(self):
-        if not (self.model_dir and self.is_chief):
-            return {}
-        return {name: tf.summary.create_file_writer(os.path.join(self.model_dir, name))
-                for name in ("train", "validation")}
+    def _iterator_for(self, train_data, repeat):
+        """The training iterator: kept when `fit` is called again on the same dataset."""
+        source = (train_data, repeat)
+        if getattr(self, "_iterator_source", None) != source or not hasattr(self._data, "iterator"):
+            self._iterator_source = source
+            self._data.iterator = iter(train_data.repeat() if repeat else train_data)
+        return self._data.iterator
+
+    def _resume(self):
+        """Opens model_dir's checkpoints and restores the newest one (the chief's), if any."""
+        if not self.model_dir:
+            return
+        if self._checkpoints is None:
+            state = dict(model=self.model, optimizer=self.optimizer, global_step=self.global_step,
+                         epoch=self.epoch, data=self._data, rng=_rng_state_variables(self.model))
+            self._checkpoints = checkpointing.RunCheckpoints(self.model_dir, self.strategy, state, self.model,
+                                                             self.keep_checkpoints)
+        path = self._checkpoints.restore_latest()
+        if path:
+            step = int(self.global_step.numpy())
+            logger.info("Resumed from %s at step %d", path, step)
+            if self.verbose:  # a resumed run says so on its console, not only in the logs
+                print(f"resumed from {path} at step {step}", flush=True)
+
+    def _clip_across_replicas_during_fit(self):
+        """Moves global-norm clipping into the step under several replicas; returns the undo.
+
+        Keras clips each replica's share of the gradient; the Trainer clips their all-reduced sum,
+        which is what one device would clip (loss-scaled optimizers unscale first, so they keep it).
+        """
+        inner = self._inner_optimizer
+        saved = inner.global_clipnorm
+        self._own_clipnorm = None
+        if self.strategy.num_replicas_in_sync > 1 and saved and not self._loss_scaled:
+            self._own_clipnorm, inner.global_clipnorm = saved, None
+            self._train_fn = None
+
+        def restore():
+            inner.global_clipnorm = saved
+        return restore
+
+    def _report_weights_digest(self):
+        if self.verbose and distribute.num_workers(self.strategy) > 1:
+            # Workers apply the same all-reduced updates, so their weights must be identical.
+            print(f"{distribute.worker_id(self.strategy)}: weights digest {self.weights_digest()}", flush=True)
 
     def _next_epoch(self, plan):
         """The epoch to run next, or None when the plan is complete."""
@@ -678,90 +519,91 @@ class Trainer:
         epoch = plan.epoch_of(step) if plan.steps_per_epoch else int(self.epoch.numpy())
         return epoch if epoch < plan.epochs else None
 
-    def _fit_epochs(self, train_data, validation_data, plan, iterator, callback_list, writers,
-                    history):
-        best_value, epochs_without_improvement = self._best_state()
+    def _fit_epochs(self, run):
+        """Runs epochs until the plan is complete, early stopping or a callback stops training."""
+        if self._next_epoch(run.plan) is None and self.verbose:
+            total = run.plan.total_steps or run.plan.epochs
+            unit = "steps" if run.plan.total_steps else "epochs"
+            print(f"already at step {int(self.global_step.numpy())} (epoch {int(self.epoch.numpy())}): the run's "
+                  f"{total} {unit} are done; pass larger totals to train on", flush=True)
         first_epoch = True
-        if self._next_epoch(plan) is None and self.verbose:
-            print(f"already at step {int(self.global_step.numpy())} (epoch {int(self.epoch.numpy())}): "
-                  f"the run's {plan.total_steps or plan.epochs} {'steps' if plan.total_steps else 'epochs'} "
-                  "are done; pass larger totals to train on", flush=True)
-        while (epoch := self._next_epoch(plan)) is not None:
-            if plan.steps_per_epoch is None and not first_epoch:
-                iterator = self._set_iterator(train_data)
+        while (epoch := self._next_epoch(run.plan)) is not None:
+            if run.plan.steps_per_epoch is None and not first_epoch:  # epochs end with the data
+                run.iterator = self._set_iterator(run.train_data)
             first_epoch = False
-            callback_list.on_epoch_begin(epoch)
-            logs, completed = self._run_epoch(iterator, epoch, plan, callback_list, writers)
-            if validation_data is not None:
-                val = self.evaluate(validation_data)
-                logs.update({f"val_{k}": v for k, v in val.items() if k != "confusion_matrix"})
-                self._write_scalars(writers.get("validation"), val)
-                if self.verbose:
-                    values = " ".join(f"{k}={v:.4g}" for k, v in val.items() if np.isscalar(v))
-                    print(f"epoch {epoch + 1}/{plan.epochs} validation: {values}", flush=True)
+            run.callbacks.on_epoch_begin(epoch)
+            logs, completed = self._run_epoch(run, epoch)
+            if run.validation_data is not None:
+                logs.update(self._validate(run))
             if completed:
                 self.epoch.assign(epoch + 1)
             self._save()
-            best_value, improved = self._update_best(logs, best_value)
-            epochs_without_improvement = 0 if improved else epochs_without_improvement + 1
+            if run.best.update(logs):
+                self._save_best(run.best)
             for key, value in logs.items():
-                history.setdefault(key, []).append(value)
-            callback_list.on_epoch_end(epoch, logs)
-            if (self.early_stopping_patience is not None and self._has_best_metric(logs)
-                    and epochs_without_improvement >= self.early_stopping_patience):
-                logger.info("Early stopping: %s did not improve for %d epochs", self.best_metric,
-                            epochs_without_improvement)
-                break
-            if self.model.stop_training or not completed:
+                run.history.setdefault(key, []).append(value)
+            run.callbacks.on_epoch_end(epoch, logs)
+            if self._should_stop_early(run.best, logs) or self.model.stop_training or not completed:
                 break
 
-    def weights_digest(self):
-        """A SHA-256 over the model's weights: equal digests mean bit-identical weights."""
-        digest = hashlib.sha256()
-        for variable in self.model.weights:
-            digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
-        return digest.hexdigest()[:16]
+    def _set_iterator(self, dataset):
+        self._data.iterator = iter(dataset)
+        return self._data.iterator
 
-    def restore_best(self):
-        """Loads the best checkpoint's weights (`model_dir/best/`) into the model.
+    def _validate(self, run):
+        """Evaluates the validation data; returns its scalars as val_* logs."""
+        values = self.evaluate(run.validation_data)
+        run.summaries.validation(values, int(self.global_step.numpy()))
+        run.progress.validation(values)
+        return {f"val_{k}": v for k, v in values.items() if k != "confusion_matrix"}
 
-        Returns:
-          str or None. The checkpoint loaded, or None when no best checkpoint was written.
-        """
-        # Every worker reads its own copy: the chief's may still be being written.
-        write_dir = self._write_dir or self.model_dir
-        best_dir = os.path.join(write_dir, "best") if write_dir else None
-        if best_dir is None or not tf.io.gfile.exists(os.path.join(best_dir, "checkpoint")):
-            return None
-        return restore_model_weights(self.model, best_dir)
+    def _should_stop_early(self, best, logs):
+        if (self.early_stopping_patience is None or not best.tracks(logs)
+                or best.epochs_without_improvement < self.early_stopping_patience):
+            return False
+        logger.info("Early stopping: %s did not improve for %d epochs", self.best_metric,
+                    best.epochs_without_improvement)
+        return True
 
-    def _best_state(self):
-        """Returns (best value so far, 0), reading model_dir/best/best.json when resuming."""
-        if self.model_dir:
-            path = os.path.join(self.model_dir, "best", "best.json")
-            if tf.io.gfile.exists(path):
-                with tf.io.gfile.GFile(path) as f:
-                    return json.load(f)["value"], 0
-        return None, 0
-
-    def _has_best_metric(self, logs):
-        return self.best_metric is not None and self.best_metric in logs
-
-    def _update_best(self, logs, best_value):
-        """Saves model_dir/best/ when best_metric improved; returns (best, improved)."""
-        if not self._has_best_metric(logs):
-            return best_value, False
-        value = float(logs[self.best_metric])
-        better = best_value is None or (value > best_value if self.best_mode == "max"
-                                        else value < best_value)
-        if not better:
-            return best_value, False
-        if self._manager is not None:
+    def _run_epoch(self, run, epoch):
+        """Runs (the rest of) one epoch; returns (logs, whether the epoch completed)."""
+        plan = run.plan
+        start_step = int(self.global_step.numpy())
+        epoch_start = epoch * plan.steps_per_epoch if plan.steps_per_epoch is not None else start_step
+        epoch_end = plan.epoch_end(start_step) if plan.steps_per_epoch is not None else None
+        run.progress = ConsoleProgress(self.verbose, plan.steps_per_epoch, epoch, plan.epochs)
+        epoch_totals, interval_totals = StepTotals(self.objective), StepTotals(self.objective)
+        completed, last_log_step = False, start_step
+        while True:
             step = int(self.global_step.numpy())
-            self._best_manager.save(checkpoint_number=step)
-            with tf.io.gfile.GFile(os.path.join(self._write_dir, "best", "best.json"), "w") as f:
-                json.dump({"metric": self.best_metric, "value": value, "step": step}, f)
-        return value, True
+            num_steps = self._steps_this_call(step, epoch_end, plan.total_steps)
+            if num_steps <= 0:
+                completed = epoch_end is not None and step >= epoch_start + plan.steps_per_epoch
+                break
+            outcome = self._train_steps(run.iterator, num_steps)
+            if outcome is None:  # the data ran out: the epoch is complete
+                completed = True
+                break
+            totals, elapsed = outcome
+            step = int(self.global_step.numpy())
+            epoch_totals.add(totals, elapsed, num_steps)
+            interval_totals.add(totals, elapsed, num_steps)
+            if self.checkpoint_every_steps and step % self.checkpoint_every_steps == 0:
+                self._save()
+            log_now = step - last_log_step >= self.log_every_steps
+            step_logs = interval_totals.logs()
+            if log_now:
+                run.summaries.train(interval_totals, step, self._current_learning_rate())
+                interval_totals, last_log_step = StepTotals(self.objective), step
+            run.progress.update(step - epoch_start, step, step_logs, log_now)
+            run.callbacks.on_train_batch_end(step - epoch_start - 1, step_logs)
+            if self.model.stop_training:
+                break
+        if interval_totals.steps:
+            run.summaries.train(interval_totals, int(self.global_step.numpy()), self._current_learning_rate())
+        logs = epoch_totals.logs(with_speed=True)
+        run.progress.end(logs)
+        return logs, completed
 
     def _steps_this_call(self, step, epoch_end, total_steps):
         """Returns how many steps the next tf.function call may run without crossing a boundary."""
@@ -774,112 +616,74 @@ class Trainer:
             limit = min(limit, self.checkpoint_every_steps - step % self.checkpoint_every_steps)
         return limit
 
-    def _run_epoch(self, iterator, epoch, plan, callback_list, writers):
-        """Runs (the rest of) one epoch; returns (logs, whether the epoch completed)."""
-        start_step = int(self.global_step.numpy())
-        steps_per_epoch = plan.steps_per_epoch
-        epoch_start = epoch * steps_per_epoch if steps_per_epoch is not None else start_step
-        epoch_end = plan.epoch_end(start_step) if steps_per_epoch is not None else None
-        progress = _Progress(self.verbose, steps_per_epoch, epoch, plan.epochs)
-        epoch_totals = _Totals()
-        interval_totals = _Totals()
-        completed = False
-        last_log_step = start_step
-        while True:
-            step = int(self.global_step.numpy())
-            num_steps = self._steps_this_call(step, epoch_end, plan.total_steps)
-            if num_steps <= 0:
-                completed = steps_per_epoch is not None and step >= epoch_start + steps_per_epoch
-                break
-            self._check_trainability()
-            if self._train_fn is None:
-                self._train_fn = self._make_train_fn()
-            started = time.perf_counter()
-            try:
-                totals, first_bad_step = self._train_fn(iterator, tf.constant(num_steps, tf.int64))
-            except tf.errors.OutOfRangeError:
-                completed = True
-                break
-            totals = {name: float(value) for name, value in totals.items()}
-            elapsed = time.perf_counter() - started
-            step = int(self.global_step.numpy())
-            if int(first_bad_step) >= 0:
-                self._raise_non_finite(int(first_bad_step), totals)
-            epoch_totals.add(totals, elapsed, num_steps)
-            interval_totals.add(totals, elapsed, num_steps)
-            if self.checkpoint_every_steps and step % self.checkpoint_every_steps == 0:
-                self._save()
-            log_now = step - last_log_step >= self.log_every_steps
-            step_logs = interval_totals.logs(self.task)
-            if log_now:
-                self._write_train_scalars(writers.get("train"), interval_totals, step)
-                interval_totals = _Totals()
-                last_log_step = step
-            progress.update(step - epoch_start, step, step_logs, log_now)
-            callback_list.on_train_batch_end(step - epoch_start - 1, step_logs)
-            if self.model.stop_training:
-                break
-        if interval_totals.steps:
-            self._write_train_scalars(writers.get("train"), interval_totals,
-                                      int(self.global_step.numpy()))
-        logs = epoch_totals.logs(self.task, with_speed=True)
-        progress.end(logs)
-        return logs, completed
+    def _train_steps(self, iterator, num_steps):
+        """Runs `num_steps` optimizer steps; returns (host totals, seconds), or None at the data's end."""
+        self._check_trainability()
+        if self._train_fn is None:
+            self._train_fn = self._make_train_fn()
+        started = time.perf_counter()
+        try:
+            totals, first_bad_step = self._train_fn(iterator, tf.constant(num_steps, tf.int64))
+        except tf.errors.OutOfRangeError:
+            return None
+        totals = {name: float(value) for name, value in totals.items()}
+        elapsed = time.perf_counter() - started
+        if int(first_bad_step) >= 0:
+            self._raise_non_finite(int(first_bad_step), totals)
+        return totals, elapsed
 
     def _raise_non_finite(self, bad_step, totals):
         loss = totals["loss_sum"] / max(totals["denominator"], 1e-12)
-        last_good = self._manager.latest_checkpoint if self._manager else None
+        last_good = self._checkpoints.latest if self._checkpoints else None
         raise NonFiniteLossError(
             f"loss is {loss} at step {bad_step}; last good checkpoint: {last_good}")
-
-    def _write_train_scalars(self, writer, totals, step):
-        if writer is None:
-            return
-        with writer.as_default(step=step):
-            for key, value in totals.logs(self.task, with_speed=True).items():
-                tf.summary.scalar(key, value)
-            tf.summary.scalar("learning_rate", float(self._current_learning_rate()))
-
-    def _write_scalars(self, writer, values):
-        if writer is None:
-            return
-        with writer.as_default(step=int(self.global_step.numpy())):
-            for key, value in values.items():
-                if np.isscalar(value):
-                    tf.summary.scalar(key, value)
 
     def _current_learning_rate(self):
         learning_rate = self._inner_optimizer.learning_rate
         return learning_rate.numpy() if hasattr(learning_rate, "numpy") else learning_rate
 
+    # ---------------------------------------------------------------- checkpoints
 
-class _Totals:
-    """Host-side sums of training statistics over several steps."""
+    def _save(self):
+        """Writes a step checkpoint unless one exists for the current step."""
+        if self._checkpoints is not None:
+            self._checkpoints.save(int(self.global_step.numpy()))
 
-    def __init__(self):
-        self.values = {}
-        self.seconds = 0.0
-        self.steps = 0
+    def _save_best(self, best):
+        if self._checkpoints is not None:
+            self._checkpoints.save_best(int(self.global_step.numpy()), best.metric, best.best)
 
-    def add(self, totals, seconds, steps):
-        for name, value in totals.items():
-            self.values[name] = self.values.get(name, 0.0) + value
-        self.seconds += seconds
-        self.steps += steps
+    def restore_best(self):
+        """Loads the best checkpoint's weights (`model_dir/best/`) into the model.
 
-    def logs(self, task, with_speed=False):
-        if not self.values:
-            return {}
-        logs = {"loss": self.values["loss_sum"] / max(self.values["denominator"], 1e-12),
-                "accuracy": self.values["correct"] / max(self.values["count"], 1e-12)}
-        if task == "mlm":
-            logs["perplexity"] = math.exp(min(logs["loss"], 700.0))
-        if with_speed and self.seconds > 0:
-            logs["examples_per_second"] = self.values["examples"] / self.seconds
-            logs["step_time_seconds"] = self.seconds / self.steps
-            if self.values["tokens"]:
-                logs["tokens_per_second"] = self.values["tokens"] / self.seconds
-        return logs
+        Every worker reads its own copy (the chief's may still be being written).
+
+        Returns:
+          str or None. The checkpoint loaded, or None when no best checkpoint was written.
+        """
+        return self._checkpoints.restore_best(self.model) if self._checkpoints else None
+
+    def weights_digest(self):
+        """A SHA-256 over the model's weights: equal digests mean bit-identical weights."""
+        digest = hashlib.sha256()
+        for variable in self.model.weights:
+            digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+        return digest.hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class _FitRun:
+    """What one `fit` call works with, passed through the loop instead of a dozen arguments."""
+
+    train_data: tf.data.Dataset
+    validation_data: tf.data.Dataset | None
+    plan: steps_lib.StepPlan
+    callbacks: keras.callbacks.CallbackList | None = None
+    iterator: object = None
+    best: "checkpointing.BestTracker | None" = None
+    summaries: Summaries | None = None
+    progress: ConsoleProgress | None = None
+    history: dict = dataclasses.field(default_factory=dict)
 
 
 def _last_logs(history):

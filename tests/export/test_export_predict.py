@@ -75,6 +75,36 @@ def test_input_errors_name_file_line_and_column(tmp_path):
         predict.read_predict_inputs(input_file=str(tmp_path / "missing.txt"))
 
 
+def test_tab_file_is_a_table_like_in_training(tmp_path):
+    """A `.tab` file (accepted by training) is read by its header, not as raw lines."""
+    path = tmp_path / "in.tab"
+    path.write_bytes("\ufeffid\ttext\r\n1\t\"很好\n真的\"\r\n2\t坏\r\n".encode("utf-8"))
+    assert predict.read_predict_inputs(input_file=str(path)) == ["很好\n真的", "坏"]
+    ndjson = tmp_path / "in.ndjson"
+    ndjson.write_text('{"text": "好"}\n', encoding="utf-8")
+    assert predict.read_predict_inputs(input_file=str(ndjson)) == ["好"]
+
+
+def test_file_errors_are_one_line_naming_file_and_line(tmp_path):
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text('text,id\n"多\n行",1\n坏,2,3\n', encoding="utf-8")
+    with pytest.raises(predict.PredictInputError,
+                       match=r"ragged.csv:4: row has 3 fields, header has 2 \(allowed: 2 fields\)"):
+        predict.read_predict_inputs(input_file=str(ragged))
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(predict.PredictInputError, match=r"folder.csv: is a directory, not a file "
+                                                        r"\(allowed: one text per line, or a "):
+        predict.read_predict_inputs(input_file=str(tmp_path / "folder.csv"))
+    for name in ("empty.txt", "empty.jsonl", "header_only.tsv"):
+        (tmp_path / name).write_text("text\n" if name.endswith(".tsv") else "", encoding="utf-8")
+        with pytest.raises(predict.PredictInputError, match=rf"{name}: file holds no input"):
+            predict.read_predict_inputs(input_file=str(tmp_path / name))
+    array = tmp_path / "array.jsonl"
+    array.write_text('{"text": "a"}\n["b"]\n', encoding="utf-8")
+    with pytest.raises(predict.PredictInputError, match=r"array.jsonl:2: JSON value is a list"):
+        predict.read_predict_inputs(input_file=str(array))
+
+
 def test_write_jsonl_keeps_non_ascii(tmp_path):
     out = io.StringIO()
     assert predict.write_jsonl([{"input": "好", "label": "positive"}], out) == 1

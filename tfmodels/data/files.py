@@ -5,8 +5,8 @@ Training sources, `evaluate --input_file` and `predict --input_file` all read fi
 * `FILE_FORMATS` maps an extension to "csv", "tsv" or "jsonl" (a header row for CSV/TSV, one
   JSON object a line for JSONL); any other extension is "lines" (one text a line) where a
   caller accepts plain text.
-* A leading BOM is dropped, CRLF is read as LF, quoted CSV fields may hold newlines, and blank
-  lines are not records.
+* A leading BOM is dropped, CRLF line ends are accepted, quoted CSV fields may hold newlines
+  (kept as written), and blank lines are not records.
 * Decoding is lenient (`decode`: bytes that are not UTF-8 survive as surrogates so that a
   per-record check can name the record and the bad-record policy can skip it) or strict
   (`decode_strict`: the first line that is not UTF-8 is an error).
@@ -138,20 +138,19 @@ def check_columns(source, header, columns):
                         ", ".join(map(repr, header)))
 
 
-def read_table_file(path, report, columns=(), strict_utf8=False):
+def read_table_file(path, report, columns=()):
     """Reads a CSV/TSV/JSONL file (format from its extension) into a Table.
+
+    Bytes that are not UTF-8 are found per record (lenient decoding), so that the bad-record
+    policy applies to them.
 
     Args:
         path: str. The file.
         report: BadRecordReport. Bad-record policy and counts.
         columns: iterable of str | None. Columns a CSV/TSV header must hold. Defaults to ().
-        strict_utf8: bool. Whether a non-UTF-8 line is an error regardless of the policy
-            (else it is a bad record found per row). Defaults to False.
     """
     data = read_bytes(path, f"a {allowed_extensions()} file")
-    table_format = file_format(path)
-    text = decode_strict(data, path) if strict_utf8 else decode(data)
-    return read_table(text, path, table_format, report, columns)
+    return read_table(decode(data), path, file_format(path), report, columns)
 
 
 def read_table(text, source, table_format, report, columns=()):

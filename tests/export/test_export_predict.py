@@ -146,3 +146,18 @@ def test_run_predict_on_mlp_export_from_stdin(mlp_export):
     assert all(set(line["probabilities"]) == {"a", "b", "c"} for line in lines)
     with pytest.raises(predict.PredictInputError, match="input 1: 3 features, the export takes 4"):
         predict.predict_texts(mlp_export, ["1,2,3"])
+
+
+def test_run_predict_on_mlp_export_from_table_files(mlp_export, tmp_path):
+    jsonl = tmp_path / "features.jsonl"
+    jsonl.write_text('{"x": [0, 10, 20, 30]}\n{"x": "1 2 3 4"}\n', encoding="utf-8")
+    tab = tmp_path / "features.tab"
+    tab.write_text("id\tx\n1\t0,10,20,30\n2\t1 2 3 4\n", encoding="utf-8")
+    outputs = []
+    for path in (jsonl, tab):
+        out = io.StringIO()
+        assert predict.run_predict(mlp_export, input_file=str(path), column="x", output=out) == 2
+        outputs.append([json.loads(line) for line in out.getvalue().splitlines()])
+    assert [line["input"] for line in outputs[0]] == [[0, 10, 20, 30], "1 2 3 4"]
+    assert [line["input"] for line in outputs[1]] == ["0,10,20,30", "1 2 3 4"]
+    assert [line["label"] for line in outputs[0]] == [line["label"] for line in outputs[1]]

@@ -1,7 +1,8 @@
 """Predicts with an exported SavedModel (or a trained model directory's latest export).
 
-Reads --text (repeatable), --input_file (one text per line, or CSV/JSONL with --column) or stdin,
-and writes one JSON line per input with the label, the probabilities and the input.
+Reads --text (repeatable), --input_file (a CSV/TSV/.tab/JSONL file read like training data, the
+text in --column; any other extension one text per line) or stdin, and writes one JSON line per
+input with the label, the probabilities and the input.
 
 Example:
     python -m trainers.predict --model=exports/sentiment --text=这是一部非常好的电影！
@@ -16,8 +17,10 @@ from trainers import flags as common
 common.define_flags()
 flags.DEFINE_string("model", None, "Export base, model directory under it, or a version directory.")
 flags.DEFINE_multi_string("text", [], "A text to classify; repeatable.")
-flags.DEFINE_string("input_file", None, "One text per line, or a CSV/JSONL file with --column.")
-flags.DEFINE_string("column", None, "Text column of a CSV/JSONL --input_file.")
+flags.DEFINE_string("input_file", None, "A .csv/.tsv/.tab/.jsonl/.ndjson/.json file (text in "
+                    "--column), or any other file with one text per line.")
+flags.DEFINE_string("column", None, "Text column of a table --input_file (default text; 'a,b' "
+                    "for sentence pairs).")
 flags.DEFINE_integer("batch_size", 64, "Texts per batch.")
 flags.DEFINE_string("output", None, "Write JSON lines here instead of stdout.")
 flags.mark_flag_as_required("model")

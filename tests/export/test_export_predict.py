@@ -75,6 +75,36 @@ def test_input_errors_name_file_line_and_column(tmp_path):
         predict.read_predict_inputs(input_file=str(tmp_path / "missing.txt"))
 
 
+def test_tab_file_is_a_table_like_in_training(tmp_path):
+    """A `.tab` file (accepted by training) is read by its header, not as raw lines."""
+    path = tmp_path / "in.tab"
+    path.write_bytes("\ufeffid\ttext\r\n1\t\"很好\n真的\"\r\n2\t坏\r\n".encode("utf-8"))
+    assert predict.read_predict_inputs(input_file=str(path)) == ["很好\n真的", "坏"]
+    ndjson = tmp_path / "in.ndjson"
+    ndjson.write_text('{"text": "好"}\n', encoding="utf-8")
+    assert predict.read_predict_inputs(input_file=str(ndjson)) == ["好"]
+
+
+def test_file_errors_are_one_line_naming_file_and_line(tmp_path):
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text('text,id\n"多\n行",1\n坏,2,3\n', encoding="utf-8")
+    with pytest.raises(predict.PredictInputError,
+                       match=r"ragged.csv:4: row has 3 fields, header has 2 \(allowed: 2 fields\)"):
+        predict.read_predict_inputs(input_file=str(ragged))
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(predict.PredictInputError, match=r"folder.csv: is a directory, not a file "
+                                                        r"\(allowed: one text per line, or a "):
+        predict.read_predict_inputs(input_file=str(tmp_path / "folder.csv"))
+    for name in ("empty.txt", "empty.jsonl", "header_only.tsv"):
+        (tmp_path / name).write_text("text\n" if name.endswith(".tsv") else "", encoding="utf-8")
+        with pytest.raises(predict.PredictInputError, match=rf"{name}: file holds no input"):
+            predict.read_predict_inputs(input_file=str(tmp_path / name))
+    array = tmp_path / "array.jsonl"
+    array.write_text('{"text": "a"}\n["b"]\n', encoding="utf-8")
+    with pytest.raises(predict.PredictInputError, match=r"array.jsonl:2: JSON value is a list"):
+        predict.read_predict_inputs(input_file=str(array))
+
+
 def test_write_jsonl_keeps_non_ascii(tmp_path):
     out = io.StringIO()
     assert predict.write_jsonl([{"input": "好", "label": "positive"}], out) == 1
@@ -116,3 +146,18 @@ def test_run_predict_on_mlp_export_from_stdin(mlp_export):
     assert all(set(line["probabilities"]) == {"a", "b", "c"} for line in lines)
     with pytest.raises(predict.PredictInputError, match="input 1: 3 features, the export takes 4"):
         predict.predict_texts(mlp_export, ["1,2,3"])
+
+
+def test_run_predict_on_mlp_export_from_table_files(mlp_export, tmp_path):
+    jsonl = tmp_path / "features.jsonl"
+    jsonl.write_text('{"x": [0, 10, 20, 30]}\n{"x": "1 2 3 4"}\n', encoding="utf-8")
+    tab = tmp_path / "features.tab"
+    tab.write_text("id\tx\n1\t0,10,20,30\n2\t1 2 3 4\n", encoding="utf-8")
+    outputs = []
+    for path in (jsonl, tab):
+        out = io.StringIO()
+        assert predict.run_predict(mlp_export, input_file=str(path), column="x", output=out) == 2
+        outputs.append([json.loads(line) for line in out.getvalue().splitlines()])
+    assert [line["input"] for line in outputs[0]] == [[0, 10, 20, 30], "1 2 3 4"]
+    assert [line["input"] for line in outputs[1]] == ["0,10,20,30", "1 2 3 4"]
+    assert [line["label"] for line in outputs[0]] == [line["label"] for line in outputs[1]]

@@ -1,5 +1,8 @@
 """Data: sources, embedded datasets, WordPiece vocabulary and tf.data pipelines.
 
+Source strings are described in `tfmodels.data.sources`; files are read by
+`tfmodels.data.files`, TFDS sources parsed by `tfmodels.data.tfds_source`.
+
 Importing this package does not import TensorFlow; `pipelines` does.
 """
 from tfmodels.data.builtin import (Corpus, load_digits_splits, load_peoples_daily,
@@ -7,8 +10,10 @@ from tfmodels.data.builtin import (Corpus, load_digits_splits, load_peoples_dail
 from tfmodels.data.errors import BadRecordReport, DataError
 from tfmodels.data.examples import (FeatureExamples, FeatureSplits, TextExamples, TextSplits,
                                     load_label_names, save_label_names, stratified_split)
-from tfmodels.data.sources import (Normalizer, load_feature_splits, load_text_classification,
-                                   read_corpus, read_text_records)
+from tfmodels.data.corpus import read_corpus
+from tfmodels.data.features import Normalizer, load_feature_splits
+from tfmodels.data.text_classification import load_text_classification
+from tfmodels.data.text_records import read_text_records
 from tfmodels.data.vocab import (RESERVED_TOKENS, build_wordpiece_vocab, load_vocab,
                                  save_vocab, unknown_token_rate)
 

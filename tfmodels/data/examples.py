@@ -5,6 +5,8 @@ import os
 
 import numpy as np
 
+from tfmodels.data.errors import DataError
+
 SPLIT_NAMES = ("train", "validation", "test")
 
 
@@ -158,6 +160,22 @@ def stratified_split(labels, fractions=(0.8, 0.1, 0.1), seed=42):
         for part, chunk in zip(parts, np.split(indices, cuts)):
             part.append(chunk)
     return [np.sort(np.concatenate(part)).astype(np.int64) for part in parts]
+
+
+def sorted_label_names(labels):
+    """Sorted distinct label strings; numerically when all are integers ("2" < "10")."""
+    distinct = set(labels)
+    try:
+        return sorted(distinct, key=int)
+    except ValueError:
+        return sorted(distinct)
+
+
+def require_examples(examples, source):
+    """Raises a DataError naming `source` when a split holds no example."""
+    if len(examples) == 0:
+        raise DataError(source, None, "dataset is empty (no valid records)",
+                        "at least one valid record")
 
 
 def save_label_names(label_names, path):

@@ -1,14 +1,17 @@
 """Batched prediction with an exported SavedModel: read inputs, predict, write JSON lines.
 
-Inputs (`read_predict_inputs`):
+Inputs (`read_predict_inputs`), read by `tfmodels.data.files` like training data:
   - `texts`: strings given directly (e.g. repeated `--text` flags);
-  - `input_file`: `.csv` / `.tsv` with a header row, or `.jsonl` / `.ndjson` / `.json` (one JSON
-    object a line): the text is the field named by `column` (default "text"; "a,b" names the two
-    fields of a sentence pair). Any other extension: one text per line, blank lines kept as empty
-    texts so the output has one line per input line;
+  - `input_file`: a table file of `tfmodels.data.files.FILE_FORMATS` (`.csv` / `.tsv` / `.tab`
+    with a header row, `.jsonl` / `.ndjson` / `.json` with one JSON object a line; quoted
+    newlines, BOM and CRLF handled): the text is the field named by `column` (default "text";
+    "a,b" names the two fields of a sentence pair). Any other extension: one text per line,
+    blank lines kept as empty texts so the output has one line per input line. A file with no
+    input is an error;
   - stdin when neither is given: one text per line (JSON objects a line when `column` is given).
-Lines must be UTF-8 (a leading BOM is dropped); a line that is not raises
-`PredictInputError("<file>:<line>: ...")`.
+Input must be UTF-8 (a leading BOM is dropped); a line that is not raises
+`PredictInputError("<file>:<line>: ...")`, as does a ragged CSV row or a line that is not a
+JSON object.
 
 Behaviour of the text classifier export: an empty text is classified from `[CLS] [SEP]` alone
 (valid probabilities, usually close to the prior); a text longer than the export's
@@ -19,7 +22,7 @@ separated by commas or spaces, normalized inside the exported graph.
 
 Each result is `{"input": ..., "label": str, "class_id": int, "probabilities": {name: float}}`.
 """
-import csv
+import contextlib
 import json
 import os
 import re
@@ -28,16 +31,26 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from tfmodels.data import files
+from tfmodels.data.errors import BadRecordReport, DataError
 from tfmodels.export.saved_model import Servable, load_servable
 
-JSONL_EXTENSIONS = (".jsonl", ".ndjson", ".json")
-CSV_DELIMITERS = {".csv": ",", ".tsv": "\t"}
 DEFAULT_COLUMN = "text"
 STDIN_NAME = "<stdin>"
+INPUT_FILE_FORMS = f"one text per line, or a {files.allowed_extensions()} file"
 
 
 class PredictInputError(ValueError):
     """A predict input (file, line, column or value) is invalid."""
+
+
+@contextlib.contextmanager
+def _as_predict_errors():
+    """Re-raises the file reader's DataErrors as PredictInputError (same one-line message)."""
+    try:
+        yield
+    except DataError as error:
+        raise PredictInputError(str(error)) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -68,8 +81,9 @@ def read_predict_inputs(texts=None, input_file=None, column=None, stdin=None):
         inputs.extend(read_input_file(input_file, column))
     if not texts and input_file is None:
         stream = stdin if stdin is not None else sys.stdin.buffer
-        lines = decode_lines(stream.read(), STDIN_NAME)
-        inputs.extend(_jsonl_values(lines, STDIN_NAME, column) if column else lines)
+        text = _decode(stream.read(), STDIN_NAME)
+        inputs.extend(_column_values(text, STDIN_NAME, "jsonl", column) if column else
+                      files.split_lines(text))
     return inputs
 
 
@@ -77,22 +91,23 @@ def read_input_file(path, column=None):
     """Returns the inputs of one file: a column of a CSV/TSV/JSONL file, else its lines.
 
     Args:
-        path: str. The file; its extension picks the format.
+        path: str. The file; its extension picks the format (tfmodels.data.files).
         column: str. Field name ("a,b" for pairs). Defaults to "text" for CSV/JSONL files.
     """
-    if not os.path.isfile(path):
-        raise PredictInputError(f"input_file {path!r} does not exist")
-    with open(path, "rb") as f:
-        lines = decode_lines(f.read(), path)
-    extension = os.path.splitext(path)[1].lower()
-    if extension in CSV_DELIMITERS:
-        return _csv_values(lines, path, column or DEFAULT_COLUMN, CSV_DELIMITERS[extension])
-    if extension in JSONL_EXTENSIONS:
-        return _jsonl_values(lines, path, column or DEFAULT_COLUMN)
-    if column is not None:
+    with _as_predict_errors():
+        data = files.read_bytes(path, INPUT_FILE_FORMS)
+        table_format = files.file_format(path, plain_text=True)
+    text = _decode(data, path)
+    if table_format != files.PLAIN_TEXT:
+        values = _column_values(text, path, table_format, column or DEFAULT_COLUMN)
+    elif column is not None:
         raise PredictInputError(f"column={column!r} given but {path!r} is a plain text file; use "
-                                f"a {', '.join([*CSV_DELIMITERS, *JSONL_EXTENSIONS])} file")
-    return lines
+                                f"a {files.allowed_extensions()} file")
+    else:
+        values = files.split_lines(text)
+    if not values:
+        raise PredictInputError(f"{path}: file holds no input (allowed: {INPUT_FILE_FORMS})")
+    return values
 
 
 def decode_lines(data, source):
@@ -105,23 +120,12 @@ def decode_lines(data, source):
     Raises:
         PredictInputError: a line is not UTF-8, naming source:line.
     """
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    raw_lines = data.split(b"\n")
-    if raw_lines and raw_lines[-1] == b"":
-        raw_lines.pop()
-    lines = []
-    for number, raw in enumerate(raw_lines, start=1):
-        raw = raw[:-1] if raw.endswith(b"\r") else raw
-        try:
-            lines.append(raw.decode("utf-8"))
-        except UnicodeDecodeError as error:
-            raise PredictInputError(
-                f"{source}:{number}: line is not valid UTF-8 (byte 0x{raw[error.start]:02x} at "
-                f"column {error.start + 1}); re-encode the input as UTF-8") from None
-    return lines
+    return files.split_lines(_decode(data, source))
+
+
+def _decode(data, source):
+    with _as_predict_errors():
+        return files.decode_strict(data, source)
 
 
 def _columns(column):
@@ -136,45 +140,29 @@ def _pick(record, names):
     return record[names[0]] if len(names) == 1 else tuple(record[name] for name in names)
 
 
-def _csv_values(lines, path, column, delimiter):
-    names = _columns(column)
-    reader = csv.reader(lines, delimiter=delimiter)
-    header = next(reader, None)
-    if header is None:
+def _check_header(header, path, column, names):
+    if not header:
         raise PredictInputError(f"{path}:1: empty file; expected a header row with {column!r}")
-    missing = [name for name in names if name not in header]
+    missing = files.missing_columns(header, names)
     if missing:
         raise PredictInputError(f"{path}:1: column {missing[0]!r} not in header; choose one of "
                                 f"{', '.join(header)}")
-    values = []
-    for row in reader:
-        if not row:
-            continue
-        if len(row) != len(header):
-            raise PredictInputError(f"{path}:{reader.line_num}: {len(row)} fields, header has "
-                                    f"{len(header)}")
-        values.append(_pick(dict(zip(header, row)), names))
-    return values
 
 
-def _jsonl_values(lines, path, column):
+def _column_values(text, path, table_format, column):
+    """The `column` field of each row of a decoded CSV/TSV/JSONL text (a tuple for "a,b")."""
     names = _columns(column)
-    values = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise PredictInputError(f"{path}:{number}: invalid JSON ({error.msg})") from None
-        if not isinstance(record, dict):
-            raise PredictInputError(f"{path}:{number}: expected a JSON object, got "
-                                    f"{type(record).__name__}")
-        missing = [name for name in names if name not in record]
-        if missing:
-            raise PredictInputError(f"{path}:{number}: key {missing[0]!r} missing; keys are "
-                                    f"{', '.join(sorted(record))}")
-        values.append(_pick(record, names))
+    with _as_predict_errors():
+        table = files.read_table(text, path, table_format, BadRecordReport("error"))
+        if table.header is not None:
+            _check_header(table.header, path, column, names)
+        values = []
+        for row in table.rows:
+            missing = files.missing_columns(row.values, names)
+            if missing:
+                raise PredictInputError(f"{path}:{row.line}: key {missing[0]!r} missing; keys "
+                                        f"are {', '.join(sorted(row.values))}")
+            values.append(_pick(row.values, names))
     return values
 
 

@@ -15,7 +15,7 @@ def run(config: ExperimentConfig, split: str = "test", input_file: str | None = 
     Args:
         config: ExperimentConfig. Usually the model directory's own config.yaml.
         split: str. train, validation or test of the config's data. Defaults to "test".
-        input_file: str | None. A labelled CSV/TSV/JSONL file (same columns as the config) instead.
+        input_file: str | None. A labelled source instead (see input_file_examples).
     """
     run_ = common.Run(config, config.model_dir, None, config.precision)
     label_names = tfm_data.load_label_names(run_.path(common.LABELS_FILE))
@@ -36,22 +36,37 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.rsplit("/", 1)[-1])
 
 
+def input_file_examples(config: ExperimentConfig, input_file: str, label_names):
+    """Labelled examples of `input_file`, read like the config's training data, with the run's labels.
+
+    Args:
+        config: ExperimentConfig. Its data section names the columns and the bad-record policy.
+        input_file: str. Any source training accepts: a .csv/.tsv/.tab/.jsonl file, a class
+            directory or a `tfds:` source for text models; a numeric file or `tfds:` source for MLPs.
+        label_names: list[str]. The trained model's label vocabulary (labels.json).
+    """
+    d = config.data
+    if config.model.kind == "mlp":
+        return tfm_data.load_feature_splits(input_file, label_column=d.label_column, label_names=label_names,
+                                            on_bad_record=d.on_bad_record, validation_fraction=0).train
+    return tfm_data.load_text_classification(
+        input_file, text_column=d.text_column, text_pair_column=d.text_pair_column,
+        label_column=d.label_column, label_names=label_names, on_bad_record=d.on_bad_record,
+        validation_fraction=0).train
+
+
 def evaluation_dataset(run_: common.Run, label_names, split: str, input_file: str | None):
     config, d = run_.config, run_.config.data
     if config.model.kind == "mlp":
         if input_file:
-            examples = tfm_data.load_feature_splits(input_file, label_column=d.label_column, label_names=label_names,
-                                                    on_bad_record=d.on_bad_record, validation_fraction=0).train
+            examples = input_file_examples(config, input_file, label_names)
         else:
             examples = getattr(train_task.load_feature_splits(config), split)
         normalizer = tfm_data.Normalizer.load(run_.path(common.NORMALIZER_FILE))
         return tfm_data.features_dataset(normalizer(examples.features), examples.labels, d.eval_batch_size,
                                          shuffle=False)
     if input_file:
-        examples = tfm_data.load_text_classification(
-            input_file, text_column=d.text_column, text_pair_column=d.text_pair_column,
-            label_column=d.label_column, label_names=label_names, on_bad_record=d.on_bad_record,
-            validation_fraction=0).train
+        examples = input_file_examples(config, input_file, label_names)
     else:
         examples = getattr(common.load_text_splits(config), split)
     tokenizer = tfm_data.make_tokenizer(run_.path(common.VOCAB_FILE), lowercase=d.lowercase)

@@ -13,7 +13,8 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 FINETUNE_MODES = ("full", "frozen", "top_k", "gradual", "lora", "frozen_then_full")
 
 # Small enough to train in seconds, large enough for the training loss to fall.
-_TEXT = ["data.limit=192", "data.vocab_size=300", "data.sequence_length=24", "data.batch_size=16",
+_TEXT = ["data.limit=192", "data.vocab_size=300", "data.sequence_length=24", "data.pretrain_sequence_length=24",
+         "data.batch_size=16",
          "data.length_buckets=null", "model.max_sequence_length=32", "trainer.epochs=3",
          "trainer.checkpoint_every_steps=1000", "trainer.log_every_steps=4", "export.verify_examples=8"]
 _BERT = ["model.variant=tiny", "trainer.learning_rate=1e-3"]

@@ -76,7 +76,6 @@ def _jsonl(tmp_path, bad_record):
 RECORD_CASES = {
     "label_is_a_list": ({"text": "好", "label": ["pos"]}, ["train.jsonl:49", "'label'"]),
     "label_is_an_object": ({"text": "好", "label": {"name": "pos"}}, ["train.jsonl:49", "'label'"]),
-    "text_is_a_number": ({"text": 5, "label": "pos"}, ["train.jsonl:49", "'text'"]),
     "text_is_null": ({"text": None, "label": "pos"}, ["train.jsonl:49", "'text'"]),
 }
 
@@ -101,3 +100,11 @@ def test_non_numeric_or_non_finite_features(binaries, tmp_path, value):
     result = binaries.run("train", *MLP, f"--model_dir={tmp_path / 'run'}", f"--override=data.train={path}")
     assert_one_line_error(result, ["digits.csv:6", value])
     assert_no_trained_outputs(tmp_path / "run")
+
+
+def test_pretraining_windows_longer_than_the_model(binaries, tmp_path):
+    result = binaries.run("pretrain", "--config=configs/demo_zh_sentiment.yaml", f"--model_dir={tmp_path / 'run'}",
+                          "--override=model.max_sequence_length=32", "--override=data.sequence_length=24",
+                          "--override=data.limit=64", "--override=data.vocab_size=200")
+    assert_one_line_error(result, ["data.pretrain_sequence_length=64", "model.max_sequence_length=32"])
+    assert not os.path.exists(tmp_path / "run" / "encoder")

@@ -1,6 +1,7 @@
 """Numeric features for the MLP: CSV/TSV/JSONL files, TFDS images, builtin:digits; the Normalizer."""
 import itertools
 import json
+import math
 
 import numpy as np
 
@@ -80,8 +81,12 @@ def _feature_row(values, feature_columns, path, line, report):
             return None
         number = _number(values[column])
         if number is None:
-            report.bad("non_numeric", path, line, f"value {values[column]!r} is not a number",
+            report.bad("non_numeric", path, line, f"value {values[column]!r} is not a number (column {column!r})",
                        "numbers")
+            return None
+        if not math.isfinite(number):  # one NaN or inf makes the training loss NaN
+            report.bad("non_finite", path, line, f"value {values[column]!r} is not finite (column {column!r})",
+                       "finite numbers")
             return None
         row.append(number)
     return row

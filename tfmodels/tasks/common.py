@@ -258,9 +258,11 @@ def encoder_overrides(config: ExperimentConfig) -> dict:
 
 def build_encoder(config: ExperimentConfig, vocabulary_size: int):
     m = config.model
-    if config.data.sequence_length > m.max_sequence_length:
-        raise ConfigError(f"data.sequence_length={config.data.sequence_length} exceeds model.max_sequence_length="
-                          f"{m.max_sequence_length}; allowed: data.sequence_length <= model.max_sequence_length")
+    for key in ("sequence_length", "pretrain_sequence_length"):
+        length = getattr(config.data, key)
+        if length is not None and length > m.max_sequence_length:
+            raise ConfigError(f"data.{key}={length} exceeds model.max_sequence_length={m.max_sequence_length}; "
+                              f"allowed: data.{key} <= model.max_sequence_length")
     return tfm_models.build_bert_encoder(m.variant, vocabulary_size=vocabulary_size,
                                          max_sequence_length=m.max_sequence_length, dropout=m.dropout,
                                          **encoder_overrides(config))

@@ -85,7 +85,13 @@ def _mirrored_strategy(devices):
     Two MirroredStrategy objects over the same devices in one process reuse collective keys and
     fail with "Shape mismatch in the collective instance", so the strategy is shared.
     """
-    return tf.distribute.MirroredStrategy(list(devices or _default_mirrored_devices()))
+    return tf.distribute.MirroredStrategy(list(devices))
+
+
+def _local_device_key(devices):
+    """Devices as a tuple of '/device:<TYPE>:<index>', so '/cpu:0' and its full name share a strategy."""
+    specs = [tf.DeviceSpec.from_string(d) for d in devices]
+    return tuple(f"/device:{s.device_type.upper()}:{s.device_index or 0}" for s in specs)
 
 
 @functools.lru_cache(maxsize=None)
@@ -115,7 +121,7 @@ def _auto_strategy(devices):
         return _multi_worker_strategy()
     gpus = tf.config.list_logical_devices("GPU")
     if devices and len(devices) > 1 or len(gpus) > 1:
-        return _mirrored_strategy(tuple(devices) if devices else None)
+        return _mirrored_strategy(_local_device_key(devices or _default_mirrored_devices()))
     if gpus:
         return _one_device_strategy(gpus[0].name)
     return tf.distribute.get_strategy()
@@ -154,7 +160,7 @@ def get_strategy(name="auto", devices=None):
         device = devices[0] if devices else (gpus[0].name if gpus else "/cpu:0")
         strategy = _one_device_strategy(device)
     elif name == "mirrored":
-        strategy = _mirrored_strategy(tuple(devices) if devices else None)
+        strategy = _mirrored_strategy(_local_device_key(devices or _default_mirrored_devices()))
     elif name == "multi_worker":
         strategy = _multi_worker_strategy()
     else:

@@ -102,7 +102,7 @@ class TrainerConfig:
     head_learning_rate_multiplier: float = 1.0
     weight_decay: float = 0.01
     beta_2: float = 0.999  # Adam second-moment decay (0.98 adapts faster on short runs)
-    warmup_steps: int = 0  # when > 0 it wins over warmup_fraction
+    warmup_steps: int = 0  # see optimizer_args for how it combines with warmup_fraction
     warmup_fraction: float = 0.0
     decay: str = "linear"
     clipnorm: float | None = 1.0
@@ -119,6 +119,36 @@ class TrainerConfig:
     log_every_steps: int = 50
     best_metric: str | None = "val_accuracy"
     early_stopping_patience: int | None = None
+
+    def optimizer_args(self, total_steps: int | None, learning_rate: float | None = None,
+                       head_variables: str | None = None) -> dict:
+        """The arguments of `tfmodels.training.build_optimizer` for this stage.
+
+        Warmup: `warmup_steps` optimizer steps when it is > 0, else `warmup_fraction` of the stage's
+        `total_steps`. The head's variables (names containing `head_variables`) learn at
+        `head_learning_rate_multiplier` times the rate.
+
+        Args:
+            total_steps: int | None. The stage's optimizer steps (tfmodels/training/steps.py).
+            learning_rate: float | None. Replaces `learning_rate` (e.g. a frozen warm-up phase's).
+            head_variables: str | None. Name fragment of the head's variables.
+        """
+        warmup = ({"warmup_steps": self.warmup_steps} if self.warmup_steps
+                  else {"warmup_fraction": self.warmup_fraction})
+        multipliers = ({head_variables: self.head_learning_rate_multiplier}
+                       if head_variables and self.head_learning_rate_multiplier != 1.0 else None)
+        return dict(name=self.optimizer, learning_rate=learning_rate or self.learning_rate,
+                    weight_decay=self.weight_decay, decay=self.decay, total_steps=total_steps,
+                    clipnorm=self.clipnorm, beta_2=self.beta_2, lr_multipliers=multipliers, **warmup)
+
+    def trainer_args(self) -> dict:
+        """The arguments of `tfmodels.training.Trainer` this stage sets (all but the model,
+        optimizer, objective, strategy and model_dir)."""
+        return dict(label_smoothing=self.label_smoothing, grad_accum_steps=self.grad_accum_steps,
+                    checkpoint_every_steps=self.checkpoint_every_steps, keep_checkpoints=self.keep_checkpoints,
+                    log_every_steps=self.log_every_steps, best_metric=self.best_metric,
+                    early_stopping_patience=self.early_stopping_patience,
+                    steps_per_execution=self.steps_per_execution, fast_dropout=self.fast_dropout)
 
 
 @dataclasses.dataclass
@@ -149,6 +179,9 @@ class ExportConfig:
     model_name: str = "model"
     verify: bool = True
     verify_examples: int = 32
+    # Max abs difference of outputs between the trained model and the reloaded export; None uses
+    # 1e-5 for float32 models and 1e-2 for bfloat16/float16 ones (export.saved_model.resolve_atol).
+    verify_atol: float | None = None
 
 
 @dataclasses.dataclass
@@ -234,7 +267,7 @@ _RANGES = {
     "finetune.top_k": _at_least(1), "finetune.unfreeze_every_epochs": _at_least(1),
     "finetune.lora_rank": _at_least(1), "finetune.frozen_epochs": _at_least(0),
     "finetune.frozen_learning_rate": _positive(), "finetune.num_classes": _at_least(2),
-    "export.verify_examples": _at_least(0),
+    "export.verify_examples": _at_least(0), "export.verify_atol": _positive(),
 }
 
 

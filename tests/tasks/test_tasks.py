@@ -99,3 +99,13 @@ def check_predict_binary(export_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     line = json.loads(result.stdout.strip().splitlines()[-1])
     assert line["input"] == "这是一部非常好的电影！" and line["label"] in ("negative", "positive")
+
+
+def test_export_verification_tolerance_comes_from_the_config(mlp_run, tmp_path):
+    from tfmodels.export import METADATA_FILENAME
+    config = export.load_run_config(mlp_run["model_dir"], overrides=[f"export.export_base={tmp_path}",
+                                                                     "export.verify_atol=0.003"])
+    version_dir = export.run(config)
+    with open(os.path.join(version_dir, "assets.extra", METADATA_FILENAME), encoding="utf-8") as f:
+        verification = json.load(f)["verification"]
+    assert verification["performed"] and verification["atol"] == 0.003

@@ -299,25 +299,14 @@ def load_model(path: str) -> keras.Model:
 
 
 def make_optimizer(tc: TrainerConfig, total: int, learning_rate: float | None = None):
-    return tfm_training.build_optimizer(
-        name=tc.optimizer, learning_rate=tc.learning_rate if learning_rate is None else learning_rate,
-        weight_decay=tc.weight_decay, warmup_steps=tc.warmup_steps,
-        warmup_fraction=None if tc.warmup_steps else tc.warmup_fraction,
-        decay=tc.decay, total_steps=total, clipnorm=tc.clipnorm, beta_2=tc.beta_2,
-        lr_multipliers={HEAD_VARIABLES: tc.head_learning_rate_multiplier}
-        if tc.head_learning_rate_multiplier != 1.0 else None)
+    """The stage's optimizer: `TrainerConfig.optimizer_args` states how the config maps to it."""
+    return tfm_training.build_optimizer(**tc.optimizer_args(total, learning_rate, head_variables=HEAD_VARIABLES))
 
 
-def make_trainer(run: Run, tc: TrainerConfig, model, optimizer, model_dir: str, objective: str = "classification",
-                 best_metric: str | None = "__from_config__"):
-    return tfm_training.Trainer(
-        model, optimizer, objective=objective, strategy=run.strategy, model_dir=model_dir,
-        label_smoothing=tc.label_smoothing, grad_accum_steps=tc.grad_accum_steps,
-        checkpoint_every_steps=tc.checkpoint_every_steps, keep_checkpoints=tc.keep_checkpoints,
-        log_every_steps=tc.log_every_steps,
-        best_metric=tc.best_metric if best_metric == "__from_config__" else best_metric,
-        early_stopping_patience=tc.early_stopping_patience, steps_per_execution=tc.steps_per_execution,
-        fast_dropout=tc.fast_dropout, seed=run.config.seed)
+def make_trainer(run: Run, tc: TrainerConfig, model, optimizer, model_dir: str, objective: str = "classification"):
+    """The stage's Trainer: `TrainerConfig.trainer_args` states how the config maps to it."""
+    return tfm_training.Trainer(model, optimizer, objective=objective, strategy=run.strategy, model_dir=model_dir,
+                                seed=run.config.seed, **tc.trainer_args())
 
 
 def fit(trainer, plan: tfm_training.StepPlan, train_data, validation_data, callbacks=None):

@@ -45,7 +45,7 @@ def export_text(run_: common.Run, model, class_names) -> str:
         model, vocab_path=run_.path(common.VOCAB_FILE), sequence_length=d.sequence_length,
         lowercase=d.lowercase, class_names=class_names, export_base=config.export.export_base,
         model_name=config.export.model_name, pair=bool(d.text_pair_column), verify_texts=verify_texts,
-        verify_text_pairs=verify_pairs, verify=config.export.verify)
+        verify_text_pairs=verify_pairs, verify=config.export.verify, verify_atol=config.export.verify_atol)
 
 
 def export_mlp(run_: common.Run, model, class_names) -> str:
@@ -58,4 +58,4 @@ def export_mlp(run_: common.Run, model, class_names) -> str:
     return tfm_export.export_mlp(
         model, mean=normalizer.mean, std=normalizer.std, class_names=class_names,
         export_base=config.export.export_base, model_name=config.export.model_name,
-        verify_features=examples.features[:n] if n else None, verify=config.export.verify)
+        verify_features=examples.features[:n] if n else None, verify=config.export.verify, verify_atol=config.export.verify_atol)

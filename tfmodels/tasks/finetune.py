@@ -129,8 +129,8 @@ def run_frozen_phase(run_: common.Run, model, train, evaluation, per_epoch: int)
         print(f"frozen-encoder warm-up for {ft.frozen_epochs} epoch(s): {counts}", flush=True)
         total = ft.frozen_epochs * per_epoch
         optimizer = common.make_optimizer(tc, total, learning_rate=ft.frozen_learning_rate)
-        trainer = common.make_trainer(run_, tc, model, optimizer, run_.stage_dir(FROZEN_PHASE_DIR),
-                                      best_metric=None)
+        no_best = dataclasses.replace(tc, best_metric=None)  # the main phase picks the best model
+        trainer = common.make_trainer(run_, no_best, model, optimizer, run_.stage_dir(FROZEN_PHASE_DIR))
     return trainer.fit(train, validation_data=evaluation.get("validation"), epochs=ft.frozen_epochs,
                        steps_per_epoch=per_epoch)
 

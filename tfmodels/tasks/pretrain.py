@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from tfmodels import data as tfm_data
@@ -67,8 +68,8 @@ def pretrain_encoder(run_: common.Run, texts, vocab_path: str) -> dict:
             init_token_embeddings(encoder, texts, tokenizer, config.seed)
         model = tfm_models.build_bert_pretrainer(encoder)
         optimizer = common.make_optimizer(tc, tc.steps)
-        trainer = common.make_trainer(run_, tc, model, optimizer, run_.model_dir, objective="mlm",
-                                      best_metric=None)
+        no_best = dataclasses.replace(tc, best_metric=None)  # the encoder is the last step's
+        trainer = common.make_trainer(run_, no_best, model, optimizer, run_.model_dir, objective="mlm")
         plan = tfm_training.plan_steps(steps=tc.steps, steps_per_epoch=tc.steps_per_epoch or tc.steps)
         history = common.fit(trainer, plan, train, heldout)
     metrics = trainer.evaluate(heldout)

@@ -34,16 +34,20 @@ def resolve_config(**extra):
 
 
 def run_main(main) -> None:
-    """Runs an absl main; user errors become one line on stderr and exit status 2."""
+    """Runs an absl main; user errors become one line on stderr and exit status 2, and a preempted
+    run (SIGTERM) one `preempted:` line naming its checkpoint and exit status 75."""
 
     def guarded(argv):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        from tfmodels.training import PREEMPTED_EXIT_STATUS, TrainingPreempted, split_cpu_devices
         try:
             if FLAGS.cpu_devices:
-                from tfmodels.training import split_cpu_devices
                 split_cpu_devices(FLAGS.cpu_devices)
             return main(argv)
+        except TrainingPreempted as e:
+            print(f"preempted: {e}", file=sys.stderr, flush=True)
+            sys.exit(PREEMPTED_EXIT_STATUS)
         except (ValueError, OSError, KeyError) as e:
             if FLAGS.verbose:
                 raise

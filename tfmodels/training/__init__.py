@@ -13,6 +13,7 @@ from tfmodels.training.steps import StepPlan, StepPlanError, batches, optimizer_
 from tfmodels.training.checkpointing import CheckpointRestoreError, latest_checkpoint, restore_model_weights
 from tfmodels.training.objectives import (
     OBJECTIVES, Classification, MaskedLM, Objective, ObjectiveError, classification_loss_sum, get_objective)
+from tfmodels.training.preemption import PREEMPTED_EXIT_STATUS, TrainingPreempted
 from tfmodels.training.trainer import NonFiniteLossError, Trainer, TrainerConfigError, unpack_batch
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "PRECISIONS", "PrecisionError", "apply_precision", "resolve_precision",
     "StepPlan", "StepPlanError", "batches", "optimizer_steps_per_epoch", "plan_steps",
     "OBJECTIVES", "Classification", "MaskedLM", "Objective", "ObjectiveError", "get_objective",
+    "PREEMPTED_EXIT_STATUS", "TrainingPreempted",
     "CheckpointRestoreError", "NonFiniteLossError", "Trainer", "TrainerConfigError",
     "classification_loss_sum", "latest_checkpoint", "restore_model_weights", "unpack_batch",
 ]

@@ -17,7 +17,7 @@ import tempfile
 
 import tensorflow as tf
 
-from tfmodels.training import distribute
+from tfmodels.training import distribute, preemption
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,8 @@ class RunCheckpoints:
         latest = self._manager.latest_checkpoint
         if latest and latest.endswith(f"-{step}"):
             return latest
-        return self._manager.save(checkpoint_number=step)
+        with preemption.signals_held():  # Ctrl-C or SIGTERM act after the write, not halfway
+            return self._manager.save(checkpoint_number=step)
 
     def save_best(self, step, metric, value):
         """Writes the best-model checkpoint and its record."""

@@ -11,13 +11,14 @@ and identical on all workers. Do not shard them per worker.
 import dataclasses
 import hashlib
 import logging
+import os
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfmodels.training import checkpointing, distribute
+from tfmodels.training import checkpointing, distribute, preemption
 from tfmodels.training import optimization
 from tfmodels.training import steps as steps_lib
 from tfmodels.training.dropout import use_fast_dropout
@@ -185,6 +186,8 @@ class Trainer:
         self._trainable_signature = None
         self._own_clipnorm = None
         self._checkpoints = None
+        self._sigterm = None
+        self._agree_fn = None
         self.stop_training = False
 
     @classmethod
@@ -434,10 +437,11 @@ class Trainer:
         run.summaries = Summaries(self.model_dir, self.is_chief)
         restore_clipnorm = self._clip_across_replicas_during_fit()
         try:
-            run.callbacks.on_train_begin()
-            self._fit_epochs(run)
-            run.callbacks.on_train_end(_last_logs(run.history))
-            self._report_weights_digest()
+            with preemption.SigtermWatcher() as self._sigterm:
+                run.callbacks.on_train_begin()
+                self._fit_epochs(run)
+                run.callbacks.on_train_end(_last_logs(run.history))
+                self._report_weights_digest()
         finally:
             restore_clipnorm()
             run.summaries.close()
@@ -597,6 +601,7 @@ class Trainer:
                 interval_totals, last_log_step = StepTotals(self.objective), step
             run.progress.update(step - epoch_start, step, step_logs, log_now)
             run.callbacks.on_train_batch_end(step - epoch_start - 1, step_logs)
+            self._stop_if_preempted()
             if self.model.stop_training:
                 break
         if interval_totals.steps:
@@ -631,6 +636,29 @@ class Trainer:
         if int(first_bad_step) >= 0:
             self._raise_non_finite(int(first_bad_step), totals)
         return totals, elapsed
+
+    def _stop_if_preempted(self):
+        """After a SIGTERM on any worker: checkpoint this step (signals held) and raise TrainingPreempted."""
+        if not self._preemption_agreed():
+            return
+        step = int(self.global_step.numpy())
+        self._save()
+        checkpoint = os.path.join(self.model_dir, f"ckpt-{step}") if self.model_dir else None
+        raise preemption.TrainingPreempted(checkpoint, step)
+
+    def _preemption_agreed(self):
+        """Whether any worker got SIGTERM; every worker gets the same answer at the same step."""
+        requested = self._sigterm is not None and self._sigterm.requested
+        if distribute.num_workers(self.strategy) == 1:
+            return requested
+        if self._agree_fn is None:
+            strategy = self.strategy
+
+            def agree(flag):
+                per_replica = strategy.run(lambda: tf.identity(flag))
+                return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+            self._agree_fn = tf.function(agree)
+        return float(self._agree_fn(tf.constant(1.0 if requested else 0.0))) > 0
 
     def _raise_non_finite(self, bad_step, totals):
         loss = totals["loss_sum"] / max(totals["denominator"], 1e-12)

@@ -1,0 +1,109 @@
+"""SIGTERM to a training binary at a random moment: it exits with status 75 and one line naming
+the checkpoint it wrote; running the same command again resumes to the same final weights."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from tests.reliability.conftest import ROOT, checkpoint_steps, run_binary, wait_for
+from tests.reliability.test_fault_tolerance import assert_same_weights, model_weights, read_json
+from tests.subprocess_jobs import QUIET_ENV, free_ports
+from tfmodels.training import PREEMPTED_EXIT_STATUS
+
+TRAIN = ["--config=configs/mlp_digits.yaml", "--override=deterministic=true", "--override=trainer.epochs=4",
+         "--override=trainer.checkpoint_every_steps=40", "--override=trainer.best_metric=null"]
+
+
+def _start(args, log_path, env=None, prepare=None):
+    command = [sys.executable, "-m", "trainers.train", *args]
+    if prepare:  # import a fault-injection module first, then run the binary as __main__
+        command = [sys.executable, "-c", f"import runpy, sys; import {prepare}; sys.argv = {['train', *args]!r}; "
+                   "runpy.run_module('trainers.train', run_name='__main__')"]
+    return subprocess.Popen(command, cwd=ROOT, stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
+                            env=dict(os.environ, **QUIET_ENV, PYTHONPATH=ROOT, **(env or {})))
+
+
+def _sigterm_once_training(process, model_dir, delay):
+    """Waits until the run has written its first checkpoint, then `delay` more seconds, then SIGTERM."""
+    wait_for(lambda: checkpoint_steps(model_dir), 300, process, 0.01)
+    try:
+        process.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)
+    process.wait(timeout=300)
+
+
+def _preempted_line(log_path):
+    lines = open(log_path).read().strip().splitlines()
+    assert lines and lines[-1].startswith("preempted: "), lines[-20:]
+    return lines[-1]
+
+
+@pytest.mark.parametrize("seed", [0])
+def test_sigterm_at_a_random_moment_then_rerun_matches_an_uninterrupted_run(tmp_path, seed):
+    reference = run_binary("train", *TRAIN, f"--model_dir={tmp_path / 'reference'}")
+    assert reference.returncode == 0, reference
+    run_dir = tmp_path / "run"
+    process = _start(TRAIN + [f"--model_dir={run_dir}"], tmp_path / "run.log")
+    _sigterm_once_training(process, run_dir, random.Random(seed).uniform(0.0, 1.0))
+    assert process.returncode == PREEMPTED_EXIT_STATUS, open(tmp_path / "run.log").read()[-3000:]
+    line = _preempted_line(tmp_path / "run.log")
+    step = int(line.split("at step ")[1].split(":")[0])
+    assert f"checkpoint {run_dir}/ckpt-{step} written" in line
+    assert tf.train.latest_checkpoint(str(run_dir)).endswith(f"ckpt-{step}")
+    assert not os.path.exists(run_dir / "model.keras")
+    resumed = run_binary("train", *TRAIN, f"--model_dir={run_dir}")
+    assert resumed.returncode == 0, resumed
+    assert f"resumed from {run_dir}/ckpt-{step} at step {step}" in resumed.stdout
+    assert_same_weights(model_weights(tmp_path / "reference"), model_weights(run_dir))
+    assert read_json(run_dir / "metrics.json") == read_json(tmp_path / "reference" / "metrics.json")
+
+
+def test_a_second_sigterm_and_a_sigint_during_the_save_leave_a_complete_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    process = _start(TRAIN + [f"--model_dir={run_dir}"], tmp_path / "run.log",
+                     prepare="tests.reliability.signal_during_save")
+    _sigterm_once_training(process, run_dir, 0.2)
+    log = open(tmp_path / "run.log").read()
+    assert process.returncode == PREEMPTED_EXIT_STATUS, log[-3000:]
+    step = int(_preempted_line(tmp_path / "run.log").split("at step ")[1].split(":")[0])
+    latest = tf.train.latest_checkpoint(str(run_dir))
+    assert latest.endswith(f"ckpt-{step}")
+    reader = tf.train.load_checkpoint(latest)  # complete: every tensor reads back
+    assert int(reader.get_tensor("global_step/.ATTRIBUTES/VARIABLE_VALUE")) == step
+    for key in reader.get_variable_to_shape_map():
+        if reader.get_variable_to_dtype_map()[key] != tf.variant:
+            reader.get_tensor(key)
+    resumed = run_binary("train", *TRAIN, f"--model_dir={run_dir}")
+    assert resumed.returncode == 0, resumed
+
+
+@pytest.mark.slow
+def test_two_workers_stop_at_the_same_step_and_resume(tmp_path):
+    """SIGTERM to worker 1 only: both workers agree on the step, the chief writes the checkpoint,
+    both exit 75; re-running both resumes and ends with the weights of an uninterrupted job."""
+    from tests.trainers.test_multi_worker_binaries import digests_by_worker, run_workers
+    args = TRAIN + ["--strategy=multi_worker", "--override=trainer.epochs=3"]
+    reference = run_workers("train", args + [f"--model_dir={tmp_path / 'reference'}"], 2)
+    run_dir = tmp_path / "run"
+    hosts = [f"localhost:{port}" for port in free_ports(2)]
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}
+        processes.append(_start(args + [f"--model_dir={run_dir}"], tmp_path / f"worker{index}.log",
+                                env={"TF_CONFIG": json.dumps(tf_config)}))
+    _sigterm_once_training(processes[1], run_dir, random.Random(5).uniform(0.0, 1.0))
+    processes[0].wait(timeout=300)
+    lines = [_preempted_line(tmp_path / f"worker{i}.log") for i in range(2)]
+    assert [p.returncode for p in processes] == [PREEMPTED_EXIT_STATUS] * 2
+    steps = {int(line.split("at step ")[1].split(":")[0]) for line in lines}
+    assert len(steps) == 1, lines
+    assert tf.train.latest_checkpoint(str(run_dir)).endswith(f"ckpt-{steps.pop()}")
+    resumed = run_workers("train", args + [f"--model_dir={run_dir}"], 2)
+    assert digests_by_worker(resumed) == digests_by_worker(reference)
+    assert_same_weights(model_weights(tmp_path / "reference"), model_weights(run_dir))

@@ -83,3 +83,14 @@ def overrides(name, strategy, precision, encoder_dir=None):
 
 def cell_id(cell):
     return "-".join(cell)
+
+
+def pretrained_encoder(model_dir):
+    """Pretrains the tiny encoder the fine-tuning cells load (default strategy, float32)."""
+    import keras
+    from tfmodels.config import load_config
+    from tfmodels.tasks import pretrain
+    config = load_config(config_path("pretrain"), overrides("pretrain", "default", "float32"), model_dir=model_dir)
+    result = pretrain.run(config)
+    keras.mixed_precision.set_global_policy("float32")
+    return result["encoder_dir"]

@@ -33,13 +33,7 @@ def _float32_policy_after():
 
 @pytest.fixture(scope="module")
 def encoder_dir(tmp_path_factory):
-    """A tiny encoder pretrained for a few steps (default strategy, float32)."""
-    model_dir = str(tmp_path_factory.mktemp("matrix_encoder"))
-    config = load_config(matrix.config_path("pretrain"),
-                         matrix.overrides("pretrain", "default", "float32"), model_dir=model_dir)
-    result = pretrain.run(config)
-    keras.mixed_precision.set_global_policy("float32")
-    return result["encoder_dir"]
+    return matrix.pretrained_encoder(str(tmp_path_factory.mktemp("matrix_encoder")))
 
 
 @pytest.mark.parametrize("cell", _cells())

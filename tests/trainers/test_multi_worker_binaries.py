@@ -7,14 +7,12 @@ import re
 import subprocess
 import sys
 
-import keras
 import pytest
 
 from tests import strategy_matrix as matrix
-from tests.subprocess_jobs import QUIET_ENV, free_ports
+from tests.subprocess_jobs import QUIET_ENV, finish, free_ports
 from tfmodels import export as tfm_export
-from tfmodels.config import load_config
-from tfmodels.tasks import common, evaluate, export, pretrain
+from tfmodels.tasks import common, evaluate, export
 
 DIGEST = re.compile(r"^(\w+_\d+): weights digest ([0-9a-f]{16})$", re.M)
 
@@ -35,15 +33,7 @@ def run_workers(binary, args, num_workers, timeout=900):
         processes.append(subprocess.Popen(
             [sys.executable, "-m", f"trainers.{binary}", *args], cwd=matrix.REPO, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    try:
-        outputs = [p.communicate(timeout=timeout)[0] for p in processes]
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
-    for index, (p, output) in enumerate(zip(processes, outputs)):
-        assert p.returncode == 0, f"worker {index} exited {p.returncode}:\n{output[-4000:]}"
-    return outputs
+    return finish(processes, timeout)
 
 
 def digests_by_worker(outputs):
@@ -62,12 +52,7 @@ def files_under(directory):
 
 @pytest.fixture(scope="module")
 def encoder_dir(tmp_path_factory):
-    model_dir = str(tmp_path_factory.mktemp("mw_encoder"))
-    config = load_config(matrix.config_path("pretrain"), matrix.overrides("pretrain", "default", "float32"),
-                         model_dir=model_dir)
-    result = pretrain.run(config)
-    keras.mixed_precision.set_global_policy("float32")
-    return result["encoder_dir"]
+    return matrix.pretrained_encoder(str(tmp_path_factory.mktemp("mw_encoder")))
 
 
 @pytest.mark.parametrize("cell", _cells())

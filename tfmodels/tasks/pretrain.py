@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 
 from tfmodels import data as tfm_data
 from tfmodels import models as tfm_models

@@ -106,6 +106,35 @@ def test_mirrored_training_matches_single_device_with_clipping():
         np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+def _embedding_classifier():
+    inputs = {"token_ids": keras.Input((6,), dtype="int32", name="token_ids")}
+    embedded = keras.layers.Embedding(20, 8, name="embedding")(inputs["token_ids"])
+    pooled = keras.layers.GlobalAveragePooling1D(name="pool")(embedded)
+    return keras.Model(inputs, keras.layers.Dense(2, name="head", dtype="float32")(pooled))
+
+
+def test_mirrored_clipping_with_embedding_gradients_matches_single_device():
+    """Embedding lookups give IndexedSlices gradients; clipping their all-reduced sum across
+    replicas failed with "unsupported operand type(s) for /: 'IndexedSlices' and 'int'"."""
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 20, size=(32, 6)).astype("int32")
+    labels = (tokens[:, 0] > 9).astype("int32")
+    data = tf.data.Dataset.from_tensor_slices(({"token_ids": tokens}, labels)).batch(8)
+    keras.utils.set_random_seed(0)
+    reference_model = _embedding_classifier()
+    initial = _weights(reference_model)
+    # A norm bound that does not bind: Keras clips IndexedSlices by the norm of their values (rows
+    # repeated per lookup), the replicas' path by the norm of the summed dense gradient.
+    Trainer(reference_model, _optimizer(clipnorm=100.0), verbose=0).fit(data, steps=3)
+    strategy = get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        model = _embedding_classifier()
+        model.set_weights(initial)
+    Trainer(model, _optimizer(clipnorm=100.0), strategy=strategy, verbose=0).fit(data, steps=3)
+    for got, want in zip(_weights(model), _weights(reference_model)):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
 def test_gradient_accumulation_equals_larger_batch():
     x, y = make_classification_arrays(num_examples=64)
     keras.utils.set_random_seed(1)

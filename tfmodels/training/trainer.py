@@ -313,7 +313,8 @@ class Trainer:
     def _clip_across_replicas(self, context, gradients):
         """Clips the all-reduced gradient by global norm; returns per-replica shares of it."""
         present = [i for i, g in enumerate(gradients) if g is not None]
-        summed = context.all_reduce(_SUM, [gradients[i] for i in present])
+        # Embedding lookups give IndexedSlices; the shares below need dense tensors.
+        summed = context.all_reduce(_SUM, [tf.convert_to_tensor(gradients[i]) for i in present])
         clipped, _ = tf.clip_by_global_norm(summed, self._own_clipnorm)
         shares = list(gradients)
         for i, gradient in zip(present, clipped):

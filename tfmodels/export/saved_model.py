@@ -170,8 +170,9 @@ def export_text_classifier(model, *, vocab_path, sequence_length, lowercase, cla
     tokenizer = keras_hub.tokenizers.BertTokenizer(vocabulary=vocab_path, lowercase=lowercase,
                                                    name="tokenizer")
     # One segment truncates the same either way; "waterfall" avoids the TFText>RoundRobinTrim
-    # op, which TF Serving images embedding tensorflow-text < 2.16 lack. Pairs keep round-robin,
-    # as keras-hub preprocessors use in training.
+    # op, which tensorflow-text links into its ops_lib only from 2.13: TF Serving 2.12-2.19 embed
+    # tensorflow-text 2.12.1, so only TF Serving >= 2.20 serves pair exports. Pairs keep
+    # round-robin, as keras-hub preprocessors use in training.
     truncate = "round_robin" if pair else "waterfall"
     packer = keras_hub.layers.MultiSegmentPacker(
         sequence_length=sequence_length, start_value=tokenizer.cls_token_id,
@@ -566,8 +567,9 @@ def _write_extra_assets(directory, plan, model_name, model, verification):
         "signatures": {name: _describe_endpoint(fn) for name, fn in plan.endpoints.items()},
         "custom_ops": custom_ops,
         "custom_op_libraries": ["tensorflow-text"] if custom_ops else [],
-        "load_note": ("import tensorflow_text before tf.saved_model.load; TF Serving needs a "
-                      "build with the tensorflow-text ops") if custom_ops else "core TF ops only",
+        "load_note": ("import tensorflow_text before tf.saved_model.load; the stock TF Serving "
+                      "model server links the tensorflow-text ops (TFText>RoundRobinTrim from "
+                      "2.20.0)") if custom_ops else "core TF ops only",
         "compute_dtype": compute_dtype(model),
         "verification": verification,
         "warmup_requests": warmup_written,
@@ -687,7 +689,7 @@ def _compare_outputs(reference, reloaded):
 
 
 def write_warmup_requests(path, model_name, inputs, max_requests=3):
-    """Writes TF Serving warmup requests when tensorflow-serving-api is installed.
+    """Writes TF Serving warmup requests (tensorflow-serving-api, a pinned requirement).
 
     Args:
         path: str. Destination (`assets.extra/tf_serving_warmup_requests`).
@@ -696,7 +698,8 @@ def write_warmup_requests(path, model_name, inputs, max_requests=3):
         max_requests: int. Number of one-example requests. Defaults to 3.
 
     Returns:
-        bool. True if written, False if tensorflow_serving is not importable.
+        bool. True if written, False if tensorflow_serving is not importable (an install
+        without the pinned requirements).
     """
     try:
         from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2

@@ -143,3 +143,8 @@ def test_runtime_check_reports_unknown_ops_and_attributes():
     missing = tf.compat.v1.NodeDef(name="x", op="TFText>NotAnOp")
     assert runtime_check.node_problems(missing) == ["op 'TFText>NotAnOp' is not registered"]
     assert runtime_check.node_problems(missing, function_names={"TFText>NotAnOp"}) == []
+
+
+def test_client_command_line_without_inputs_is_an_error(mlp_export, capsys):
+    assert serving_client.main([f"--model={mlp_export}", "--text=ignored"]) == 2
+    assert "pass --features at least once (the signature takes features)" in capsys.readouterr().err

@@ -215,6 +215,11 @@ def response_to_dict(response):
 
 def _inputs_from_args(args, signature):
     names = sorted(signature.inputs)
+    given = args.features if "features" in names else args.text
+    if not given:
+        flag = "--features" if "features" in names else "--text"
+        raise ExportError(f"no inputs: pass {flag} at least once (the signature takes "
+                          f"{', '.join(names)})")
     if "features" in names:
         return {"features": [[float(v) for v in row.replace(",", " ").split()]
                              for row in args.features]}

@@ -34,15 +34,16 @@ def loaded_text(text_export):
 
 def test_text_export_warmup_requests_replay_through_the_loaded_model(text_export, loaded_text,
                                                                      classifier):
-    logs = _warmup_logs(text_export)
-    assert len(logs) == 3
+    all_logs = _warmup_logs(text_export)
+    assert [log.predict_log.request.model_spec.signature_name for log in all_logs] == [
+        "serving_default"] * 3 + ["predict_token_ids"] * 3  # every signature is warmed
     metadata = saved_model.load_servable(text_export).metadata
     assert metadata["warmup_requests"] is True
+    logs = all_logs[:3]
     texts = []
     for log in logs:
         request = log.predict_log.request
         assert request.model_spec.name == "sentiment"
-        assert request.model_spec.signature_name == "serving_default"
         assert list(request.inputs) == ["text"]
         texts.extend(t.decode("utf-8") for t in tf.make_ndarray(request.inputs["text"]))
         response = serving_client.run_predict_request(loaded_text, request)
@@ -55,6 +56,12 @@ def test_text_export_warmup_requests_replay_through_the_loaded_model(text_export
     replayed = np.concatenate([tf.make_ndarray(serving_client.run_predict_request(
         loaded_text, log.predict_log.request).outputs["probabilities"]) for log in logs])
     np.testing.assert_allclose(replayed, direct["probabilities"].numpy(), atol=1e-6)
+    # The token-id requests hold the same texts tokenized: same answers through the other signature.
+    token_replayed = np.concatenate([tf.make_ndarray(serving_client.run_predict_request(
+        loaded_text, log.predict_log.request).outputs["probabilities"]) for log in all_logs[3:]])
+    assert tf.make_ndarray(all_logs[3].predict_log.request.inputs["token_ids"]).shape == (
+        1, tiny.SEQUENCE_LENGTH)
+    np.testing.assert_allclose(token_replayed, replayed, atol=1e-6)
 
 
 def test_mlp_export_warmup_requests_hold_float_features(mlp_export):
@@ -123,9 +130,10 @@ def test_runtime_check_passes_on_this_runtime_and_replays_warmup(text_export, tm
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
     assert report["registry_problems"] == [] and report["loaded"] is True
-    assert report["warmup_requests_replayed"] == 3
+    assert report["warmup_requests_replayed"] == 6  # 3 per signature
     with np.load(outputs) as stored:
         assert stored["0/probabilities"].shape == (1, 2)
+        np.testing.assert_allclose(stored["3/probabilities"], stored["0/probabilities"], atol=1e-6)
 
 
 def test_runtime_check_reports_unknown_ops_and_attributes():

@@ -70,6 +70,7 @@ class DataConfig:
     whole_word_masking: bool = False
     cache: bool = True
     limit: int | None = None  # at most this many examples per split / corpus lines (smoke tests)
+    class_weights: str | dict[str, float] | None = None  # "balanced" or {label: weight}; training loss only
 
 
 @dataclasses.dataclass
@@ -398,6 +399,11 @@ def _check_value(value: Any, tp: Any, key: str, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: {key} must be a list of {_type_name(item_type)}, got {value!r}")
         return [_check_value(v, item_type, f"{key}[{i}]", where) for i, v in enumerate(value)]
+    if origin is dict:
+        _, value_type = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {key} must be a mapping, got {value!r}")
+        return {str(k): _check_value(v, value_type, f"{key}.{k}", where) for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -450,6 +456,11 @@ def _validate_choices(config: ExperimentConfig, where: dict[str, str], source: s
         if not allows(value):
             loc = where.get(dotted, source)
             raise ConfigError(f"{loc}: {dotted}={value!r} is out of range; allowed: {allowed}")
+    weights = config.data.class_weights
+    if isinstance(weights, str) and weights != "balanced" or isinstance(weights, dict) and not all(
+            0 < w < float("inf") for w in weights.values()):
+        raise ConfigError(f"{where.get('data.class_weights', source)}: data.class_weights={weights!r} is not "
+                          "allowed; use 'balanced' or a mapping {label: weight > 0}")
 
 
 def get_value(config: Any, dotted: str) -> Any:

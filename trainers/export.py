@@ -1,7 +1,9 @@
-"""Exports a trained model directory as a verified SavedModel in TensorFlow Serving's layout.
+"""Exports a trained model directory: a verified SavedModel for TF Serving, or a Hugging Face dir.
 
 Example:
     python -m trainers.export --model_dir=runs/finetune --export_base=exports --model_name=sentiment
+    python -m trainers.export --model_dir=runs/finetune --format=huggingface --export_base=hf \
+        --model_name=sentiment   # writes hf/sentiment/ (config.json, model.safetensors, vocab.txt)
 """
 
 from absl import flags
@@ -11,6 +13,9 @@ from trainers import flags as common
 common.define_flags()
 flags.DEFINE_string("export_base", None, "Serving base directory; writes <export_base>/<model_name>/<version>/.")
 flags.DEFINE_string("model_name", None, "Model name under --export_base (defaults to the config's export.model_name).")
+flags.DEFINE_enum("format", "saved_model", ["saved_model", "huggingface"],
+                  "saved_model: <export_base>/<model_name>/<version>/ for TF Serving; huggingface: a "
+                  "transformers BERT directory <export_base>/<model_name>/ (BERT models only).")
 flags.DEFINE_boolean("verify", True, "Reload the export in a fresh process and compare outputs with the trained model.")
 flags.mark_flag_as_required("model_dir")
 
@@ -25,7 +30,7 @@ def main(argv):
         overrides.append(f"export.model_name={common.FLAGS.model_name}")
     overrides.append(f"export.verify={str(common.FLAGS.verify).lower()}")
     config = export.load_run_config(common.FLAGS.model_dir, common.FLAGS.config, overrides)
-    export.run(config)
+    export.run(config, format=common.FLAGS.format)
 
 
 def console_main():

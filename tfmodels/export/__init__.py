@@ -1,4 +1,5 @@
-"""SavedModel export for TensorFlow Serving, fresh-process verification and batched predict."""
+"""SavedModel export for TensorFlow Serving (and its client), Hugging Face export, batched predict."""
+from tfmodels.export.huggingface import export_huggingface
 from tfmodels.export.predict import (
     PredictInputError,
     decode_lines,
@@ -29,7 +30,8 @@ from tfmodels.export.saved_model import (
 __all__ = [
     "FLOAT32_ATOL", "LOW_PRECISION_ATOL", "METADATA_FILENAME", "SERVING_SIGNATURE",
     "TOKEN_IDS_SIGNATURE", "ExportError", "ExportVerificationError", "PredictInputError",
-    "Servable", "decode_lines", "export_encoder", "export_mlp", "export_text_classifier",
+    "Servable", "decode_lines", "export_encoder", "export_huggingface", "export_mlp",
+    "export_text_classifier",
     "list_versions", "load_servable", "predict_texts", "read_input_file", "read_predict_inputs",
     "resolve_version_dir", "run_predict", "verify_export", "write_jsonl",
 ]

@@ -78,6 +78,8 @@ class _ExportPlan:
     atol: float
     metadata: dict
     extra_files: dict = dataclasses.field(default_factory=dict)
+    # Warmup inputs of signatures other than serving_default (which uses verify_inputs).
+    extra_warmup_inputs: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -170,8 +172,9 @@ def export_text_classifier(model, *, vocab_path, sequence_length, lowercase, cla
     tokenizer = keras_hub.tokenizers.BertTokenizer(vocabulary=vocab_path, lowercase=lowercase,
                                                    name="tokenizer")
     # One segment truncates the same either way; "waterfall" avoids the TFText>RoundRobinTrim
-    # op, which TF Serving images embedding tensorflow-text < 2.16 lack. Pairs keep round-robin,
-    # as keras-hub preprocessors use in training.
+    # op, which tensorflow-text links into its ops_lib only from 2.13: TF Serving 2.12-2.19 embed
+    # tensorflow-text 2.12.1, so only TF Serving >= 2.20 serves pair exports. Pairs keep
+    # round-robin, as keras-hub preprocessors use in training.
     truncate = "round_robin" if pair else "waterfall"
     packer = keras_hub.layers.MultiSegmentPacker(
         sequence_length=sequence_length, start_value=tokenizer.cls_token_id,
@@ -242,9 +245,11 @@ def export_text_classifier(model, *, vocab_path, sequence_length, lowercase, cla
             "encoding": "UTF-8",
         },
     }
+    token_inputs = _to_numpy(tokenize(*(tf.constant(verify_inputs[k]) for k in sorted(verify_inputs))))
     plan = _ExportPlan(archive, endpoints, verify_inputs, reference,
                        _resolve_atol(model, verify_atol), metadata,
-                       extra_files={"vocab.txt": vocab_text})
+                       extra_files={"vocab.txt": vocab_text},
+                       extra_warmup_inputs={TOKEN_IDS_SIGNATURE: token_inputs})
     return _publish(plan, export_base, model_name, model, verify)
 
 
@@ -557,7 +562,8 @@ def _write_extra_assets(directory, plan, model_name, model, verification):
         with open(os.path.join(extra_dir, name), "w", encoding="utf-8") as f:
             f.write(text)
     warmup_written = write_warmup_requests(
-        os.path.join(extra_dir, WARMUP_FILENAME), model_name, plan.verify_inputs)
+        os.path.join(extra_dir, WARMUP_FILENAME), model_name,
+        {SERVING_SIGNATURE: plan.verify_inputs, **plan.extra_warmup_inputs})
     custom_ops = custom_ops_in(directory)
     metadata = {
         "format_version": 1,
@@ -566,8 +572,9 @@ def _write_extra_assets(directory, plan, model_name, model, verification):
         "signatures": {name: _describe_endpoint(fn) for name, fn in plan.endpoints.items()},
         "custom_ops": custom_ops,
         "custom_op_libraries": ["tensorflow-text"] if custom_ops else [],
-        "load_note": ("import tensorflow_text before tf.saved_model.load; TF Serving needs a "
-                      "build with the tensorflow-text ops") if custom_ops else "core TF ops only",
+        "load_note": ("import tensorflow_text before tf.saved_model.load; the stock TF Serving "
+                      "model server links the tensorflow-text ops (TFText>RoundRobinTrim from "
+                      "2.20.0)") if custom_ops else "core TF ops only",
         "compute_dtype": compute_dtype(model),
         "verification": verification,
         "warmup_requests": warmup_written,
@@ -686,32 +693,37 @@ def _compare_outputs(reference, reloaded):
     return differences
 
 
-def write_warmup_requests(path, model_name, inputs, max_requests=3):
-    """Writes TF Serving warmup requests when tensorflow-serving-api is installed.
+def write_warmup_requests(path, model_name, inputs_by_signature, max_requests=3):
+    """Writes TF Serving warmup requests (tensorflow-serving-api, a pinned requirement).
+
+    TF Serving replays `assets.extra/tf_serving_warmup_requests` when it loads a version; each
+    signature is warmed, since each runs its own part of the graph.
 
     Args:
         path: str. Destination (`assets.extra/tf_serving_warmup_requests`).
         model_name: str. Model name in the requests.
-        inputs: dict of str to np.ndarray. Example `serving_default` inputs.
-        max_requests: int. Number of one-example requests. Defaults to 3.
+        inputs_by_signature: dict of str to dict of str to np.ndarray. Example inputs of each
+            signature to warm, batch first.
+        max_requests: int. One-example requests per signature. Defaults to 3.
 
     Returns:
-        bool. True if written, False if tensorflow_serving is not importable.
+        bool. True if written, False if tensorflow_serving is not importable (an install
+        without the pinned requirements).
     """
     try:
         from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
     except ImportError:
         return False
-    count = min(max_requests, len(next(iter(inputs.values()))))
     with tf.io.TFRecordWriter(path) as writer:
-        for index in range(count):
-            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
-                name=model_name, signature_name=SERVING_SIGNATURE))
-            for key, value in inputs.items():
-                request.inputs[key].CopyFrom(tf.make_tensor_proto(value[index:index + 1]))
-            log = prediction_log_pb2.PredictionLog(
-                predict_log=prediction_log_pb2.PredictLog(request=request))
-            writer.write(log.SerializeToString())
+        for signature_name, inputs in inputs_by_signature.items():
+            for index in range(min(max_requests, len(next(iter(inputs.values()))))):
+                request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
+                    name=model_name, signature_name=signature_name))
+                for key, value in inputs.items():
+                    request.inputs[key].CopyFrom(tf.make_tensor_proto(value[index:index + 1]))
+                log = prediction_log_pb2.PredictionLog(
+                    predict_log=prediction_log_pb2.PredictLog(request=request))
+                writer.write(log.SerializeToString())
     return True
 
 

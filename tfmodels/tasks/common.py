@@ -28,6 +28,7 @@ import tensorflow as tf
 from tfmodels import data as tfm_data
 from tfmodels import models as tfm_models
 from tfmodels import training as tfm_training
+from tfmodels.data import class_weights as class_weights_lib
 from tfmodels.config import ConfigError, ExperimentConfig, TrainerConfig, load_config, save_config
 
 log = logging.getLogger("tfmodels")
@@ -218,6 +219,7 @@ def text_datasets(config: ExperimentConfig, splits, vocab_path: str, lowercase: 
         splits.train, tokenizer, d.sequence_length, batch_size(config, config.trainer), shuffle=True, seed=config.seed,
         cache=d.cache, dynamic_padding=d.dynamic_padding, length_buckets=d.length_buckets,
         deterministic=config.deterministic)
+    train = class_weights_lib.weight_by_class(train, class_weights(config, splits), splits.label_names)
     evaluation = {
         name: tfm_data.classification_dataset(
             examples, tokenizer, d.sequence_length, d.eval_batch_size, shuffle=False,
@@ -225,6 +227,17 @@ def text_datasets(config: ExperimentConfig, splits, vocab_path: str, lowercase: 
         for name, examples in (("validation", splits.validation), ("test", splits.test))
         if examples is not None and len(examples)}
     return train, evaluation
+
+
+def class_weights(config: ExperimentConfig, splits) -> dict[str, float] | None:
+    """{label: loss weight} from `data.class_weights` and the training labels; None when unset."""
+    return class_weights_lib.resolve_class_weights(config.data.class_weights, splits.train.labels,
+                                                   splits.label_names)
+
+
+def with_class_weights(metrics: dict, weights: dict[str, float] | None) -> dict:
+    """The metrics.json content: `metrics`, plus the training loss's `class_weights` when set."""
+    return metrics if weights is None else {**metrics, "class_weights": weights}
 
 
 def batch_size(config: ExperimentConfig, tc: TrainerConfig) -> int:

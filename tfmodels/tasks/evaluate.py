@@ -5,12 +5,16 @@ from __future__ import annotations
 from tfmodels import data as tfm_data
 from tfmodels.config import ExperimentConfig
 from tfmodels.tasks import common, train as train_task
+from tfmodels.training.metrics import per_class_metrics
 
 load_run_config = common.load_run_config
 
 
 def run(config: ExperimentConfig, split: str = "test", input_file: str | None = None) -> dict:
     """Evaluates `<model_dir>/model.keras`; writes `metrics_<split or file name>.json`.
+
+    The metrics are those of `Trainer.evaluate` plus `per_class`: {label: {precision, recall,
+    f1, support}}, also printed as a table.
 
     Args:
         config: ExperimentConfig. Usually the model directory's own config.yaml.
@@ -24,12 +28,24 @@ def run(config: ExperimentConfig, split: str = "test", input_file: str | None = 
         model = common.load_model(run_.path(common.MODEL_FILE))
         trainer = common.tfm_training.Trainer(model, objective="classification")
     metrics = trainer.evaluate(dataset)
+    metrics["per_class"] = per_class_metrics(metrics["confusion_matrix"], label_names)
     name = input_file or split
     printable = {k: (round(float(v), 4) if not hasattr(v, "tolist") or v.ndim == 0 else v.tolist())
-                 for k, v in metrics.items()}
+                 for k, v in metrics.items() if k != "per_class"}
     print(f"{name}: {printable}", flush=True)
+    print(per_class_table(metrics["per_class"]), flush=True)
     common.write_json(run_.path(f"metrics_{_slug(name)}.json"), metrics)
     return metrics
+
+
+def per_class_table(per_class: dict) -> str:
+    """Formats {label: {precision, recall, f1, support}} as an aligned text table."""
+    width = max(len("label"), *(len(label) for label in per_class))
+    lines = [f"{'label':<{width}}  precision  recall      f1  support"]
+    for label, m in per_class.items():
+        lines.append(f"{label:<{width}}  {m['precision']:9.4f}  {m['recall']:6.4f}  {m['f1']:6.4f}"
+                     f"  {m['support']:>7}")
+    return "\n".join(lines)
 
 
 def _slug(name: str) -> str:

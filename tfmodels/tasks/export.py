@@ -2,27 +2,43 @@
 
 from __future__ import annotations
 
+import os
+
 from tfmodels import data as tfm_data
 from tfmodels import export as tfm_export
 from tfmodels.config import ConfigError, ExperimentConfig
+from tfmodels.export import huggingface as tfm_huggingface
 from tfmodels.tasks import common
 
 load_run_config = common.load_run_config
 
 
-def run(config: ExperimentConfig) -> str:
-    """Exports `<model_dir>/model.keras` to `<export.export_base>/<export.model_name>/<version>/`.
+FORMATS = ("saved_model", "huggingface")
 
-    Text classifiers get a raw-string `serving_default` signature; MLPs take float features
-    with the training normalization inside the graph. Returns the version directory.
+
+def run(config: ExperimentConfig, format: str = "saved_model") -> str:  # noqa: A002 - the flag's name
+    """Exports `<model_dir>/model.keras`; returns the written directory.
+
+    `saved_model` writes `<export.export_base>/<export.model_name>/<version>/` for TF Serving:
+    text classifiers get a raw-string `serving_default` signature; MLPs take float features
+    with the training normalization inside the graph. `huggingface` writes a `transformers`
+    BERT directory `<export.export_base>/<export.model_name>/` (BERT models only).
+
+    Args:
+        config: ExperimentConfig. Usually the model directory's own config.yaml.
+        format: str. "saved_model" or "huggingface". Defaults to "saved_model".
     """
     e = config.export
+    if format not in FORMATS:
+        raise ConfigError(f"--format={format!r} unknown; choose one of {', '.join(FORMATS)}")
     if not e.export_base:
         raise ConfigError("export.export_base is not set: pass --export_base=DIR")
     run_ = common.Run(config, config.model_dir, None, config.precision)
     model = common.load_model(run_.path(common.MODEL_FILE))
     class_names = tfm_data.load_label_names(run_.path(common.LABELS_FILE))
-    if config.model.kind == "mlp":
+    if format == "huggingface":
+        version_dir = export_huggingface(run_, model, class_names)
+    elif config.model.kind == "mlp":
         version_dir = export_mlp(run_, model, class_names)
     else:
         version_dir = export_text(run_, model, class_names)
@@ -45,7 +61,8 @@ def export_text(run_: common.Run, model, class_names) -> str:
         model, vocab_path=run_.path(common.VOCAB_FILE), sequence_length=d.sequence_length,
         lowercase=d.lowercase, class_names=class_names, export_base=config.export.export_base,
         model_name=config.export.model_name, pair=bool(d.text_pair_column), verify_texts=verify_texts,
-        verify_text_pairs=verify_pairs, verify=config.export.verify, verify_atol=config.export.verify_atol)
+        verify_text_pairs=verify_pairs, verify=config.export.verify,
+        verify_atol=config.export.verify_atol)
 
 
 def export_mlp(run_: common.Run, model, class_names) -> str:
@@ -58,4 +75,16 @@ def export_mlp(run_: common.Run, model, class_names) -> str:
     return tfm_export.export_mlp(
         model, mean=normalizer.mean, std=normalizer.std, class_names=class_names,
         export_base=config.export.export_base, model_name=config.export.model_name,
-        verify_features=examples.features[:n] if n else None, verify=config.export.verify, verify_atol=config.export.verify_atol)
+        verify_features=examples.features[:n] if n else None, verify=config.export.verify,
+        verify_atol=config.export.verify_atol)
+
+
+def export_huggingface(run_: common.Run, model, class_names) -> str:
+    config = run_.config
+    if config.model.kind != "bert":
+        raise ConfigError(f"--format=huggingface exports BERT models; this run's model.kind is "
+                          f"{config.model.kind!r} (use --format=saved_model)")
+    return tfm_huggingface.export_huggingface(
+        model, vocab_path=run_.path(common.VOCAB_FILE),
+        output_dir=os.path.join(config.export.export_base, config.export.model_name),
+        lowercase=config.data.lowercase, class_names=class_names, verify=config.export.verify)

@@ -75,7 +75,8 @@ def finetune_bert(run_: common.Run) -> dict:
     if ft.mode == "lora":
         tfm_models.merge_lora(model)
     common.save_model(model, run_.path(common.MODEL_FILE))
-    common.write_json(run_.path(common.METRICS_FILE), metrics)
+    common.write_json(run_.path(common.METRICS_FILE),
+                      common.with_class_weights(metrics, common.class_weights(config, splits)))
     return {"metrics": metrics, "history": history, "param_counts": counts, "model_dir": run_.model_dir,
             "output_dir": run_.output_dir,
             "tokens_per_second": common.tokens_per_second(history["main"])}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tfmodels import data as tfm_data
 from tfmodels import models as tfm_models
 from tfmodels.config import ExperimentConfig
+from tfmodels.data import class_weights as class_weights_lib
 from tfmodels.tasks import common
 
 
@@ -28,6 +29,7 @@ def feature_datasets(config: ExperimentConfig, splits, normalizer):
     train = tfm_data.features_dataset(normalizer(splits.train.features), splits.train.labels,
                                       common.batch_size(config, config.trainer),
                                       shuffle=True, seed=config.seed)
+    train = class_weights_lib.weight_by_class(train, common.class_weights(config, splits), splits.label_names)
     evaluation = {name: tfm_data.features_dataset(normalizer(ex.features), ex.labels, d.eval_batch_size,
                                                   shuffle=False)
                   for name, ex in (("validation", splits.validation), ("test", splits.test))
@@ -48,7 +50,8 @@ def train_mlp(run_: common.Run, model=None, model_file: str | None = None) -> di
             m = config.model
             model = tfm_models.build_mlp(splits.train.features.shape[1:], m.hidden_units, splits.num_labels,
                                          dropout=m.dropout, activation=m.activation)
-        return fit_and_save(run_, model, train, evaluation, len(splits.train), model_file)
+        return fit_and_save(run_, model, train, evaluation, len(splits.train), model_file,
+                            class_weights=common.class_weights(config, splits))
 
 
 def train_text_classifier(run_: common.Run) -> dict:
@@ -60,12 +63,16 @@ def train_text_classifier(run_: common.Run) -> dict:
     train, evaluation = common.text_datasets(config, splits, vocab_path, config.data.lowercase)
     with run_.strategy.scope():
         model = common.build_text_classifier(config, vocab_size, splits.num_labels)
-        return fit_and_save(run_, model, train, evaluation, len(splits.train))
+        return fit_and_save(run_, model, train, evaluation, len(splits.train),
+                            class_weights=common.class_weights(config, splits))
 
 
 def fit_and_save(run_: common.Run, model, train, evaluation: dict, num_train: int,
-                 model_file: str | None = None) -> dict:
-    """Fits with the trainer config, restores the best checkpoint, evaluates and saves."""
+                 model_file: str | None = None, class_weights: dict | None = None) -> dict:
+    """Fits with the trainer config, restores the best checkpoint, evaluates and saves.
+
+    `class_weights` ({label: weight}, already applied to `train`) is recorded in metrics.json.
+    """
     config, tc = run_.config, run_.config.trainer
     plan = common.step_plan(config, tc, num_train)
     optimizer = common.make_optimizer(tc, plan.total_steps)
@@ -74,5 +81,6 @@ def fit_and_save(run_: common.Run, model, train, evaluation: dict, num_train: in
     trainer.restore_best()
     metrics = common.evaluate_splits(trainer, evaluation)
     common.save_model(model, model_file or run_.path(common.MODEL_FILE))
-    common.write_json(run_.path(common.METRICS_FILE), metrics)
-    return {"history": history, "metrics": metrics, "model_dir": run_.model_dir, "output_dir": run_.output_dir}
+    common.write_json(run_.path(common.METRICS_FILE), common.with_class_weights(metrics, class_weights))
+    return {"history": history, "metrics": metrics, "model_dir": run_.model_dir,
+            "output_dir": run_.output_dir}

@@ -56,14 +56,9 @@ def metrics_from_confusion_matrix(confusion):
     """
     confusion = np.asarray(confusion, dtype=np.float64)
     true_positives = np.diag(confusion)
-    predicted = confusion.sum(axis=0)
-    actual = confusion.sum(axis=1)
     total = confusion.sum()
-    present = (predicted + actual) > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(predicted > 0, true_positives / predicted, 0.0)
-        recall = np.where(actual > 0, true_positives / actual, 0.0)
-        f1 = np.where(predicted + actual > 0, 2 * true_positives / (predicted + actual), 0.0)
+    present = (confusion.sum(axis=0) + confusion.sum(axis=1)) > 0
+    precision, recall, f1, _ = _per_class_arrays(confusion)
     if not present.any():
         return {"accuracy": 0.0, "macro_precision": 0.0, "macro_recall": 0.0, "macro_f1": 0.0}
     return {
@@ -72,6 +67,39 @@ def metrics_from_confusion_matrix(confusion):
         "macro_recall": float(recall[present].mean()),
         "macro_f1": float(f1[present].mean()),
     }
+
+
+def _per_class_arrays(confusion):
+    """Returns (precision, recall, f1, support) arrays [C] of a confusion matrix (rows = true)."""
+    confusion = np.asarray(confusion, dtype=np.float64)
+    true_positives = np.diag(confusion)
+    predicted = confusion.sum(axis=0)
+    actual = confusion.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, true_positives / predicted, 0.0)
+        recall = np.where(actual > 0, true_positives / actual, 0.0)
+        f1 = np.where(predicted + actual > 0, 2 * true_positives / (predicted + actual), 0.0)
+    return precision, recall, f1, actual
+
+
+def per_class_metrics(confusion, class_names=None):
+    """Returns {class name: {precision, recall, f1, support}} of a confusion matrix.
+
+    A class with no predictions has precision 0 and one with no examples recall 0 (as sklearn
+    with zero_division=0); support is the (weighted) number of true examples of the class.
+
+    Args:
+      confusion: array [C, C]. Counts or weighted counts, rows = true class.
+      class_names: list of str or None. One name per class id. Defaults to "0", "1", ...
+    """
+    precision, recall, f1, support = _per_class_arrays(confusion)
+    names = [str(i) for i in range(len(support))] if class_names is None else list(class_names)
+    if len(names) != len(support):
+        raise ValueError(f"class_names has {len(names)} names for a {len(support)}-class "
+                         "confusion matrix; pass one name per class")
+    return {name: {"precision": float(p), "recall": float(r), "f1": float(f),
+                   "support": int(round(n)) if float(n).is_integer() else float(n)}
+            for name, p, r, f, n in zip(names, precision, recall, f1, support)}
 
 
 class ClassificationMetrics:

@@ -159,10 +159,43 @@ def export_text_classifier(model, *, vocab_path, sequence_length, lowercase, cla
         ...     lowercase=True, class_names=["neg", "pos"], export_base="exports",
         ...     model_name="sentiment")  # exports/sentiment/1
     """
-    import keras_hub  # deferred: only text exports need it
-
     _check_name("model_name", model_name)
     class_names = _check_class_names(class_names, model)
+    tokenizer, packer, truncate = _text_preprocessing(vocab_path, lowercase, sequence_length, pair)
+
+    def tokenize(text, text_pair=None):
+        segments = (tokenizer(text),) if text_pair is None else (tokenizer(text),
+                                                                 tokenizer(text_pair))
+        token_ids, segment_ids = packer(segments)
+        return {"token_ids": tf.cast(token_ids, tf.int32),
+                "padding_mask": tf.cast(token_ids != tokenizer.pad_token_id, tf.int32),
+                "segment_ids": tf.cast(segment_ids, tf.int32)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)  # the tokenizer and packer hold no variables: constants in the graph
+    endpoints, serve_text = _text_endpoints(archive, model, tokenize, tf.constant(class_names), pair)
+    if verify_text_pairs is not None:
+        if not pair or verify_texts is None or len(verify_text_pairs) != len(verify_texts):
+            raise ExportError("verify_text_pairs needs pair=True and one entry per verify_texts "
+                              f"item; got {len(verify_text_pairs)} pairs, pair={pair}")
+        verify_texts = list(zip(verify_texts, verify_text_pairs))
+    verify_inputs = _text_verify_inputs(verify_texts, pair, tokenizer, sequence_length)
+    reference = _to_numpy(serve_text(**{k: tf.constant(v) for k, v in verify_inputs.items()}))
+    with open(vocab_path, encoding="utf-8") as f:
+        vocab_text = f.read()
+    metadata = _text_metadata(class_names, sequence_length, pair, tokenizer, lowercase, truncate)
+    token_inputs = _to_numpy(tokenize(*(tf.constant(verify_inputs[k]) for k in sorted(verify_inputs))))
+    plan = _ExportPlan(archive, endpoints, verify_inputs, reference,
+                       _resolve_atol(model, verify_atol), metadata,
+                       extra_files={"vocab.txt": vocab_text},
+                       extra_warmup_inputs={TOKEN_IDS_SIGNATURE: token_inputs})
+    return _publish(plan, export_base, model_name, model, verify)
+
+
+def _text_preprocessing(vocab_path, lowercase, sequence_length, pair):
+    """The export's WordPiece tokenizer and [CLS]/[SEP] packer, and the packer's truncation."""
+    import keras_hub  # deferred: only text exports need it
+
     if not isinstance(sequence_length, int) or sequence_length < 2:
         raise ExportError(f"sequence_length={sequence_length!r} invalid; use an int >= 2 "
                           "(room for [CLS] and [SEP])")
@@ -180,21 +213,15 @@ def export_text_classifier(model, *, vocab_path, sequence_length, lowercase, cla
         sequence_length=sequence_length, start_value=tokenizer.cls_token_id,
         end_value=tokenizer.sep_token_id, pad_value=tokenizer.pad_token_id, truncate=truncate,
         name="packer")
-    names_tensor = tf.constant(class_names)
+    return tokenizer, packer, truncate
 
-    def tokenize(text, text_pair=None):
-        segments = (tokenizer(text),) if text_pair is None else (tokenizer(text),
-                                                                 tokenizer(text_pair))
-        token_ids, segment_ids = packer(segments)
-        return {"token_ids": tf.cast(token_ids, tf.int32),
-                "padding_mask": tf.cast(token_ids != tokenizer.pad_token_id, tf.int32),
-                "segment_ids": tf.cast(segment_ids, tf.int32)}
+
+def _text_endpoints(archive, model, tokenize, names_tensor, pair):
+    """Adds the raw-text and token-id signatures; returns them and the raw-text function."""
 
     def classify(features):
         return _classification_outputs(model(features, training=False), names_tensor)
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)  # the tokenizer and packer hold no variables: constants in the graph
     if pair:
         def serve_text(text, text_pair):
             return classify(tokenize(text, text_pair))
@@ -215,17 +242,12 @@ def export_text_classifier(model, *, vocab_path, sequence_length, lowercase, cla
             TOKEN_IDS_SIGNATURE, serve_token_ids,
             [tf.TensorSpec([None, None], tf.int32, name=name) for name in TOKEN_INPUT_NAMES]),
     }
+    return endpoints, serve_text
 
-    if verify_text_pairs is not None:
-        if not pair or verify_texts is None or len(verify_text_pairs) != len(verify_texts):
-            raise ExportError("verify_text_pairs needs pair=True and one entry per verify_texts "
-                              f"item; got {len(verify_text_pairs)} pairs, pair={pair}")
-        verify_texts = list(zip(verify_texts, verify_text_pairs))
-    verify_inputs = _text_verify_inputs(verify_texts, pair, tokenizer, sequence_length)
-    reference = _to_numpy(serve_text(**{k: tf.constant(v) for k, v in verify_inputs.items()}))
-    with open(vocab_path, encoding="utf-8") as f:
-        vocab_text = f.read()
-    metadata = {
+
+def _text_metadata(class_names, sequence_length, pair, tokenizer, lowercase, truncate):
+    """What assets.extra/tfmodels_export.json says about a text classifier export."""
+    return {
         "task": "text_classifier",
         "class_names": class_names,
         "sequence_length": sequence_length,
@@ -245,12 +267,6 @@ def export_text_classifier(model, *, vocab_path, sequence_length, lowercase, cla
             "encoding": "UTF-8",
         },
     }
-    token_inputs = _to_numpy(tokenize(*(tf.constant(verify_inputs[k]) for k in sorted(verify_inputs))))
-    plan = _ExportPlan(archive, endpoints, verify_inputs, reference,
-                       _resolve_atol(model, verify_atol), metadata,
-                       extra_files={"vocab.txt": vocab_text},
-                       extra_warmup_inputs={TOKEN_IDS_SIGNATURE: token_inputs})
-    return _publish(plan, export_base, model_name, model, verify)
 
 
 def export_mlp(model, *, mean, std, class_names, export_base, model_name, input_name="features",

@@ -1,0 +1,37 @@
+"""BENCHMARKS.md rendering is pinned byte for byte on saved results of three kinds of run.
+
+report_fixtures/*.json are `run_all --json` results (figures of the full run in BENCHMARKS.md;
+a loaded CPU without bf16 instructions with a failed torch side and thread run; a
+`--quick --skip_hf` run whose memory child failed); *.md is what the report made of them.
+After an intended change to the report, re-render a golden file with
+`python -m benchmarks.run_all --render_from report_fixtures/NAME.json --output report_fixtures/NAME.md`
+and review its diff.
+"""
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from benchmarks import report, run_all  # noqa: E402
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "report_fixtures")
+
+
+@pytest.mark.parametrize("name", ["full", "no_bf16", "quick"])
+def test_render_from_matches_the_golden_file(name, tmp_path):
+    output = tmp_path / "BENCHMARKS.md"
+    run_all.render_from(os.path.join(FIXTURES, name + ".json"), str(output))
+    with open(os.path.join(FIXTURES, name + ".md"), encoding="utf-8") as f:
+        golden = f.read()
+    assert output.read_text(encoding="utf-8") == golden
+
+
+def test_protocol_of_results_from_before_interleaving():
+    settings = {"warmup": 3, "timed_steps": 12, "wide_warmup": 2, "wide_timed_steps": 8}
+    assert report._protocol(settings) == (
+        "3 warm-up calls then 12 timed steps per measurement (2 + 8 for the wide model), each "
+        "side measured after the other.")

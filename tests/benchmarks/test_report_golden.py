@@ -3,9 +3,10 @@
 report_fixtures/*.json are `run_all --json` results (figures of the full run in BENCHMARKS.md;
 a loaded CPU without bf16 instructions with a failed torch side and thread run; a
 `--quick --skip_hf` run whose memory child failed); *.md is what the report made of them.
-After an intended change to the report, re-render a golden file with
-`python -m benchmarks.run_all --render_from report_fixtures/NAME.json --output report_fixtures/NAME.md`
-and review its diff.
+After an intended change to the report, re-render each golden file from the repository root,
+    python -m benchmarks.run_all --render_from tests/benchmarks/report_fixtures/NAME.json
+        --output tests/benchmarks/report_fixtures/NAME.md
+and review the diff.
 """
 import os
 import sys

@@ -3,7 +3,8 @@
 The words live in report_template.md: one "section" block per part of the document and the
 "phrase" blocks sentences are made from. This module computes the tables and figures that fill
 them. To add a section: write its block in the template and a function
-`(results, checks) -> {placeholder: value}`, and add the pair to SECTIONS.
+`(results, checks) -> {placeholder: value}` (or None: the section is left out, e.g. when the run
+did not measure it), and add the pair to SECTIONS.
 """
 from __future__ import annotations
 
@@ -349,6 +350,9 @@ def render(results, checks) -> str:
         results: dict from run_all.
         checks: list from targets.evaluate_targets.
     """
-    sections = _template()[0]
-    return "".join(sections[name].format_map(fill(results, checks) if fill else {})
-                   for name, fill in SECTIONS)
+    texts = []
+    for name, fill in SECTIONS:
+        fields = fill(results, checks) if fill else {}
+        if fields is not None:
+            texts.append(_template()[0][name].format_map(fields))
+    return "".join(texts)

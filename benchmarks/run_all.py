@@ -209,7 +209,9 @@ def _measure_mlp_serving_memory(results, settings, assets, workdir):
                                                 steps=settings["memory_steps"])
 
 
-def _write(results, checks, output, json_path):
+def _write_outputs(results, checks, output, json_path):
+    """Writes the report (`output`) and the raw results (`json_path`), each if given, and
+    prints every target's status."""
     from benchmarks import report
 
     if output:
@@ -265,7 +267,7 @@ def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, work
                                                 results["machine"]["cores"] or 1)
     results["duration_s"] = time.perf_counter() - started
     checks = results["targets"] = targets.evaluate_targets(results)
-    _write(results, checks, output, json_path)
+    _write_outputs(results, checks, output, json_path)
     _log(f"done in {results['duration_s'] / 60:.1f} min")
     return results
 

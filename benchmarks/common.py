@@ -98,7 +98,7 @@ def top_layer_skipped_flops(size: ModelSize, batch_size: int, sequence_length: i
     Same counting as `train_flops_per_step`: 6 x parameters x tokens, 12 x H x S x queries
     for attention.
     """
-    h, i, s, b = size.hidden_dim, size.intermediate_dim, sequence_length, batch_size
+    h, s, b = size.hidden_dim, sequence_length, batch_size
     per_layer = layer_params(size) / size.num_layers
     key_value = 2 * (h * h + h)
     full = 6.0 * per_layer * b * s + 12.0 * h * s * s * b

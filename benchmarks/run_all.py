@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import os
 import sys
@@ -18,6 +19,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from benchmarks import common  # noqa: E402
+
+# Imported by `run` before it starts the clock.
+MEASURING_MODULES = ("hf_torch", "memory", "mlp", "peak", "pipeline", "report", "serving",
+                     "speed", "targets")
 
 
 def _settings(quick):
@@ -121,44 +126,29 @@ def run_speed_knobs(settings, vocabulary_size, rows):
         warmup=settings["warmup"], timed_steps=settings["timed_steps"], jit_compile=True))
 
 
-def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, workdir=None):
-    """Runs all benchmarks, writes `output`, returns the results dict.
+def _open_hf_worker(results, skip_hf):
+    """The transformers + torch worker process, or None (the reason goes to hf_message)."""
+    from benchmarks import hf_torch
 
-    Args:
-        quick: bool. Smoke sizes. Defaults to False.
-        output: str or None. Markdown file to rewrite; None writes nothing. Defaults to
-            "BENCHMARKS.md".
-        skip_hf: bool. Leave out the Hugging Face/PyTorch comparison. Defaults to False.
-        json_path: str or None. Also write the raw results as JSON.
-        workdir: str or None. Scratch directory (vocab, exports); a temporary one by default.
-    """
-    from benchmarks import hf_torch, memory, mlp, peak, pipeline, report, serving, speed, targets
-
-    started = time.perf_counter()
-    cpu_start = common.cpu_times()
-    settings = _settings(quick)
-    results = {"quick": quick, "settings": settings, "machine": common.machine_info(),
-               "versions": common.versions(),
-               "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")}
-    _log(f"start; load average {results['machine']['load_average']}")
-    workdir = workdir or tempfile.mkdtemp(prefix="tfmodels_bench_")
-
-    _log("matmul peak")
-    results["peak"] = [peak.measure_matmul_peak(p, repeats=10 if quick else 30)
-                       for p in common.PRECISIONS]
-
-    _log("text assets (embedded data, vocabulary)")
-    assets = pipeline.prepare_text_assets(workdir, max_vocab_texts=settings["vocab_texts"])
-    results["vocabulary_size"] = assets.vocabulary_size
-
-    hf_worker = None
     if skip_hf:
         results["hf_message"] = "skipped: --skip_hf"
     elif not hf_torch.available():
         results["hf_message"] = hf_torch.MISSING_MESSAGE
         _log(hf_torch.MISSING_MESSAGE)
     else:
-        hf_worker = hf_torch.HFWorker()
+        return hf_torch.HFWorker()
+    return None
+
+
+def _measure_peak(quick):
+    from benchmarks import peak
+
+    return [peak.measure_matmul_peak(p, repeats=10 if quick else 30) for p in common.PRECISIONS]
+
+
+def _measure_training_table(results, settings, assets, skip_hf):
+    """The training rows (comparisons, then the speed knobs), the matmul peak again, MFU."""
+    hf_worker = _open_hf_worker(results, skip_hf)
     rows = results["training"] = []
     try:
         run_training(settings, assets.vocabulary_size, hf_worker, rows)
@@ -168,9 +158,13 @@ def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, work
     if settings["speed_knobs"]:
         run_speed_knobs(settings, assets.vocabulary_size, rows)
     _log("matmul peak (again, after training; see _mfu_peaks)")
-    results["peak_end"] = [peak.measure_matmul_peak(p, repeats=10 if quick else 30)
-                           for p in common.PRECISIONS]
+    results["peak_end"] = _measure_peak(results["quick"])
     add_mfu(results)
+
+
+def _measure_input(results, settings, assets):
+    """Input pipelines alone, and Trainer throughput per batching of the real reviews."""
+    from benchmarks import pipeline, speed
 
     _log("input pipelines")
     results["pipeline"] = [pipeline.measure_pipeline(kind, assets,
@@ -183,16 +177,27 @@ def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, work
     results["batching"] = [speed.measure_batching(assets, mode, warmup=settings["warmup"],
                                                   timed_steps=settings["padding_steps"])
                            for mode in speed.BATCHING_MODES]
-    if settings["speed_knobs"]:
-        _log("dropout masks: Keras vs keep_mask (interleaved)")
-        results["dropout"] = speed.measure_dropout(
-            assets.vocabulary_size, warmup=settings["warmup"], rounds=settings["rounds"],
-            steps_per_round=settings["steps_per_round"])
-        _log("thread-pool sizes (child processes)")
-        results["threads"] = [speed.measure_threads(inter, intra, assets.vocabulary_size,
-                                                    warmup=settings["warmup"],
-                                                    timed_steps=settings["timed_steps"])
-                              for inter, intra in speed.THREAD_SETTINGS]
+
+
+def _measure_dropout_and_threads(results, settings, vocabulary_size):
+    """Dropout masks (Keras vs keep_mask, interleaved) and thread-pool sizes."""
+    from benchmarks import speed
+
+    _log("dropout masks: Keras vs keep_mask (interleaved)")
+    results["dropout"] = speed.measure_dropout(
+        vocabulary_size, warmup=settings["warmup"], rounds=settings["rounds"],
+        steps_per_round=settings["steps_per_round"])
+    _log("thread-pool sizes (child processes)")
+    results["threads"] = [speed.measure_threads(inter, intra, vocabulary_size,
+                                                warmup=settings["warmup"],
+                                                timed_steps=settings["timed_steps"])
+                          for inter, intra in speed.THREAD_SETTINGS]
+
+
+def _measure_mlp_serving_memory(results, settings, assets, workdir):
+    """MLP training, serving latency and throughput, peak memory of fine-tuning."""
+    from benchmarks import memory, mlp, serving
+
     _log("MLP")
     results["mlp"] = mlp.measure_mlp(timed_steps=settings["mlp_steps"])
     _log("serving")
@@ -203,12 +208,12 @@ def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, work
     results["memory"] = memory.measure_peak_rss(settings["memory_variant"],
                                                 steps=settings["memory_steps"])
 
-    results["machine_end"] = common.machine_info()
-    results["cpu_use"] = common.cpu_use_between(cpu_start, common.cpu_times(),
-                                                results["machine"]["cores"] or 1)
-    results["duration_s"] = time.perf_counter() - started
-    checks = targets.evaluate_targets(results)
-    results["targets"] = checks
+
+def _write_outputs(results, checks, output, json_path):
+    """Writes the report (`output`) and the raw results (`json_path`), each if given, and
+    prints every target's status."""
+    from benchmarks import report
+
     if output:
         with open(output, "w", encoding="utf-8") as f:
             f.write(report.render(results, checks))
@@ -220,6 +225,49 @@ def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, work
         print(f"{check['status']:5s} {check['target']} ({check['detail']}): "
               f"{check['measured'] if check['measured'] is None else round(check['measured'], 3)}"
               f" (goal >= {check['goal']})", flush=True)
+
+
+def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, workdir=None):
+    """Runs all benchmarks, writes `output`, returns the results dict.
+
+    Args:
+        quick: bool. Smoke sizes. Defaults to False.
+        output: str or None. Markdown file to rewrite; None writes nothing. Defaults to
+            "BENCHMARKS.md".
+        skip_hf: bool. Leave out the Hugging Face/PyTorch comparison. Defaults to False.
+        json_path: str or None. Also write the raw results as JSON.
+        workdir: str or None. Scratch directory (vocab, exports); a temporary one by default.
+    """
+    for module in MEASURING_MODULES:  # loading TensorFlow is not part of the run's time
+        importlib.import_module("benchmarks." + module)
+    from benchmarks import pipeline, targets
+
+    started = time.perf_counter()
+    cpu_start = common.cpu_times()
+    settings = _settings(quick)
+    results = {"quick": quick, "settings": settings, "machine": common.machine_info(),
+               "versions": common.versions(),
+               "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")}
+    _log(f"start; load average {results['machine']['load_average']}")
+    workdir = workdir or tempfile.mkdtemp(prefix="tfmodels_bench_")
+    _log("matmul peak")
+    results["peak"] = _measure_peak(quick)
+    _log("text assets (embedded data, vocabulary)")
+    assets = pipeline.prepare_text_assets(workdir, max_vocab_texts=settings["vocab_texts"])
+    results["vocabulary_size"] = assets.vocabulary_size
+
+    _measure_training_table(results, settings, assets, skip_hf)
+    _measure_input(results, settings, assets)
+    if settings["speed_knobs"]:
+        _measure_dropout_and_threads(results, settings, assets.vocabulary_size)
+    _measure_mlp_serving_memory(results, settings, assets, workdir)
+
+    results["machine_end"] = common.machine_info()
+    results["cpu_use"] = common.cpu_use_between(cpu_start, common.cpu_times(),
+                                                results["machine"]["cores"] or 1)
+    results["duration_s"] = time.perf_counter() - started
+    checks = results["targets"] = targets.evaluate_targets(results)
+    _write_outputs(results, checks, output, json_path)
     _log(f"done in {results['duration_s'] / 60:.1f} min")
     return results
 

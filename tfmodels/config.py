@@ -322,7 +322,8 @@ def _read_yaml(path: str) -> tuple[dict, dict[str, int]]:
             text = f.read()
     except UnicodeDecodeError as e:
         line = text_line_of_offset(path, e.start)
-        raise ConfigError(f"{path}:{line}: not UTF-8 (byte 0x{e.object[e.start]:02x}); allowed: a UTF-8 YAML file") from None
+        raise ConfigError(f"{path}:{line}: not UTF-8 (byte 0x{e.object[e.start]:02x}); "
+                          "allowed: a UTF-8 YAML file") from None
     try:
         data = _yaml_load(text)
         node = yaml.compose(text, Loader=_SafeLoader)

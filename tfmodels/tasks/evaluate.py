@@ -21,11 +21,11 @@ def run(config: ExperimentConfig, split: str = "test", input_file: str | None = 
         split: str. train, validation or test of the config's data. Defaults to "test".
         input_file: str | None. A labelled source instead (see input_file_examples).
     """
-    run_ = common.Run(config, config.model_dir, None, config.precision)
-    label_names = tfm_data.load_label_names(run_.path(common.LABELS_FILE))
-    dataset = evaluation_dataset(run_, label_names, split, input_file)
+    started = common.Run(config, config.model_dir, None, config.precision)
+    label_names = tfm_data.load_label_names(started.path(common.LABELS_FILE))
+    dataset = evaluation_dataset(started, label_names, split, input_file)
     with common.tfm_training.get_strategy("default").scope():
-        model = common.load_model(run_.path(common.MODEL_FILE))
+        model = common.load_model(started.path(common.MODEL_FILE))
         trainer = common.tfm_training.Trainer(model, objective="classification")
     metrics = trainer.evaluate(dataset)
     metrics["per_class"] = per_class_metrics(metrics["confusion_matrix"], label_names)
@@ -34,7 +34,7 @@ def run(config: ExperimentConfig, split: str = "test", input_file: str | None = 
                  for k, v in metrics.items() if k != "per_class"}
     print(f"{name}: {printable}", flush=True)
     print(per_class_table(metrics["per_class"]), flush=True)
-    common.write_json(run_.path(f"metrics_{_slug(name)}.json"), metrics)
+    common.write_json(started.path(f"metrics_{_slug(name)}.json"), metrics)
     return metrics
 
 
@@ -71,20 +71,20 @@ def input_file_examples(config: ExperimentConfig, input_file: str, label_names):
         validation_fraction=0).train
 
 
-def evaluation_dataset(run_: common.Run, label_names, split: str, input_file: str | None):
-    config, d = run_.config, run_.config.data
+def evaluation_dataset(started: common.Run, label_names, split: str, input_file: str | None):
+    config, d = started.config, started.config.data
     if config.model.kind == "mlp":
         if input_file:
             examples = input_file_examples(config, input_file, label_names)
         else:
             examples = getattr(train_task.load_feature_splits(config), split)
-        normalizer = tfm_data.Normalizer.load(run_.path(common.NORMALIZER_FILE))
+        normalizer = tfm_data.Normalizer.load(started.path(common.NORMALIZER_FILE))
         return tfm_data.features_dataset(normalizer(examples.features), examples.labels, d.eval_batch_size,
                                          shuffle=False)
     if input_file:
         examples = input_file_examples(config, input_file, label_names)
     else:
         examples = getattr(common.load_text_splits(config), split)
-    tokenizer = tfm_data.make_tokenizer(run_.path(common.VOCAB_FILE), lowercase=d.lowercase)
+    tokenizer = tfm_data.make_tokenizer(started.path(common.VOCAB_FILE), lowercase=d.lowercase)
     return tfm_data.classification_dataset(examples, tokenizer, d.sequence_length, d.eval_batch_size,
                                            shuffle=False, dynamic_padding=d.dynamic_padding)

@@ -33,15 +33,15 @@ def run(config: ExperimentConfig, format: str = "saved_model") -> str:  # noqa: 
         raise ConfigError(f"--format={format!r} unknown; choose one of {', '.join(FORMATS)}")
     if not e.export_base:
         raise ConfigError("export.export_base is not set: pass --export_base=DIR")
-    run_ = common.Run(config, config.model_dir, None, config.precision)
-    model = common.load_model(run_.path(common.MODEL_FILE))
-    class_names = tfm_data.load_label_names(run_.path(common.LABELS_FILE))
+    started = common.Run(config, config.model_dir, None, config.precision)
+    model = common.load_model(started.path(common.MODEL_FILE))
+    class_names = tfm_data.load_label_names(started.path(common.LABELS_FILE))
     if format == "huggingface":
-        version_dir = export_huggingface(run_, model, class_names)
+        version_dir = export_huggingface(started, model, class_names)
     elif config.model.kind == "mlp":
-        version_dir = export_mlp(run_, model, class_names)
+        version_dir = export_mlp(started, model, class_names)
     else:
-        version_dir = export_text(run_, model, class_names)
+        version_dir = export_text(started, model, class_names)
     print(f"exported {config.model_dir} → {version_dir}", flush=True)
     return version_dir
 
@@ -50,25 +50,25 @@ def _verify_count(config: ExperimentConfig) -> int:
     return config.export.verify_examples if config.export.verify else 0
 
 
-def export_text(run_: common.Run, model, class_names) -> str:
-    config, d = run_.config, run_.config.data
+def export_text(started: common.Run, model, class_names) -> str:
+    config, d = started.config, started.config.data
     held_out = common.load_text_splits(config)
     examples = held_out.test or held_out.validation
     n = _verify_count(config)
     verify_texts = examples.texts[:n] if n else None
     verify_pairs = examples.text_pairs[:n] if (n and examples.text_pairs) else None
     return tfm_export.export_text_classifier(
-        model, vocab_path=run_.path(common.VOCAB_FILE), sequence_length=d.sequence_length,
+        model, vocab_path=started.path(common.VOCAB_FILE), sequence_length=d.sequence_length,
         lowercase=d.lowercase, class_names=class_names, export_base=config.export.export_base,
         model_name=config.export.model_name, pair=bool(d.text_pair_column), verify_texts=verify_texts,
         verify_text_pairs=verify_pairs, verify=config.export.verify,
         verify_atol=config.export.verify_atol)
 
 
-def export_mlp(run_: common.Run, model, class_names) -> str:
+def export_mlp(started: common.Run, model, class_names) -> str:
     from tfmodels.tasks import train as train_task
-    config = run_.config
-    normalizer = tfm_data.Normalizer.load(run_.path(common.NORMALIZER_FILE))
+    config = started.config
+    normalizer = tfm_data.Normalizer.load(started.path(common.NORMALIZER_FILE))
     splits = train_task.load_feature_splits(config)
     examples = splits.test or splits.validation
     n = _verify_count(config)
@@ -79,12 +79,12 @@ def export_mlp(run_: common.Run, model, class_names) -> str:
         verify_atol=config.export.verify_atol)
 
 
-def export_huggingface(run_: common.Run, model, class_names) -> str:
-    config = run_.config
+def export_huggingface(started: common.Run, model, class_names) -> str:
+    config = started.config
     if config.model.kind != "bert":
         raise ConfigError(f"--format=huggingface exports BERT models; this run's model.kind is "
                           f"{config.model.kind!r} (use --format=saved_model)")
     return tfm_huggingface.export_huggingface(
-        model, vocab_path=run_.path(common.VOCAB_FILE),
+        model, vocab_path=started.path(common.VOCAB_FILE),
         output_dir=os.path.join(config.export.export_base, config.export.model_name),
         lowercase=config.data.lowercase, class_names=class_names, verify=config.export.verify)

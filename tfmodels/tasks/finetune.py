@@ -24,15 +24,15 @@ def run(config: ExperimentConfig, model_dir: str | None = None) -> dict:
     if not config.finetune.encoder:
         raise ConfigError("finetune.encoder is not set: pass --override=finetune.encoder=PATH "
                           "(a pretrain run's encoder/ dir, a keras-hub preset dir or a Hugging Face BERT dir)")
-    run_ = common.start_run(config, model_dir)
+    started = common.start_run(config, model_dir)
     if config.model.kind == "mlp":
-        return finetune_mlp(run_)
-    return finetune_bert(run_)
+        return finetune_mlp(started)
+    return finetune_bert(started)
 
 
-def finetune_mlp(run_: common.Run) -> dict:
+def finetune_mlp(started: common.Run) -> dict:
     """Freezes a trained MLP's trunk and trains a new head for this config's data."""
-    config = run_.config
+    config = started.config
     source = config.finetune.encoder
     source_file = source if source.endswith(".keras") else os.path.join(source, common.MODEL_FILE)
     splits = train_task.load_feature_splits(config)
@@ -40,45 +40,45 @@ def finetune_mlp(run_: common.Run) -> dict:
     if num_classes is not None and num_classes < splits.num_labels:
         raise ConfigError(f"finetune.num_classes={num_classes} is below the {splits.num_labels} labels of "
                           f"{config.data.train}; allowed: >= {splits.num_labels} or null (from the data)")
-    with run_.strategy.scope():
+    with started.strategy.scope():
         base = common.load_model(source_file)
         model = tfm_models.replace_head(base, config.finetune.num_classes or splits.num_labels)
         counts = tfm_models.freeze_base(model) if config.finetune.mode != "full" else tfm_models.count_params(model)
     print(f"fine-tuning {source_file}: {counts}", flush=True)
-    result = train_task.train_mlp(run_, model=model)
+    result = train_task.train_mlp(started, model=model)
     result["param_counts"] = counts
     return result
 
 
-def finetune_bert(run_: common.Run) -> dict:
-    config, ft = run_.config, run_.config.finetune
-    with run_.strategy.scope():
+def finetune_bert(started: common.Run) -> dict:
+    config, ft = started.config, started.config.finetune
+    with started.strategy.scope():
         loaded = tfm_models.load_encoder(ft.encoder)
     tfm_models.check_sequence_length(loaded.encoder, config.data.sequence_length)
     config = _with_vocab(config, loaded.vocab_path, loaded.lowercase)
-    run_ = common.start_run(config, run_.model_dir)  # records the encoder's vocabulary settings
+    started = common.start_run(config, started.model_dir)  # records the encoder's vocabulary settings
     splits = common.load_text_splits(config)
-    tfm_data.save_label_names(splits.label_names, run_.path(common.LABELS_FILE))
-    vocab_path = common.ensure_vocab(config, run_.output_dir, None)
+    tfm_data.save_label_names(splits.label_names, started.path(common.LABELS_FILE))
+    vocab_path = common.ensure_vocab(config, started.output_dir, None)
     train, evaluation = common.text_datasets(config, splits, vocab_path, config.data.lowercase)
     plan = common.step_plan(config, config.trainer, len(splits.train))
-    with run_.strategy.scope():
+    with started.strategy.scope():
         model = common.build_text_classifier(config, None, splits.num_labels, encoder=loaded.encoder)
     history = {}
     if ft.mode == "frozen_then_full" and ft.frozen_epochs > 0:
-        history["frozen"] = run_frozen_phase(run_, model, train, evaluation, plan.steps_per_epoch)
-    counts, callbacks = adapt_model(run_, model)
+        history["frozen"] = run_frozen_phase(started, model, train, evaluation, plan.steps_per_epoch)
+    counts, callbacks = adapt_model(started, model)
     print(f"fine-tuning mode {ft.mode}: {counts}", flush=True)
-    trainer, history["main"] = fit_phase(run_, model, train, evaluation, plan, callbacks)
+    trainer, history["main"] = fit_phase(started, model, train, evaluation, plan, callbacks)
     trainer.restore_best()
     metrics = common.evaluate_splits(trainer, evaluation)
     if ft.mode == "lora":
         tfm_models.merge_lora(model)
-    common.save_model(model, run_.path(common.MODEL_FILE))
-    common.write_json(run_.path(common.METRICS_FILE),
+    common.save_model(model, started.path(common.MODEL_FILE))
+    common.write_json(started.path(common.METRICS_FILE),
                       common.with_class_weights(metrics, common.class_weights(config, splits)))
-    return {"metrics": metrics, "history": history, "param_counts": counts, "model_dir": run_.model_dir,
-            "output_dir": run_.output_dir,
+    return {"metrics": metrics, "history": history, "param_counts": counts, "model_dir": started.model_dir,
+            "output_dir": started.output_dir,
             "tokens_per_second": common.tokens_per_second(history["main"])}
 
 
@@ -88,10 +88,10 @@ def _with_vocab(config: ExperimentConfig, vocab_path: str, lowercase: bool | Non
                                                                 lowercase=lowercase))
 
 
-def adapt_model(run_: common.Run, model):
+def adapt_model(started: common.Run, model):
     """Sets trainability per finetune.mode; returns the parameter counts and callbacks."""
-    ft = run_.config.finetune
-    with run_.strategy.scope():
+    ft = started.config.finetune
+    with started.strategy.scope():
         if ft.mode in ("full", "frozen_then_full"):
             tfm_models.unfreeze_all(model)
             return tfm_models.count_params(model), []
@@ -118,27 +118,27 @@ class GradualUnfreezing(keras.callbacks.Callback):
             print(f"gradual unfreezing after epoch {epoch + 1}: {tfm_models.count_params(self.model)}", flush=True)
 
 
-def run_frozen_phase(run_: common.Run, model, train, evaluation, per_epoch: int) -> dict:
+def run_frozen_phase(started: common.Run, model, train, evaluation, per_epoch: int) -> dict:
     """Warms up the new head with the encoder frozen, at `finetune.frozen_learning_rate`.
 
     Args:
         per_epoch: int. Optimizer steps per epoch (the main phase's).
     """
-    ft, tc = run_.config.finetune, run_.config.trainer
-    with run_.strategy.scope():
+    ft, tc = started.config.finetune, started.config.trainer
+    with started.strategy.scope():
         counts = tfm_models.freeze_base(model)
         print(f"frozen-encoder warm-up for {ft.frozen_epochs} epoch(s): {counts}", flush=True)
         total = ft.frozen_epochs * per_epoch
         optimizer = common.make_optimizer(tc, total, learning_rate=ft.frozen_learning_rate)
         no_best = dataclasses.replace(tc, best_metric=None)  # the main phase picks the best model
-        trainer = common.make_trainer(run_, no_best, model, optimizer, run_.stage_dir(FROZEN_PHASE_DIR))
+        trainer = common.make_trainer(started, no_best, model, optimizer, started.stage_dir(FROZEN_PHASE_DIR))
     return trainer.fit(train, validation_data=evaluation.get("validation"), epochs=ft.frozen_epochs,
                        steps_per_epoch=per_epoch)
 
 
-def fit_phase(run_: common.Run, model, train, evaluation, plan, callbacks):
-    tc = run_.config.trainer
-    with run_.strategy.scope():
+def fit_phase(started: common.Run, model, train, evaluation, plan, callbacks):
+    tc = started.config.trainer
+    with started.strategy.scope():
         optimizer = common.make_optimizer(tc, plan.total_steps)
-        trainer = common.make_trainer(run_, tc, model, optimizer, run_.model_dir)
+        trainer = common.make_trainer(started, tc, model, optimizer, started.model_dir)
     return trainer, common.fit(trainer, plan, train, evaluation.get("validation"), callbacks)

@@ -40,34 +40,35 @@ def _replace(config: ExperimentConfig, **sections) -> ExperimentConfig:
 
 def run(config: ExperimentConfig) -> dict:
     """Runs every stage into `config.model_dir`; returns the results written to results.json."""
-    run_ = common.start_run(config)
-    print(f"run directory: {os.path.abspath(run_.model_dir)}", flush=True)
+    started = common.start_run(config)
+    print(f"run directory: {os.path.abspath(started.model_dir)}", flush=True)
     watch = common.Stopwatch()
-    results: dict = {"run_dir": os.path.abspath(run_.model_dir), "precision": run_.precision}
+    results: dict = {"run_dir": os.path.abspath(started.model_dir), "precision": started.precision}
 
     common.banner("Stage 1/6: WordPiece vocabulary from the pretraining corpus")
     with watch.stage("vocabulary"):
         corpus = common.read_corpus(config)
-        vocab_path = common.ensure_vocab(config, run_.output_dir, corpus.texts)
+        vocab_path = common.ensure_vocab(config, started.output_dir, corpus.texts)
         splits = common.load_text_splits(config)
         results["vocabulary"] = vocabulary_report(vocab_path, config, corpus, splits)
     with_vocab = _replace(config, data={"vocab_path": vocab_path})
 
     common.banner("Stage 2/6: masked-LM pretraining of the BERT encoder")
     with watch.stage("pretrain"):
-        pre = pretrain.pretrain_encoder(common.start_run(with_vocab, run_.stage_dir("pretrain")), corpus.texts,
+        pre = pretrain.pretrain_encoder(common.start_run(with_vocab, started.stage_dir("pretrain")), corpus.texts,
                                         vocab_path)
         results["pretrain"] = {"heldout": pre["metrics"], "tokens_per_second": pre["tokens_per_second"],
                                "steps": config.pretrain.steps}
 
     common.banner("Stage 3/6: fine-tuning the pretrained encoder for sentiment")
     with watch.stage("finetune"):
-        tuned = finetune.run(_replace(with_vocab, finetune={"encoder": pre["encoder_dir"]}), run_.stage_dir("finetune"))
+        tuned = finetune.run(_replace(with_vocab, finetune={"encoder": pre["encoder_dir"]}),
+                             started.stage_dir("finetune"))
         results["finetune"] = {"tokens_per_second": tuned["tokens_per_second"]}
 
     common.banner("Stage 4/6: the same classifier from random initialization, same budget")
     with watch.stage("random_init"):
-        scratch = train.run(random_init_config(with_vocab, run_.stage_dir("random_init")))
+        scratch = train.run(random_init_config(with_vocab, started.stage_dir("random_init")))
 
     common.banner("Stage 5/6: evaluation on the test split")
     with watch.stage("evaluate"):
@@ -82,7 +83,8 @@ def run(config: ExperimentConfig) -> dict:
     common.banner("Stage 6/6: export as a SavedModel and predict through it")
     with watch.stage("export"):
         export_config = _replace(common.load_run_config(tuned["output_dir"]),
-                                 export={"export_base": run_.path("export"), "model_name": config.export.model_name})
+                                 export={"export_base": started.path("export"),
+                                         "model_name": config.export.model_name})
         version_dir = export_task.run(export_config)
         servable = tfm_export.load_servable(version_dir)
         results["export"] = version_dir
@@ -90,7 +92,7 @@ def run(config: ExperimentConfig) -> dict:
 
     results["stage_seconds"] = {k: round(v, 1) for k, v in watch.seconds.items()}
     results["total_seconds"] = round(sum(watch.seconds.values()), 1)
-    write_results(run_, results)
+    write_results(started, results)
     return results
 
 
@@ -150,13 +152,13 @@ def results_markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(run_: common.Run, results: dict) -> None:
+def write_results(started: common.Run, results: dict) -> None:
     text = results_markdown(results)
-    with open(run_.path("results.md"), "w", encoding="utf-8") as f:
+    with open(started.path("results.md"), "w", encoding="utf-8") as f:
         f.write(text)
-    common.write_json(run_.path("results.json"), results)
+    common.write_json(started.path("results.json"), results)
     common.banner("Results")
     print(text)
-    print(f"results: {run_.path('results.md')}  {run_.path('results.json')}")
-    print(f"TensorBoard: tensorboard --logdir {os.path.abspath(run_.model_dir)}")
+    print(f"results: {started.path('results.md')}  {started.path('results.json')}")
+    print(f"TensorBoard: tensorboard --logdir {os.path.abspath(started.model_dir)}")
     print(f"export: {results['export']}")

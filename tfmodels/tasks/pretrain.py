@@ -20,12 +20,12 @@ def run(config: ExperimentConfig, model_dir: str | None = None) -> dict:
         dict with `encoder_dir`, `vocab_path`, `history`, `metrics` (held-out MLM loss,
         accuracy, perplexity) and `tokens_per_second`.
     """
-    run_ = common.start_run(config, model_dir)
+    started = common.start_run(config, model_dir)
     corpus = common.read_corpus(config)
     print(f"corpus: {len(corpus.texts):,} lines, {corpus.num_characters():,} characters "
           f"from {', '.join(corpus.part_names)}", flush=True)
-    vocab_path = common.ensure_vocab(config, run_.output_dir, corpus.texts)
-    return pretrain_encoder(run_, corpus.texts, vocab_path)
+    vocab_path = common.ensure_vocab(config, started.output_dir, corpus.texts)
+    return pretrain_encoder(started, corpus.texts, vocab_path)
 
 
 def mlm_datasets(config: ExperimentConfig, texts, tokenizer):
@@ -55,26 +55,26 @@ def init_token_embeddings(encoder, texts, tokenizer, seed: int) -> None:
           f"{len(has_vector):,} tokens)", flush=True)
 
 
-def pretrain_encoder(run_: common.Run, texts, vocab_path: str) -> dict:
-    config, tc = run_.config, run_.config.pretrain
+def pretrain_encoder(started: common.Run, texts, vocab_path: str) -> dict:
+    config, tc = started.config, started.config.pretrain
     tokenizer = tfm_data.make_tokenizer(vocab_path, lowercase=config.data.lowercase)
     train, heldout, _ = mlm_datasets(config, texts, tokenizer)
     if not tc.steps:
         raise common.ConfigError("pretrain.steps must be set: masked-LM pretraining runs a number of steps")
-    with run_.strategy.scope():
+    with started.strategy.scope():
         encoder = common.build_encoder(config, tokenizer.vocabulary_size())
         if config.model.pretrain_embedding_init == "cooccurrence":
             init_token_embeddings(encoder, texts, tokenizer, config.seed)
         model = tfm_models.build_bert_pretrainer(encoder)
         optimizer = common.make_optimizer(tc, tc.steps)
         no_best = dataclasses.replace(tc, best_metric=None)  # the encoder is the last step's
-        trainer = common.make_trainer(run_, no_best, model, optimizer, run_.model_dir, objective="mlm")
+        trainer = common.make_trainer(started, no_best, model, optimizer, started.model_dir, objective="mlm")
         plan = tfm_training.plan_steps(steps=tc.steps, steps_per_epoch=tc.steps_per_epoch or tc.steps)
         history = common.fit(trainer, plan, train, heldout)
     metrics = trainer.evaluate(heldout)
     print(f"held-out masked-LM: { {k: round(float(v), 4) for k, v in metrics.items()} }", flush=True)
-    encoder_dir = run_.path(ENCODER_DIR)
+    encoder_dir = started.path(ENCODER_DIR)
     tfm_models.save_encoder(encoder, vocab_path, encoder_dir)
-    common.write_json(run_.path(common.METRICS_FILE), {"heldout": metrics})
+    common.write_json(started.path(common.METRICS_FILE), {"heldout": metrics})
     return {"encoder_dir": encoder_dir, "vocab_path": vocab_path, "history": history, "metrics": metrics,
             "tokens_per_second": common.tokens_per_second(history)}

@@ -11,10 +11,10 @@ from tfmodels.tasks import common
 
 def run(config: ExperimentConfig) -> dict:
     """Trains per `config`, evaluates on validation and test, saves the model; returns metrics."""
-    run_ = common.start_run(config)
+    started = common.start_run(config)
     if config.model.kind == "mlp":
-        return train_mlp(run_)
-    return train_text_classifier(run_)
+        return train_mlp(started)
+    return train_text_classifier(started)
 
 
 def load_feature_splits(config: ExperimentConfig):
@@ -37,50 +37,50 @@ def feature_datasets(config: ExperimentConfig, splits, normalizer):
     return train, evaluation
 
 
-def train_mlp(run_: common.Run, model=None, model_file: str | None = None) -> dict:
+def train_mlp(started: common.Run, model=None, model_file: str | None = None) -> dict:
     """Trains an MLP (or the given `model`, e.g. a frozen trunk with a new head) on feature data."""
-    config = run_.config
+    config = started.config
     splits = load_feature_splits(config)
     normalizer = tfm_data.Normalizer.fit(splits.train.features)
-    normalizer.save(run_.path(common.NORMALIZER_FILE))
-    tfm_data.save_label_names(splits.label_names, run_.path(common.LABELS_FILE))
+    normalizer.save(started.path(common.NORMALIZER_FILE))
+    tfm_data.save_label_names(splits.label_names, started.path(common.LABELS_FILE))
     train, evaluation = feature_datasets(config, splits, normalizer)
-    with run_.strategy.scope():
+    with started.strategy.scope():
         if model is None:
             m = config.model
             model = tfm_models.build_mlp(splits.train.features.shape[1:], m.hidden_units, splits.num_labels,
                                          dropout=m.dropout, activation=m.activation)
-        return fit_and_save(run_, model, train, evaluation, len(splits.train), model_file,
+        return fit_and_save(started, model, train, evaluation, len(splits.train), model_file,
                             class_weights=common.class_weights(config, splits))
 
 
-def train_text_classifier(run_: common.Run) -> dict:
-    config = run_.config
+def train_text_classifier(started: common.Run) -> dict:
+    config = started.config
     splits = common.load_text_splits(config)
-    tfm_data.save_label_names(splits.label_names, run_.path(common.LABELS_FILE))
-    vocab_path = common.ensure_vocab(config, run_.output_dir, splits.train.texts)
+    tfm_data.save_label_names(splits.label_names, started.path(common.LABELS_FILE))
+    vocab_path = common.ensure_vocab(config, started.output_dir, splits.train.texts)
     vocab_size = len(tfm_data.load_vocab(vocab_path))
     train, evaluation = common.text_datasets(config, splits, vocab_path, config.data.lowercase)
-    with run_.strategy.scope():
+    with started.strategy.scope():
         model = common.build_text_classifier(config, vocab_size, splits.num_labels)
-        return fit_and_save(run_, model, train, evaluation, len(splits.train),
+        return fit_and_save(started, model, train, evaluation, len(splits.train),
                             class_weights=common.class_weights(config, splits))
 
 
-def fit_and_save(run_: common.Run, model, train, evaluation: dict, num_train: int,
+def fit_and_save(started: common.Run, model, train, evaluation: dict, num_train: int,
                  model_file: str | None = None, class_weights: dict | None = None) -> dict:
     """Fits with the trainer config, restores the best checkpoint, evaluates and saves.
 
     `class_weights` ({label: weight}, already applied to `train`) is recorded in metrics.json.
     """
-    config, tc = run_.config, run_.config.trainer
+    config, tc = started.config, started.config.trainer
     plan = common.step_plan(config, tc, num_train)
     optimizer = common.make_optimizer(tc, plan.total_steps)
-    trainer = common.make_trainer(run_, tc, model, optimizer, run_.model_dir)
+    trainer = common.make_trainer(started, tc, model, optimizer, started.model_dir)
     history = common.fit(trainer, plan, train, evaluation.get("validation"))
     trainer.restore_best()
     metrics = common.evaluate_splits(trainer, evaluation)
-    common.save_model(model, model_file or run_.path(common.MODEL_FILE))
-    common.write_json(run_.path(common.METRICS_FILE), common.with_class_weights(metrics, class_weights))
-    return {"history": history, "metrics": metrics, "model_dir": run_.model_dir,
-            "output_dir": run_.output_dir}
+    common.save_model(model, model_file or started.path(common.MODEL_FILE))
+    common.write_json(started.path(common.METRICS_FILE), common.with_class_weights(metrics, class_weights))
+    return {"history": history, "metrics": metrics, "model_dir": started.model_dir,
+            "output_dir": started.output_dir}

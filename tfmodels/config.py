@@ -32,6 +32,7 @@ ALLOWED_FINETUNE_MODES = ("full", "frozen", "top_k", "gradual", "lora", "frozen_
 ALLOWED_OPTIMIZERS = ("adamw", "adam")
 ALLOWED_DECAYS = ("linear", "cosine", "constant")
 ALLOWED_BAD_RECORD_POLICIES = ("error", "skip")
+ALLOWED_RECOMPUTE = ("none", "layers")
 
 
 class ConfigError(ValueError):
@@ -112,6 +113,7 @@ class TrainerConfig:
     steps_per_epoch: int | None = None
     steps_per_execution: int = 1
     fast_dropout: bool = True  # half-cost dropout masks (tfmodels/training/dropout.py)
+    recompute: str = "none"  # "layers": recompute transformer layers in the backward pass (less memory)
     checkpoint_every_steps: int = 500
     keep_checkpoints: int = 3
     log_every_steps: int = 50
@@ -181,6 +183,8 @@ _CHOICES = {
     "pretrain.decay": ALLOWED_DECAYS,
     "trainer.optimizer": ALLOWED_OPTIMIZERS,
     "trainer.decay": ALLOWED_DECAYS,
+    "pretrain.recompute": ALLOWED_RECOMPUTE,
+    "trainer.recompute": ALLOWED_RECOMPUTE,
     "finetune.mode": ALLOWED_FINETUNE_MODES,
 }
 

@@ -262,6 +262,10 @@ def make_optimizer(tc: TrainerConfig, total: int, learning_rate: float | None = 
 
 def make_trainer(run: Run, tc: TrainerConfig, model, optimizer, model_dir: str, task: str = "classification",
                  best_metric: str | None = "__from_config__"):
+    try:
+        tfm_models.set_recompute(model, tc.recompute)
+    except ValueError as error:
+        raise ConfigError(f"{'pretrain' if tc is run.config.pretrain else 'trainer'}.recompute: {error}") from None
     return tfm_training.Trainer(
         model, optimizer, task=task, strategy=run.strategy, model_dir=model_dir,
         label_smoothing=tc.label_smoothing, grad_accum_steps=tc.grad_accum_steps,

@@ -29,6 +29,8 @@ def _settings(quick):
                 "mlp_steps": 30, "memory_variant": "mini", "memory_steps": 1,
                 "padding_steps": 4, "vocab_texts": 2000, "speed_knobs": False,
                 "hf_precisions": ["mixed_bfloat16"],
+                "recompute": {"variant": "mini", "sequence_length": 128, "batch_size": 2,
+                              "search": False},
                 "sequence_length": common.SEQUENCE_LENGTH, "batch_size": common.BATCH_SIZE}
     # Step counts sized so that the run takes about 25 minutes on 2 idle cores with bf16
     # instructions (and under an hour on a shared, loaded one, or without bf16 instructions,
@@ -41,6 +43,7 @@ def _settings(quick):
             "mlp_steps": 200, "memory_variant": "base", "memory_steps": 2,
             "padding_steps": 12, "vocab_texts": None, "speed_knobs": True,
             "hf_precisions": list(common.PRECISIONS),
+            "recompute": {"variant": "base", "sequence_length": 512, "batch_size": 4},
             "sequence_length": common.SEQUENCE_LENGTH, "batch_size": common.BATCH_SIZE}
 
 
@@ -132,7 +135,8 @@ def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, work
         json_path: str or None. Also write the raw results as JSON.
         workdir: str or None. Scratch directory (vocab, exports); a temporary one by default.
     """
-    from benchmarks import hf_torch, memory, mlp, peak, pipeline, report, serving, speed, targets
+    from benchmarks import (hf_torch, memory, mlp, peak, pipeline, recompute, report, serving,
+                            speed, targets)
 
     started = time.perf_counter()
     cpu_start = common.cpu_times()
@@ -202,6 +206,8 @@ def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, work
     _log(f"peak memory ({settings['memory_variant']}, child process)")
     results["memory"] = memory.measure_peak_rss(settings["memory_variant"],
                                                 steps=settings["memory_steps"])
+    _log("activation recomputation (child processes)")
+    results["recompute"] = recompute.compare(**settings["recompute"], log=_log)
 
     results["machine_end"] = common.machine_info()
     results["cpu_use"] = common.cpu_use_between(cpu_start, common.cpu_times(),

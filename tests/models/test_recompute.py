@@ -206,7 +206,7 @@ def test_set_recompute_turns_off_and_rejects_bad_input():
         set_recompute(mlp, "layers")
 
 
-def _train(kind, recompute, strategy, precision, steps=2):
+def _train(kind, recompute, strategy, precision, steps=1):
     """Weights after `steps` Trainer steps (fast dropout masks, AdamW) on one repeated batch."""
     from tfmodels.training import Trainer, apply_precision, build_optimizer
 
@@ -250,3 +250,20 @@ def test_trainer_steps_give_plain_model_weights(strategy_name, kind, precision):
     assert len(moved) > len(expected) // 2
     for path, value in expected.items():
         np.testing.assert_allclose(got[path], value, rtol=0, atol=1e-6, err_msg=path)
+
+
+def test_config_key_and_task_wiring():
+    from tfmodels.config import ConfigError, load_config
+    from tfmodels.tasks import common
+
+    with pytest.raises(ConfigError, match="trainer.recompute='all' is not allowed; choose one of "
+                                          "none, layers"):
+        load_config(None, ["trainer.recompute=all"])
+    config = load_config(None, ["trainer.recompute=layers", "pretrain.recompute=layers"])
+    run = common.Run(config, "unused", tf.distribute.get_strategy(), "float32")
+    model = _build("mean", recompute=False)
+    common.make_trainer(run, config.trainer, model, None, None)
+    assert recompute_mode(model) == "layers"
+    with pytest.raises(ConfigError, match="pretrain.recompute: recompute='layers' needs "
+                                          "transformer layers"):
+        common.make_trainer(run, config.pretrain, build_mlp((4,), [8], 2), None, None)

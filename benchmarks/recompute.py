@@ -15,8 +15,9 @@ then trains on one fixed batch. Figures per run:
 Protocol (`compare`): without and with recomputation at the same batch; the memory budget is
 the peak RSS without recomputation at that batch (so that batch is the largest that trains
 without it in the budget); the largest batch that trains with recomputation in the budget is
-predicted from the per-example growth of peak RSS between the batch and twice it, then
-measured, stepping down until one fits, and the next larger batch is measured to exceed it.
+predicted from the per-example growth of peak RSS between the batch and four times it, then
+measured: a run over the budget predicts again from its own peak, and once one fits, larger
+batches are run until one exceeds the budget.
 
 Usage:
     python -m benchmarks.recompute --json recompute.json --write BENCHMARKS.md
@@ -126,19 +127,28 @@ def _predicted_largest_batch(first, second, budget_mib) -> int:
     return first["batch_size"] + int((budget_mib - first["peak_rss_mib"]) // per_example)
 
 
-def _largest_batch_in_budget(rows, budget_mib, start, max_tries, run):
-    """Steps down from `start` until a run fits; then measures the next batch up."""
-    fitted = None
-    batch = start
+def _largest_batch_in_budget(rows, budget_mib, anchor, start, max_tries, run):
+    """The largest batch whose run stays within the budget, searched from `start`.
+
+    A run over the budget predicts the next batch from itself and `anchor` (at least one less);
+    after the first run that fits, larger batches are run until one exceeds the budget.
+    Returns None when no run fits within `max_tries`.
+    """
+    fitted, batch = None, start
     for _ in range(max_tries):
         row = run(batch)
         rows.append(row)
         if "error" not in row and row["peak_rss_mib"] <= budget_mib:
             fitted = batch
             break
-        batch -= 1
-    if fitted is not None:
-        rows.append(run(fitted + 1))
+        batch = batch - 1 if "error" in row else min(
+            batch - 1, _predicted_largest_batch(anchor, row, budget_mib))
+    for _ in range(max_tries if fitted is not None else 0):
+        row = run(fitted + 1)
+        rows.append(row)
+        if "error" in row or row["peak_rss_mib"] > budget_mib:
+            break
+        fitted += 1
     return fitted
 
 
@@ -155,7 +165,8 @@ def compare(batch_size=4, *, variant="base", sequence_length=512, precision=None
         warmup: int. Untimed steps per run. Defaults to 1.
         timed_steps: int. Timed steps of the two runs at `batch_size`. Defaults to 2.
         search: bool. Also search the largest batch with recomputation. Defaults to True.
-        max_tries: int. Runs stepping down from the predicted batch. Defaults to 3.
+        max_tries: int. Most runs searching down, and then up, from the predicted batch.
+            Defaults to 3.
         log: callable. Progress lines. Defaults to print.
 
     Returns:
@@ -188,13 +199,13 @@ def compare(batch_size=4, *, variant="base", sequence_length=512, precision=None
                                                plain["median_step_s"]),
                   largest_batch={"none": batch_size, "layers": None})
     if search:
-        double = run("layers", 2 * batch_size)
-        rows.append(double)
-        if "error" not in double:
-            start = _predicted_largest_batch(recomputed, double, budget)
+        probe = run("layers", 4 * batch_size)
+        rows.append(probe)
+        if "error" not in probe:
+            start = _predicted_largest_batch(recomputed, probe, budget)
             result["predicted_largest_batch"] = start
             result["largest_batch"]["layers"] = _largest_batch_in_budget(
-                rows, budget, start, max_tries, lambda batch: run("layers", batch))
+                rows, budget, recomputed, start, max_tries, lambda batch: run("layers", batch))
     return result
 
 

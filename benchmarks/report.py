@@ -492,14 +492,16 @@ def _largest_batches(result) -> str:
     largest = result.get("largest_batch")
     if not largest:
         return ""
-    layers = largest["layers"]
+    layers, last = largest["layers"], result["runs"][-1]
     found = (f"**{layers}** with it" if layers is not None else
              f"not found with it (predicted {result.get('predicted_largest_batch')}, runs above)")
+    confirmed = ("; the next larger batch with it exceeds the budget (last row)"
+                 if layers is not None and last.get("batch_size") == layers + 1
+                 and last.get("peak_rss_mib", 0.0) > result["budget_mib"] else "")
     return (f"In a memory budget of {result['budget_mib']:,.0f} MiB (the peak RSS without "
             f"recomputation at batch {result['batch_size']}), the largest batch of length "
             f"{result['sequence_length']} that trains is **{largest['none']}** without "
-            f"recomputation and {found}; the next larger batch with it exceeds the budget "
-            "(last row).")
+            f"recomputation and {found}{confirmed}.")
 
 
 def recompute_section(result) -> str:

@@ -36,19 +36,25 @@ def test_compare_sets_the_budget_and_finds_the_largest_batch(monkeypatch):
     assert result["predicted_largest_batch"] == 20
     assert result["largest_batch"] == {"none": 4, "layers": 20}
     assert [(run["recompute"], run["batch_size"]) for run in result["runs"]] == [
-        ("none", 4), ("layers", 4), ("layers", 8), ("layers", 20), ("layers", 21)]
+        ("none", 4), ("layers", 4), ("layers", 16), ("layers", 20), ("layers", 21)]
     assert result["runs"][-1]["peak_rss_mib"] > result["budget_mib"]
 
 
-def test_batch_search_steps_down_until_a_run_fits():
-    budget = 100.0
+def test_batch_search_predicts_again_after_a_run_over_budget_then_steps_up():
+    # Peaks grow 10 MiB per example up to 8 and 20 above: the first guess (16) is over the
+    # budget, the second (from the anchor and that run) is 8, which fits; 9 and 10 fit too, 11 not.
+    anchor = {"batch_size": 4, "peak_rss_mib": 50.0}
+    peak = lambda batch: 50.0 + 10.0 * (batch - 4) + (10.0 * (batch - 8) if batch > 8 else 0.0)
     rows = []
     fitted = recompute._largest_batch_in_budget(
-        rows, budget, start=12, max_tries=5,
-        run=lambda batch: {"batch_size": batch, "peak_rss_mib": 10.0 * batch})
+        rows, 130.0, anchor, start=16, max_tries=4,
+        run=lambda batch: {"batch_size": batch, "peak_rss_mib": peak(batch)})
+    assert [row["batch_size"] for row in rows] == [16, 8, 9, 10, 11]
     assert fitted == 10
-    assert [row["batch_size"] for row in rows] == [12, 11, 10, 11]
-    assert recompute._largest_batch_in_budget([], 1.0, 5, 2, run=lambda b: {"error": "x"}) is None
+    rows = []
+    assert recompute._largest_batch_in_budget(
+        rows, 1.0, anchor, 5, 2, run=lambda b: {"batch_size": b, "error": "x"}) is None
+    assert [row["batch_size"] for row in rows] == [5, 4]
 
 
 def test_section_renders_and_replaces_only_its_own_part(monkeypatch, tmp_path):
@@ -59,7 +65,8 @@ def test_section_renders_and_replaces_only_its_own_part(monkeypatch, tmp_path):
     assert section.startswith(recompute.SECTION_HEADING)
     assert "0.22× (goal ≤ 0.5×: **PASS**)" in section
     assert "1.30× (goal ≤ 1.4×: **PASS**)" in section
-    assert "trains is **4** without recomputation and **20** with it" in section
+    assert ("trains is **4** without recomputation and **20** with it; the next larger batch "
+            "with it exceeds the budget (last row)") in section
     assert "| layers | 21 × 16 | 3,150 | 1,000 | 2,150 | 27.3 | 1 (1.0) |" in section
     path = tmp_path / "BENCHMARKS.md"
     path.write_text("# Benchmarks\n\n## Peak memory\n\nold\n\n## Formulas\n\nf\n")

@@ -170,8 +170,9 @@ def compare(batch_size=4, *, variant="base", sequence_length=512, precision=None
         log: callable. Progress lines. Defaults to print.
 
     Returns:
-        dict with "runs" (rows of `measure`), "budget_mib", "plain", "recomputed",
-        "largest_batch" {"none", "layers"}, "activation_ratio", "step_time_ratio".
+        dict with "runs" (rows of `measure`, the two at `batch_size` first), "budget_mib",
+        "activation_ratio", "step_time_ratio" and, with `search`, "predicted_largest_batch"
+        and "largest_batch" {"none", "layers"} (None where no run fitted).
     """
     precision = precision or common.auto_precision(common.cpu_flags_of_interest())
     shared = dict(variant=variant, sequence_length=sequence_length, precision=precision,
@@ -196,9 +197,9 @@ def compare(batch_size=4, *, variant="base", sequence_length=512, precision=None
                   activation_ratio=common.ratio(recomputed["activation_mib"],
                                                 plain["activation_mib"]),
                   step_time_ratio=common.ratio(recomputed["median_step_s"],
-                                               plain["median_step_s"]),
-                  largest_batch={"none": batch_size, "layers": None})
+                                               plain["median_step_s"]))
     if search:
+        result["largest_batch"] = {"none": batch_size, "layers": None}
         probe = run("layers", 4 * batch_size)
         rows.append(probe)
         if "error" not in probe:

@@ -1,7 +1,8 @@
 """Runs every benchmark in one run and rewrites BENCHMARKS.md.
 
 Usage:
-    python -m benchmarks.run_all            # full run (~25 minutes on 2 idle cores)
+    python -m benchmarks.run_all            # full run (~25 minutes on 2 idle cores, ~25 more
+                                            # for the activation-recomputation batch search)
     python -m benchmarks.run_all --quick    # smoke run: mini only, few steps
 """
 from __future__ import annotations

@@ -84,3 +84,12 @@ def test_measure_runs_a_child_process():
     assert "error" not in row, row
     assert row["peak_rss_mib"] >= row["rss_built_mib"] > 0
     assert len(row["step_times_s"]) == 2 and row["parameters"] > 0
+
+
+def test_without_search_the_section_has_no_largest_batch(monkeypatch):
+    monkeypatch.setattr(recompute, "measure", _fake_measure)
+    result = recompute.compare(2, variant="mini", sequence_length=16, precision="float32",
+                               search=False, log=lambda line: None)
+    assert len(result["runs"]) == 2 and "largest_batch" not in result
+    section = report.recompute_section(result)
+    assert "step time 1.30×" in section and "largest batch" not in section

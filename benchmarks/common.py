@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -291,6 +294,29 @@ def last_line(text: str, default: str = "no output") -> str:
     """The last non-empty line of a child's output (its error message), or `default`."""
     lines = text.strip().splitlines()
     return lines[-1] if lines else default
+
+
+RESULT_PREFIX = "RESULT "
+
+
+def print_result(result: dict) -> None:
+    """Prints a child process's result as the line `run_child` reads."""
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+def run_child(module: str, arguments, timeout: int) -> dict:
+    """Runs `python -m <module> <arguments>` from the repository in a fresh process.
+
+    Returns:
+        dict. The child's `print_result` line, or {"error": its exit code and last line}.
+    """
+    completed = subprocess.run([sys.executable, "-m", module, *arguments], capture_output=True,
+                               text=True, cwd=REPO_ROOT, env=child_env(), timeout=timeout)
+    for line in completed.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX):])
+    return {"error": f"child exited with code {completed.returncode}: "
+                     f"{last_line(completed.stderr)}"}
 
 
 @contextlib.contextmanager

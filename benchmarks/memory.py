@@ -6,10 +6,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import resource
-import subprocess
-import sys
 import time
 
 from benchmarks import common
@@ -52,7 +49,7 @@ def child_main(argv=None):
                   sequence_length=args.sequence_length, steps=args.steps,
                   vocabulary_size=args.vocabulary_size,
                   peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
-    print("RESULT " + json.dumps(result), flush=True)
+    common.print_result(result)
 
 
 def measure_peak_rss(variant="base", batch_size=32, sequence_length=128, steps=3,
@@ -68,17 +65,10 @@ def measure_peak_rss(variant="base", batch_size=32, sequence_length=128, steps=3
         vocabulary_size: int. Defaults to 21128 (BERT-Chinese).
         timeout: int. Seconds before the child is stopped. Defaults to 900.
     """
-    command = [sys.executable, "-m", "benchmarks.memory", f"--variant={variant}",
-               f"--batch_size={batch_size}", f"--sequence_length={sequence_length}",
-               f"--steps={steps}", f"--precision={precision}",
-               f"--vocabulary_size={vocabulary_size}"]
-    completed = subprocess.run(command, capture_output=True, text=True, cwd=common.REPO_ROOT,
-                               env=common.child_env(), timeout=timeout)
-    for line in completed.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    return {"error": f"child exited with code {completed.returncode}: "
-                     f"{common.last_line(completed.stderr)}"}
+    arguments = [f"--variant={variant}", f"--batch_size={batch_size}",
+                 f"--sequence_length={sequence_length}", f"--steps={steps}",
+                 f"--precision={precision}", f"--vocabulary_size={vocabulary_size}"]
+    return common.run_child("benchmarks.memory", arguments, timeout)
 
 
 if __name__ == "__main__":

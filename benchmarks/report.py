@@ -327,6 +327,10 @@ def _speed(results, checks):
 
 
 # (template section, function filling its placeholders or None), in document order.
+def _recompute(results, checks):
+    return {"recompute": recompute_section(results["recompute"])} if "recompute" in results else None
+
+
 SECTIONS = (
     ("header", _header),
     ("machine", _machine),
@@ -337,6 +341,7 @@ SECTIONS = (
     ("mlp", _mlp),
     ("serving", _serving),
     ("memory", _memory),
+    ("recompute", _recompute),
     ("speed", _speed),
     ("formulas", None),
     ("not_measured", None),
@@ -356,3 +361,81 @@ def render(results, checks) -> str:
         if fields is not None:
             texts.append(_template()[0][name].format_map(fields))
     return "".join(texts)
+
+
+def _goal(value, goal) -> str:
+    if value is None:
+        return "not measured"
+    return f"{value:.2f}× (goal ≤ {goal}×: **{'PASS' if value <= goal else 'MISS'}**)"
+
+
+def _recompute_rows(runs):
+    rows = []
+    for run in runs:
+        shape = f"{run['batch_size']} × {run['sequence_length']}"
+        if "error" in run:
+            rows.append((run["recompute"], shape, f"failed: {run['error']}", "", "", "", ""))
+            continue
+        rows.append((run["recompute"], shape, _f(run["peak_rss_mib"]), _f(run["rss_built_mib"]),
+                     _f(run["activation_mib"]), _f(run["median_step_s"], 1),
+                     f"{len(run['step_times_s'])} ({_f(run['load_average'][0], 1)})"))
+    return _table(("recompute", "batch × length", "peak RSS MiB", "RSS after build MiB",
+                   "activation MiB", "step s", "timed steps (load avg)"), rows)
+
+
+def _largest_batches(result) -> str:
+    largest = result.get("largest_batch")
+    if not largest:
+        return ""
+    layers, last = largest["layers"], result["runs"][-1]
+    found = (f"**{layers}** with it" if layers is not None else
+             f"not found with it (predicted {result.get('predicted_largest_batch')}, runs above)")
+    confirmed = ("; the next larger batch with it exceeds the budget (last row)"
+                 if layers is not None and last.get("batch_size") == layers + 1
+                 and last.get("peak_rss_mib", 0.0) > result["budget_mib"] else "")
+    return (f"In a memory budget of {result['budget_mib']:,.0f} MiB (the peak RSS without "
+            f"recomputation at batch {result['batch_size']}), the largest batch of length "
+            f"{result['sequence_length']} that trains is **{largest['none']}** without "
+            f"recomputation and {found}{confirmed}.")
+
+
+def recompute_section(result) -> str:
+    """The "Activation recomputation" section of BENCHMARKS.md from `recompute.compare`."""
+    from benchmarks.recompute import SECTION_HEADING
+
+    runs = result["runs"]
+    first = runs[0]
+    parameters = f", {first['parameters']:,} parameters" if "parameters" in first else ""
+    return f"""{SECTION_HEADING}
+
+`trainer.recompute: layers` (`tfmodels.models.set_recompute`): BERT-{result['variant']}{parameters},
+classifier with mean pooling, length {result['sequence_length']} (every position a real token),
+{result['precision']}, trained with the Trainer (AdamW, fast dropout masks), each run in a fresh
+process (`python -m benchmarks.recompute`). Peak RSS is the process's `ru_maxrss`; RSS after build
+is read once the model, the optimizer with its slots and the Trainer exist, before the first step;
+**activation memory = peak RSS − RSS after build** (so it also holds the step's gradients, the
+traced step and the optimizer's temporaries, the same with and without recomputation). Step time:
+median of the timed steps after {result['warmup']} warm-up step (the runs at the first batch time
+{result['timed_steps']} steps, the batch search 1); measured on the shared 2-core machine, so step
+times are rough.
+
+{_recompute_rows(runs)}
+
+At batch {result['batch_size']}: activation memory with recomputation
+{_goal(result.get('activation_ratio'), 0.5)}; step time {_goal(result.get('step_time_ratio'), 1.4)}.
+{_largest_batches(result)}
+"""
+
+
+def replace_section(path, heading, section) -> None:
+    """Replaces the `heading` section of a markdown file (up to the next "## ") or appends it."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    start = text.find(heading + "\n")
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + section + ("\n" + text[end + 1:] if end >= 0 else "")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text.rstrip("\n") + "\n")

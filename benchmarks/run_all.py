@@ -1,7 +1,8 @@
 """Runs every benchmark in one run and rewrites BENCHMARKS.md.
 
 Usage:
-    python -m benchmarks.run_all            # full run (~25 minutes on 2 idle cores)
+    python -m benchmarks.run_all            # full run (~25 minutes on 2 idle cores, ~25 more
+                                            # for the activation-recomputation batch search)
     python -m benchmarks.run_all --quick    # smoke run: mini only, few steps
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 from benchmarks import common  # noqa: E402
 
 # Imported by `run` before it starts the clock.
-MEASURING_MODULES = ("hf_torch", "memory", "mlp", "peak", "pipeline", "report", "serving",
+MEASURING_MODULES = ("hf_torch", "memory", "mlp", "peak", "pipeline", "recompute", "report", "serving",
                      "speed", "targets")
 
 
@@ -34,6 +35,8 @@ def _settings(quick):
                 "mlp_steps": 30, "memory_variant": "mini", "memory_steps": 1,
                 "padding_steps": 4, "vocab_texts": 2000, "speed_knobs": False,
                 "hf_precisions": ["mixed_bfloat16"],
+                "recompute": {"variant": "mini", "sequence_length": 128, "batch_size": 2,
+                              "search": False},
                 "sequence_length": common.SEQUENCE_LENGTH, "batch_size": common.BATCH_SIZE}
     # Step counts sized so that the run takes about 25 minutes on 2 idle cores with bf16
     # instructions (and under an hour on a shared, loaded one, or without bf16 instructions,
@@ -46,6 +49,7 @@ def _settings(quick):
             "mlp_steps": 200, "memory_variant": "base", "memory_steps": 2,
             "padding_steps": 12, "vocab_texts": None, "speed_knobs": True,
             "hf_precisions": list(common.PRECISIONS),
+            "recompute": {"variant": "base", "sequence_length": 512, "batch_size": 4},
             "sequence_length": common.SEQUENCE_LENGTH, "batch_size": common.BATCH_SIZE}
 
 
@@ -196,7 +200,7 @@ def _measure_dropout_and_threads(results, settings, vocabulary_size):
 
 def _measure_mlp_serving_memory(results, settings, assets, workdir):
     """MLP training, serving latency and throughput, peak memory of fine-tuning."""
-    from benchmarks import memory, mlp, serving
+    from benchmarks import memory, mlp, recompute, serving
 
     _log("MLP")
     results["mlp"] = mlp.measure_mlp(timed_steps=settings["mlp_steps"])
@@ -207,6 +211,10 @@ def _measure_mlp_serving_memory(results, settings, assets, workdir):
     _log(f"peak memory ({settings['memory_variant']}, child process)")
     results["memory"] = memory.measure_peak_rss(settings["memory_variant"],
                                                 steps=settings["memory_steps"])
+    _log("activation recomputation (child processes)")
+    results["recompute"] = recompute.compare(**settings["recompute"], log=_log)
+    _log("activation recomputation (child processes)")
+    results["recompute"] = recompute.compare(**settings["recompute"], log=_log)
 
 
 def _write_outputs(results, checks, output, json_path):

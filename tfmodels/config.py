@@ -34,6 +34,7 @@ ALLOWED_FINETUNE_MODES = choices.FINETUNE_MODES
 ALLOWED_OPTIMIZERS = choices.OPTIMIZERS
 ALLOWED_DECAYS = choices.DECAYS
 ALLOWED_BAD_RECORD_POLICIES = choices.BAD_RECORD_POLICIES
+ALLOWED_RECOMPUTE = choices.RECOMPUTE
 
 
 class ConfigError(ValueError):
@@ -115,6 +116,7 @@ class TrainerConfig:
     steps_per_epoch: int | None = None
     steps_per_execution: int = 1
     fast_dropout: bool = True  # half-cost dropout masks (tfmodels/training/dropout.py)
+    recompute: str = "none"  # "layers": recompute transformer layers in the backward pass (less memory)
     checkpoint_every_steps: int = 500
     keep_checkpoints: int = 3
     log_every_steps: int = 50
@@ -217,6 +219,8 @@ _CHOICES = {
     "pretrain.decay": ALLOWED_DECAYS,
     "trainer.optimizer": ALLOWED_OPTIMIZERS,
     "trainer.decay": ALLOWED_DECAYS,
+    "pretrain.recompute": ALLOWED_RECOMPUTE,
+    "trainer.recompute": ALLOWED_RECOMPUTE,
     "finetune.mode": ALLOWED_FINETUNE_MODES,
 }
 

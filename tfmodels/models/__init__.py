@@ -11,15 +11,16 @@ from tfmodels.models.lstm import build_lstm_classifier
 from tfmodels.models.mlp import build_mlp
 from tfmodels.models.pretrained import (LoadedEncoder, check_sequence_length, load_encoder,
                                         save_encoder)
+from tfmodels.models.recompute import RECOMPUTE_MODES, recompute_mode, set_recompute
 from tfmodels.models.variants import VARIANTS, BertVariant, bert_encoder_param_count, get_variant
 
 __all__ = [
-    "VARIANTS", "BertPretrainer", "BertVariant", "GradualUnfreezer", "LoadedEncoder",
-    "MaskedMeanPooling", "ParamCount", "PooledEncoderOutput", "SequenceOutputAt",
+    "RECOMPUTE_MODES", "VARIANTS", "BertPretrainer", "BertVariant", "GradualUnfreezer",
+    "LoadedEncoder", "MaskedMeanPooling", "ParamCount", "PooledEncoderOutput", "SequenceOutputAt",
     "TiedMaskedLMHead",
     "apply_lora", "bert_encoder_param_count", "build_bert_classifier", "build_bert_encoder",
     "build_bert_pretrainer", "build_lstm_classifier", "build_mlp", "check_sequence_length",
     "count_params", "find_encoder", "freeze_base", "get_variant", "load_encoder",
-    "load_lora_weights", "merge_lora", "replace_head", "save_encoder", "save_lora_weights",
-    "set_trainable", "unfreeze_all", "unfreeze_top_k",
+    "load_lora_weights", "merge_lora", "recompute_mode", "replace_head", "save_encoder",
+    "save_lora_weights", "set_recompute", "set_trainable", "unfreeze_all", "unfreeze_top_k",
 ]

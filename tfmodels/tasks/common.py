@@ -316,8 +316,18 @@ def make_optimizer(tc: TrainerConfig, total: int, learning_rate: float | None = 
     return tfm_training.build_optimizer(**tc.optimizer_args(total, learning_rate, head_variables=HEAD_VARIABLES))
 
 
-def make_trainer(run: Run, tc: TrainerConfig, model, optimizer, model_dir: str, objective: str = "classification"):
-    """The stage's Trainer: `TrainerConfig.trainer_args` states how the config maps to it."""
+def make_trainer(run: Run, tc: TrainerConfig, model, optimizer, model_dir: str, objective: str = "classification",
+                 section: str | None = None):
+    """The stage's Trainer: `TrainerConfig.trainer_args` states how the config maps to it.
+
+    `recompute` is a runtime setting of the model (activation recomputation), not a Trainer argument.
+    `section` names `tc` in errors ("trainer" or "pretrain"; found by identity when not given).
+    """
+    section = section or ("pretrain" if tc is run.config.pretrain else "trainer")
+    try:
+        tfm_models.set_recompute(model, tc.recompute)
+    except ValueError as error:
+        raise ConfigError(f"{section}.recompute: {error}") from None
     return tfm_training.Trainer(model, optimizer, objective=objective, strategy=run.strategy, model_dir=model_dir,
                                 seed=run.config.seed, **tc.trainer_args())
 

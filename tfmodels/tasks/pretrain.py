@@ -68,7 +68,8 @@ def pretrain_encoder(started: common.Run, texts, vocab_path: str) -> dict:
         model = tfm_models.build_bert_pretrainer(encoder)
         optimizer = common.make_optimizer(tc, tc.steps)
         no_best = dataclasses.replace(tc, best_metric=None)  # the encoder is the last step's
-        trainer = common.make_trainer(started, no_best, model, optimizer, started.model_dir, objective="mlm")
+        trainer = common.make_trainer(started, no_best, model, optimizer, started.model_dir, objective="mlm",
+                                      section="pretrain")
         plan = tfm_training.plan_steps(steps=tc.steps, steps_per_epoch=tc.steps_per_epoch or tc.steps)
         history = common.fit(trainer, plan, train, heldout)
     metrics = trainer.evaluate(heldout)

@@ -213,8 +213,6 @@ def _measure_mlp_serving_memory(results, settings, assets, workdir):
                                                 steps=settings["memory_steps"])
     _log("activation recomputation (child processes)")
     results["recompute"] = recompute.compare(**settings["recompute"], log=_log)
-    _log("activation recomputation (child processes)")
-    results["recompute"] = recompute.compare(**settings["recompute"], log=_log)
 
 
 def _write_outputs(results, checks, output, json_path):

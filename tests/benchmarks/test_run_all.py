@@ -24,12 +24,18 @@ FULL_RUN_CALLS = (
        "peak float32", "peak mixed_bfloat16", "pipeline classification", "pipeline mlm",
        "tokenizer", "review lengths", "batching fixed", "batching dynamic", "batching buckets",
        "dropout", "threads 0/0", "threads 1/0", "threads 0/1", "threads 1/1", "mlp", "serving",
-       "memory base"])
+       "memory base", "recompute base"])
+RECOMPUTE = os.path.join(os.path.dirname(FIXTURE), "recompute.json")  # a measured run
+
+
+def _saved_recompute():
+    with open(RECOMPUTE, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def _fake_measurements(monkeypatch, saved, calls):
     """Replaces every measurement run_all makes with a fake returning `saved`'s figures."""
-    from benchmarks import hf_torch, memory, mlp, peak, pipeline, serving, speed, training
+    from benchmarks import hf_torch, memory, mlp, peak, pipeline, recompute, serving, speed, training
     import tfmodels.data
 
     def record(name, value):
@@ -84,6 +90,7 @@ def _fake_measurements(monkeypatch, saved, calls):
         (serving, "measure_serving", lambda *a, **k: record("serving", saved["serving"])),
         (memory, "measure_peak_rss",
          lambda variant, **k: record(f"memory {variant}", saved["memory"])),
+        (recompute, "compare", lambda variant="base", **k: record(f"recompute {variant}", _saved_recompute())),
         (common, "machine_info", lambda: dict(saved["machine"])),
         (common, "versions", lambda: saved["versions"]),
     ]
@@ -103,8 +110,9 @@ def test_run_measures_in_order_and_writes_report_and_json(monkeypatch, tmp_path,
     for key in ("training", "pipeline", "batching", "dropout", "threads", "serving", "memory"):
         assert results[key] == saved[key], key
     assert [c["status"] for c in results["targets"]] == [c["status"] for c in saved["targets"]]
-    assert "| Trainer bf16 / transformers+torch bf16 tokens/s | classification, mini" in (
-        output.read_text(encoding="utf-8"))
+    report = output.read_text(encoding="utf-8")
+    assert "| Trainer bf16 / transformers+torch bf16 tokens/s | classification, mini" in report
+    assert "## Activation recomputation" in report and "0.41× (goal ≤ 0.5×: **PASS**)" in report
     assert json.loads(json_path.read_text(encoding="utf-8"))["training"] == saved["training"]
     assert "PASS  MFU at L4/H768 bf16 (classification): 0.848 (goal >= 0.5)" in (
         capsys.readouterr().out)
@@ -120,6 +128,6 @@ def test_quick_run_without_torch_leaves_out_the_speed_knobs(monkeypatch, tmp_pat
     assert "hf worker" not in calls and "dropout" not in calls
     assert calls[3:5] == ["compare classification mini mixed_bfloat16",
                           "compare mlm mini mixed_bfloat16"]
-    assert calls[-3:] == ["mlp", "serving", "memory mini"]
+    assert calls[-4:] == ["mlp", "serving", "memory mini", "recompute mini"]
     assert not any(name.startswith(("measure ", "threads")) for name in calls)
     assert "dropout" not in results and "threads" not in results

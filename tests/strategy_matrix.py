@@ -94,3 +94,15 @@ def pretrained_encoder(model_dir):
     result = pretrain.run(config)
     keras.mixed_precision.set_global_policy("float32")
     return result["encoder_dir"]
+
+
+def pytest_params(cells):
+    """The cells as pytest params: FAST_CELLS plain, the others marked slow."""
+    import pytest
+    return [pytest.param(cell, marks=() if cell in FAST_CELLS else (pytest.mark.slow,), id=cell_id(cell))
+            for cell in cells]
+
+
+def encoder_for(name, request):
+    """The pretrained encoder (tests/conftest.py's `matrix_encoder_dir`) for fine-tuning cells, else None."""
+    return request.getfixturevalue("matrix_encoder_dir") if BINARIES[name][0] == "finetune" else None

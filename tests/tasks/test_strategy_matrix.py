@@ -19,28 +19,16 @@ TASKS = {"train": train.run, "pretrain": pretrain.run, "finetune": finetune.run,
 TEXTS = ["这是一部非常好的电影！", "质量太差，用了两天就坏了。", ""]
 
 
-def _cells():
-    for cell in matrix.in_process_cells():
-        marks = () if cell in matrix.FAST_CELLS else (pytest.mark.slow,)
-        yield pytest.param(cell, marks=marks, id=matrix.cell_id(cell))
-
-
 @pytest.fixture(autouse=True)
 def _float32_policy_after():
     yield
     keras.mixed_precision.set_global_policy("float32")
 
 
-@pytest.fixture(scope="module")
-def encoder_dir(tmp_path_factory):
-    return matrix.pretrained_encoder(str(tmp_path_factory.mktemp("matrix_encoder")))
-
-
-@pytest.mark.parametrize("cell", _cells())
+@pytest.mark.parametrize("cell", matrix.pytest_params(matrix.in_process_cells()))
 def test_cell_trains_and_its_model_evaluates_exports_and_predicts(cell, request, tmp_path):
     name, strategy, precision = cell
-    needs_encoder = matrix.BINARIES[name][0] == "finetune"
-    encoder_dir = request.getfixturevalue("encoder_dir") if needs_encoder else None
+    encoder_dir = matrix.encoder_for(name, request)
     model_dir = str(tmp_path / "run")
     config = load_config(matrix.config_path(name), matrix.overrides(name, strategy, precision, encoder_dir),
                          model_dir=model_dir)

@@ -17,12 +17,6 @@ from tfmodels.tasks import common, evaluate, export
 DIGEST = re.compile(r"^(\w+_\d+): weights digest ([0-9a-f]{16})$", re.M)
 
 
-def _cells():
-    for cell in matrix.multi_worker_cells():
-        marks = () if cell in matrix.FAST_CELLS else (pytest.mark.slow,)
-        yield pytest.param(cell, marks=marks, id=matrix.cell_id(cell))
-
-
 def run_workers(binary, args, num_workers, timeout=900):
     """Runs `python -m trainers.<binary> args` as workers 0..n-1 of one job; returns their outputs."""
     hosts = [f"localhost:{port}" for port in free_ports(num_workers)]
@@ -50,16 +44,10 @@ def files_under(directory):
                   for root, _, names in os.walk(directory) for name in names)
 
 
-@pytest.fixture(scope="module")
-def encoder_dir(tmp_path_factory):
-    return matrix.pretrained_encoder(str(tmp_path_factory.mktemp("mw_encoder")))
-
-
-@pytest.mark.parametrize("cell", _cells())
+@pytest.mark.parametrize("cell", matrix.pytest_params(matrix.multi_worker_cells()))
 def test_workers_share_one_run_directory_and_end_with_identical_weights(cell, request, tmp_path):
     name, strategy, precision = cell
-    needs_encoder = matrix.BINARIES[name][0] == "finetune"
-    encoder_dir = request.getfixturevalue("encoder_dir") if needs_encoder else None
+    encoder_dir = matrix.encoder_for(name, request)
     binary, config_file, _ = matrix.BINARIES[name]
     model_dir = tmp_path / "shared"
     args = [f"--config=configs/{config_file}", f"--model_dir={model_dir}"]

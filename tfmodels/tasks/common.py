@@ -12,13 +12,10 @@ A trained model directory holds:
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 
 import keras
@@ -88,7 +85,7 @@ def start_run(config: ExperimentConfig, model_dir: str | None = None) -> Run:
         tf.config.experimental.enable_op_determinism()
     precision = tfm_training.apply_precision(config.precision)
     strategy = tfm_training.get_strategy(config.strategy)
-    output_dir = model_dir if tfm_training.is_chief(strategy) else worker_output_dir(strategy, model_dir)
+    output_dir = tfm_training.writable_dir(model_dir, strategy)
     os.makedirs(output_dir, exist_ok=True)
     save_config(dataclasses.replace(config, model_dir=model_dir), os.path.join(output_dir, "config.yaml"))
     return Run(config, model_dir, strategy, precision, output_dir)
@@ -99,22 +96,6 @@ def check_model_dir(model_dir: str) -> None:
     if os.path.exists(model_dir) and not os.path.isdir(model_dir):
         raise ConfigError(f"model_dir={model_dir!r} is an existing file; allowed: a directory "
                           "(new or a previous run's, to resume)")
-
-
-_WORKER_ROOT: list[str] = []
-
-
-def worker_output_dir(strategy, model_dir: str) -> str:
-    """This non-chief worker's private stand-in for `model_dir`, removed when the process exits.
-
-    The same `model_dir` maps to the same directory within a process, so a later stage finds what
-    an earlier one wrote (e.g. the pipeline's encoder).
-    """
-    if not _WORKER_ROOT:
-        root = tempfile.mkdtemp(prefix=f"tfmodels_{tfm_training.worker_id(strategy)}_")
-        atexit.register(shutil.rmtree, root, ignore_errors=True)
-        _WORKER_ROOT.append(root)
-    return os.path.join(_WORKER_ROOT[0], os.path.abspath(model_dir).lstrip(os.sep))
 
 
 def load_run_config(model_dir: str, config_path: str | None = None, overrides=()) -> ExperimentConfig:

@@ -1,7 +1,8 @@
 """Training: strategies, precision, optimizers, metrics and the Trainer loop."""
 from tfmodels.training.dropout import keep_mask, use_fast_dropout
 from tfmodels.training.distribute import (
-    STRATEGY_NAMES, StrategyError, get_strategy, is_chief, num_workers, split_cpu_devices, worker_id)
+    STRATEGY_NAMES, StrategyError, get_strategy, is_chief, num_workers, split_cpu_devices, worker_id,
+    writable_dir)
 from tfmodels.training.metrics import (
     ClassificationMetrics, MaskedLMMetrics, confusion_matrix_batch, masked_lm_batch_sums,
     metrics_from_confusion_matrix)
@@ -19,6 +20,7 @@ from tfmodels.training.trainer import NonFiniteLossError, Trainer, TrainerConfig
 __all__ = [
     "keep_mask", "use_fast_dropout",
     "STRATEGY_NAMES", "StrategyError", "get_strategy", "is_chief", "num_workers", "split_cpu_devices", "worker_id",
+    "writable_dir",
     "ClassificationMetrics", "MaskedLMMetrics", "confusion_matrix_batch", "masked_lm_batch_sums",
     "metrics_from_confusion_matrix",
     "DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY", "AdamWithExclusions", "OptimizerConfigError",

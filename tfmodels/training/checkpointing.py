@@ -8,12 +8,9 @@ same files to a private temporary directory, removed when the process exits):
     best/best.json       {"metric", "value", "step"} of that checkpoint
 Every worker resumes from the chief's model_dir, so all of them restart at the same step.
 """
-import atexit
 import json
 import logging
 import os
-import shutil
-import tempfile
 
 import tensorflow as tf
 
@@ -55,12 +52,6 @@ def restore_model_weights(model, path):
     return prefix
 
 
-def _private_worker_dir(strategy):
-    root = tempfile.mkdtemp(prefix="tfmodels_")
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
-    return os.path.join(root, distribute.worker_id(strategy))
-
-
 class RunCheckpoints:
     """Saves and restores one Trainer's state under model_dir, and tracks its best model.
 
@@ -75,7 +66,7 @@ class RunCheckpoints:
     def __init__(self, model_dir, strategy, state, model, keep):
         self.model_dir = model_dir
         # The chief writes model_dir; the others a private copy that restore_best() reads back.
-        self.write_dir = model_dir if distribute.is_chief(strategy) else _private_worker_dir(strategy)
+        self.write_dir = distribute.writable_dir(model_dir, strategy)
         self._checkpoint = tf.train.Checkpoint(**state)
         self._manager = tf.train.CheckpointManager(self._checkpoint, self.write_dir, max_to_keep=keep,
                                                    checkpoint_name="ckpt")

@@ -1,8 +1,11 @@
 """Distribution strategies chosen by name, including multi-worker from TF_CONFIG."""
+import atexit
 import functools
 import json
 import logging
 import os
+import shutil
+import tempfile
 
 import tensorflow as tf
 
@@ -209,3 +212,26 @@ def worker_id(strategy=None):
     if resolver is None or resolver.task_type is None:
         return "chief"
     return f"{resolver.task_type}_{resolver.task_id}"
+
+
+_PRIVATE_ROOT = []
+
+
+def writable_dir(path, strategy=None):
+    """Where this process writes what belongs in `path`: `path` itself on the chief; on the other
+    workers of a multi-worker job a private mirror of it, removed when the process exits.
+
+    Only the chief writes a shared run directory (NFS, GCS). The same `path` maps to the same
+    mirror within a process, so a later stage finds what an earlier one wrote.
+
+    Args:
+      path: str. A directory the run writes.
+      strategy: tf.distribute.Strategy or None. The strategy in use; None means the current one.
+    """
+    if is_chief(strategy):
+        return path
+    if not _PRIVATE_ROOT:
+        root = tempfile.mkdtemp(prefix=f"tfmodels_{worker_id(strategy)}_")
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        _PRIVATE_ROOT.append(root)
+    return os.path.join(_PRIVATE_ROOT[0], os.path.abspath(path).lstrip(os.sep))

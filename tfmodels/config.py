@@ -122,7 +122,9 @@ class TrainerConfig:
     keep_checkpoints: int = 3
     log_every_steps: int = 50
     best_metric: str | None = "val_accuracy"
-    early_stopping_patience: int | None = None
+    early_stopping_patience: int | None = None  # evaluations without a better best_metric before stopping
+    eval_every_steps: int | None = None  # also evaluate (and keep the best) every N optimizer steps
+    layer_decay: float = 1.0  # learning rate x layer_decay^(depth from the top); 1.0 is off
 
     def optimizer_args(self, total_steps: int | None, learning_rate: float | None = None,
                        head_variables: str | None = None) -> dict:
@@ -153,6 +155,26 @@ class TrainerConfig:
                     log_every_steps=self.log_every_steps, best_metric=self.best_metric,
                     early_stopping_patience=self.early_stopping_patience,
                     steps_per_execution=self.steps_per_execution, fast_dropout=self.fast_dropout)
+
+
+@dataclasses.dataclass
+class PretrainConfig(TrainerConfig):
+    """The pretraining stage: a TrainerConfig plus the pretraining recipe.
+
+    `objective` is mlm (masked LM) or electra (replaced-token detection: a small masked-LM generator
+    of `generator_width` times the encoder's hidden size fills the masked positions with samples,
+    and the encoder learns which tokens were replaced; loss = generator loss + `electra_weight` x
+    detection loss). `dropout` replaces `model.dropout` while pretraining (0 turns it off); the saved
+    encoder keeps `model.dropout`. `in_domain_steps` > 0 adds a second phase of that many steps on
+    the training split's texts only (never validation or test) after the general corpus.
+    """
+
+    objective: str = "mlm"
+    dropout: float | None = None
+    generator_width: float = 0.25
+    electra_weight: float = 50.0
+    in_domain_steps: int = 0
+    in_domain_learning_rate: float | None = None  # None: the stage's learning_rate
 
 
 @dataclasses.dataclass
@@ -201,7 +223,7 @@ class ExperimentConfig:
     deterministic: bool = False
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    pretrain: TrainerConfig = dataclasses.field(default_factory=lambda: TrainerConfig(
+    pretrain: PretrainConfig = dataclasses.field(default_factory=lambda: PretrainConfig(
         learning_rate=5e-4, warmup_fraction=0.1, best_metric=None))
     trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
     finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
@@ -221,6 +243,7 @@ _CHOICES = {
     "trainer.optimizer": ALLOWED_OPTIMIZERS,
     "trainer.decay": ALLOWED_DECAYS,
     "pretrain.recompute": ALLOWED_RECOMPUTE,
+    "pretrain.objective": choices.PRETRAIN_OBJECTIVES,
     "trainer.recompute": ALLOWED_RECOMPUTE,
     "finetune.mode": ALLOWED_FINETUNE_MODES,
 }
@@ -255,7 +278,8 @@ def _trainer_ranges(section: str) -> dict:
         "epochs": _at_least(1), "steps": _at_least(1), "steps_per_epoch": _at_least(1),
         "steps_per_execution": _at_least(1), "checkpoint_every_steps": _at_least(1),
         "keep_checkpoints": _at_least(1), "log_every_steps": _at_least(1),
-        "early_stopping_patience": _at_least(1)}.items()}
+        "early_stopping_patience": _at_least(1), "eval_every_steps": _at_least(1),
+        "layer_decay": _between(0, 1, high_included=True)}.items()}
 
 
 # Numeric fields and the values they allow, checked after types ([CLS] and [SEP] take two positions
@@ -270,6 +294,9 @@ _RANGES = {
     "model.intermediate_dim": _at_least(1), "model.hidden_units": _each_at_least(1),
     "model.embedding_dim": _at_least(1), "model.lstm_units": _at_least(1),
     **_trainer_ranges("trainer"), **_trainer_ranges("pretrain"),
+    "pretrain.dropout": _between(0, 1), "pretrain.generator_width": _between(0, 1, high_included=True),
+    "pretrain.electra_weight": _positive(), "pretrain.in_domain_steps": _at_least(0),
+    "pretrain.in_domain_learning_rate": _positive(),
     "finetune.top_k": _at_least(1), "finetune.unfreeze_every_epochs": _at_least(1),
     "finetune.lora_rank": _at_least(1), "finetune.frozen_epochs": _at_least(0),
     "finetune.frozen_learning_rate": _positive(), "finetune.num_classes": _at_least(2),

@@ -73,6 +73,7 @@ class DataConfig:
     cache: bool = True
     limit: int | None = None  # at most this many examples per split / corpus lines (smoke tests)
     class_weights: str | dict[str, float] | None = None  # "balanced" or {label: weight}; training loss only
+    split_seed: int | None = None  # seed of the train/validation/test split of one file; None uses `seed`
 
 
 @dataclasses.dataclass
@@ -211,6 +212,17 @@ class ExportConfig:
 
 
 @dataclasses.dataclass
+class StudyConfig:
+    """The pipeline's paired comparison: `seeds` fine-tuning seeds (seed, seed+1, ...), each training
+    (a) the pretrained and (b) the random-init classifier with the same split and budget; the split
+    stays the one of `seed` (`data.split_seed`) and one pretraining is shared by all seeds.
+    `lstm_config` adds an LSTM classifier row trained from that config with each seed."""
+
+    seeds: int = 1
+    lstm_config: str | None = None
+
+
+@dataclasses.dataclass
 class ExperimentConfig:
     """One experiment: shared settings and a section per concern."""
 
@@ -228,6 +240,7 @@ class ExperimentConfig:
     trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
     finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    study: StudyConfig = dataclasses.field(default_factory=StudyConfig)
 
 
 # Fields whose values must come from a fixed set, checked after types.
@@ -297,6 +310,7 @@ _RANGES = {
     "pretrain.dropout": _between(0, 1), "pretrain.generator_width": _between(0, 1, high_included=True),
     "pretrain.electra_weight": _positive(), "pretrain.in_domain_steps": _at_least(0),
     "pretrain.in_domain_learning_rate": _positive(),
+    "study.seeds": _at_least(1),
     "finetune.top_k": _at_least(1), "finetune.unfreeze_every_epochs": _at_least(1),
     "finetune.lora_rank": _at_least(1), "finetune.frozen_epochs": _at_least(0),
     "finetune.frozen_learning_rate": _positive(), "finetune.num_classes": _at_least(2),

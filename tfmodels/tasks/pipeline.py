@@ -76,10 +76,11 @@ def run(config: ExperimentConfig) -> dict:
 
     common.banner("Stage 5/6: evaluation on the test split")
     with watch.stage("evaluate"):
-        tfidf = tfidf_baseline(splits)
+        tfidf = fit_tfidf(splits)
+        tfidf_metrics = tfidf_baseline(tfidf, splits)
         for seed_results in per_seed:
             for split in study.SPLITS:
-                seed_results[split]["tfidf_logreg"] = tfidf[split]
+                seed_results[split]["tfidf_logreg"] = tfidf_metrics[split]
         results["finetune"] = {"tokens_per_second": first_tuned["tokens_per_second"]}
         results["seeds"] = per_seed
         results.update(study.aggregate(per_seed))
@@ -94,6 +95,7 @@ def run(config: ExperimentConfig) -> dict:
         servable = tfm_export.load_servable(version_dir)
         results["export"] = version_dir
         results["predictions"] = tfm_export.predict_texts(servable, EXAMPLE_TEXTS)
+        results["out_of_corpus_check"] = out_of_corpus_check(config, servable, tfidf, splits)
 
     results["stage_seconds"] = {k: round(v, 1) for k, v in watch.seconds.items()}
     results["total_seconds"] = round(sum(watch.seconds.values()), 1)
@@ -167,23 +169,43 @@ def vocabulary_report(vocab_path: str, config: ExperimentConfig, corpus, splits)
     return report
 
 
-def tfidf_baseline(splits) -> dict:
-    """Character 1–3-gram TF-IDF + logistic regression fitted on the training split; returns
-    {"validation": {...}, "test": {...}} accuracy and macro-F1."""
+def fit_tfidf(splits):
+    """Character 1–3-gram TF-IDF + logistic regression fitted on the training split (a sklearn Pipeline)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.pipeline import make_pipeline
 
     vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2)
-    features = vectorizer.fit_transform(splits.train.texts)
-    classifier = LogisticRegression(max_iter=2000, C=4.0).fit(features, splits.train.labels)
+    return make_pipeline(vectorizer, LogisticRegression(max_iter=2000, C=4.0)).fit(
+        splits.train.texts, splits.train.labels)
+
+
+def tfidf_baseline(tfidf, splits) -> dict:
+    """The fitted TF-IDF model's {"validation": {...}, "test": {...}} accuracy and macro-F1."""
+    from sklearn.metrics import accuracy_score, f1_score
+
     result = {}
     for split in study.SPLITS:
         examples = getattr(splits, split)
-        predicted = classifier.predict(vectorizer.transform(examples.texts))
+        predicted = tfidf.predict(examples.texts)
         result[split] = {"accuracy": float(accuracy_score(examples.labels, predicted)),
                          "macro_f1": float(f1_score(examples.labels, predicted, average="macro"))}
     return result
+
+
+def out_of_corpus_check(config: ExperimentConfig, servable, tfidf, splits) -> dict | None:
+    """Accuracy of the export and of TF-IDF on the data source's hand-written check set (diagnosis
+    only: never used to choose anything), with each review's prediction; None without a check set."""
+    check = tfm_data.out_of_corpus_check(config.data.train)
+    if check is None:
+        return None
+    texts, labels = check
+    exported = tfm_export.predict_texts(servable, texts)
+    baseline = [splits.label_names[i] for i in tfidf.predict(texts)]
+    rows = [{"text": t, "label": y, "exported": p["label"], "confidence": max(p["probabilities"].values()),
+             "tfidf": b} for t, y, p, b in zip(texts, labels, exported, baseline)]
+    return {"examples": len(rows), "exported_accuracy": sum(r["exported"] == r["label"] for r in rows) / len(rows),
+            "tfidf_accuracy": sum(r["tfidf"] == r["label"] for r in rows) / len(rows), "predictions": rows}
 
 
 def results_markdown(results: dict) -> str:
@@ -197,6 +219,12 @@ def results_markdown(results: dict) -> str:
               f"(precision {results['precision']}).", "", "Predictions of the exported model:", ""]
     for p in results["predictions"]:
         lines.append(f"- {p['input']} → {p['label']} ({max(p['probabilities'].values()):.3f})")
+    check = results.get("out_of_corpus_check")
+    if check:
+        lines += ["", f"Out-of-corpus check ({check['examples']} hand-written reviews, diagnosis only): "
+                      f"exported model {check['exported_accuracy']:.0%}, TF-IDF {check['tfidf_accuracy']:.0%}."]
+        lines += [f"- {r['text']} ({r['label']}) → {r['exported']} ({r['confidence']:.2f})"
+                  for r in check["predictions"] if r["exported"] != r["label"]]
     return "\n".join(lines) + "\n"
 
 

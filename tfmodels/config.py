@@ -94,6 +94,7 @@ class ModelConfig:
     embedding_dim: int = 128
     lstm_units: int = 128
     bidirectional: bool = True
+    lstm_pooling: str = "last"  # last state, or max / mean / max_mean over every (Bi)LSTM output
 
 
 @dataclasses.dataclass
@@ -246,6 +247,7 @@ _CHOICES = {
     "data.on_bad_record": ALLOWED_BAD_RECORD_POLICIES,
     "model.kind": ALLOWED_MODEL_KINDS,
     "model.pooling": ALLOWED_POOLINGS,
+    "model.lstm_pooling": choices.LSTM_POOLINGS,
     "model.pretrain_embedding_init": choices.EMBEDDING_INITS,
     "pretrain.optimizer": ALLOWED_OPTIMIZERS,
     "pretrain.decay": ALLOWED_DECAYS,

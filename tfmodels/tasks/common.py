@@ -83,7 +83,7 @@ def start_run(config: ExperimentConfig, model_dir: str | None = None) -> Run:
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    precision = tfm_training.apply_precision(config.precision)
+    precision = tfm_training.apply_precision(config.precision, model_kind=config.model.kind)
     strategy = tfm_training.get_strategy(config.strategy)
     output_dir = tfm_training.writable_dir(model_dir, strategy)
     os.makedirs(output_dir, exist_ok=True)
@@ -263,7 +263,7 @@ def build_text_classifier(config: ExperimentConfig, vocabulary_size: int, num_cl
     if m.kind == "lstm":
         return tfm_models.build_lstm_classifier(vocabulary_size, num_classes, embedding_dim=m.embedding_dim,
                                                 units=m.lstm_units, bidirectional=m.bidirectional,
-                                                dropout=m.dropout)
+                                                dropout=m.dropout, pooling=m.lstm_pooling)
     if m.kind != "bert":
         raise ConfigError(f"model.kind={m.kind!r} is not a text model; choose bert or lstm")
     encoder = encoder or build_encoder(config, vocabulary_size)

@@ -95,6 +95,7 @@ class ModelConfig:
     embedding_dim: int = 128
     lstm_units: int = 128
     bidirectional: bool = True
+    lstm_pooling: str = "last"  # last state, or max / mean / max_mean over every (Bi)LSTM output
 
 
 @dataclasses.dataclass
@@ -123,30 +124,39 @@ class TrainerConfig:
     keep_checkpoints: int = 3
     log_every_steps: int = 50
     best_metric: str | None = "val_accuracy"
-    early_stopping_patience: int | None = None  # evaluations without a better best_metric before stopping
-    eval_every_steps: int | None = None  # also evaluate (and keep the best) every N optimizer steps
-    layer_decay: float = 1.0  # learning rate x layer_decay^(depth from the top); 1.0 is off
+    # Evaluations (step or epoch) in a row without a better best_metric before stopping; the best
+    # weights are then restored. None never stops early.
+    early_stopping_patience: int | None = None
+    # Also evaluate (history "evaluations", best/, early stopping) every N optimizer steps; None: epoch ends.
+    eval_every_steps: int | None = None
+    # Layer-wise LR decay of a BERT model: layer i of L at lr x d^(L+1-i), embeddings at lr x d^(L+1),
+    # head at lr (x head_learning_rate_multiplier). 1.0 is off; other values need a BERT model.
+    layer_decay: float = 1.0
 
     def optimizer_args(self, total_steps: int | None, learning_rate: float | None = None,
-                       head_variables: str | None = None) -> dict:
+                       head_variables: str | None = None,
+                       layer_multipliers: dict[str, float] | None = None) -> dict:
         """The arguments of `tfmodels.training.build_optimizer` for this stage.
 
         Warmup: `warmup_steps` optimizer steps when it is > 0, else `warmup_fraction` of the stage's
         `total_steps`. The head's variables (names containing `head_variables`) learn at
-        `head_learning_rate_multiplier` times the rate.
+        `head_learning_rate_multiplier` times the rate; the encoder's at `layer_multipliers` times
+        it (the `layer_decay` factors, `tfmodels.models.layer_decay_multipliers`).
 
         Args:
             total_steps: int | None. The stage's optimizer steps (tfmodels/training/steps.py).
             learning_rate: float | None. Replaces `learning_rate` (e.g. a frozen warm-up phase's).
             head_variables: str | None. Name fragment of the head's variables.
+            layer_multipliers: dict | None. Variable-path regex -> factor of the layer decay.
         """
         warmup = ({"warmup_steps": self.warmup_steps} if self.warmup_steps
                   else {"warmup_fraction": self.warmup_fraction})
         multipliers = ({head_variables: self.head_learning_rate_multiplier}
-                       if head_variables and self.head_learning_rate_multiplier != 1.0 else None)
+                       if head_variables and self.head_learning_rate_multiplier != 1.0 else {})
+        multipliers.update(layer_multipliers or {})
         return dict(name=self.optimizer, learning_rate=learning_rate or self.learning_rate,
                     weight_decay=self.weight_decay, decay=self.decay, total_steps=total_steps,
-                    clipnorm=self.clipnorm, beta_2=self.beta_2, lr_multipliers=multipliers, **warmup)
+                    clipnorm=self.clipnorm, beta_2=self.beta_2, lr_multipliers=multipliers or None, **warmup)
 
     def trainer_args(self) -> dict:
         """The arguments of `tfmodels.training.Trainer` this stage sets (all but the model,
@@ -154,7 +164,7 @@ class TrainerConfig:
         return dict(label_smoothing=self.label_smoothing, grad_accum_steps=self.grad_accum_steps,
                     checkpoint_every_steps=self.checkpoint_every_steps, keep_checkpoints=self.keep_checkpoints,
                     log_every_steps=self.log_every_steps, best_metric=self.best_metric,
-                    early_stopping_patience=self.early_stopping_patience,
+                    early_stopping_patience=self.early_stopping_patience, eval_every_steps=self.eval_every_steps,
                     steps_per_execution=self.steps_per_execution, fast_dropout=self.fast_dropout)
 
 
@@ -250,6 +260,7 @@ _CHOICES = {
     "data.on_bad_record": ALLOWED_BAD_RECORD_POLICIES,
     "model.kind": ALLOWED_MODEL_KINDS,
     "model.pooling": ALLOWED_POOLINGS,
+    "model.lstm_pooling": choices.LSTM_POOLINGS,
     "model.pretrain_embedding_init": choices.EMBEDDING_INITS,
     "pretrain.optimizer": ALLOWED_OPTIMIZERS,
     "pretrain.decay": ALLOWED_DECAYS,
@@ -292,7 +303,14 @@ def _trainer_ranges(section: str) -> dict:
         "steps_per_execution": _at_least(1), "checkpoint_every_steps": _at_least(1),
         "keep_checkpoints": _at_least(1), "log_every_steps": _at_least(1),
         "early_stopping_patience": _at_least(1), "eval_every_steps": _at_least(1),
-        "layer_decay": _between(0, 1, high_included=True)}.items()}
+        "layer_decay": _layer_decay_rule(section)}.items()}
+
+
+def _layer_decay_rule(section: str):
+    if section == "pretrain":  # a fine-tuning option: pretraining trains every layer alike
+        return (lambda v: v == 1.0), "1.0 (layer decay is a fine-tuning option: trainer.layer_decay)"
+    return (lambda v: 0 < v <= 1), "in (0, 1]"
+
 
 
 # Numeric fields and the values they allow, checked after types ([CLS] and [SEP] take two positions

@@ -15,6 +15,13 @@ def test_auto_precision_follows_hardware(capabilities, flags, expected):
     assert precision.resolve_precision("auto", capabilities, flags) == expected
 
 
+@pytest.mark.parametrize("capabilities, flags", [([], {"avx512_bf16"}), ([(8, 0)], set()), ([(7, 5)], set())])
+def test_auto_precision_trains_recurrent_models_in_float32(capabilities, flags):
+    assert precision.resolve_precision("auto", capabilities, flags, model_kind="lstm") == "float32"
+    assert precision.resolve_precision("auto", capabilities, flags, model_kind="bert") != "float32"
+    assert precision.resolve_precision("mixed_bfloat16", capabilities, flags, model_kind="lstm") == "mixed_bfloat16"
+
+
 def test_explicit_names_pass_through():
     assert precision.resolve_precision("mixed_float16") == "mixed_float16"
 

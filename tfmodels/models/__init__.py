@@ -4,9 +4,9 @@ from tfmodels.models.bert import (BertPretrainer, MaskedMeanPooling, TiedMaskedL
                                   build_bert_pretrainer, find_encoder)
 from tfmodels.models.encoder_outputs import PooledEncoderOutput, SequenceOutputAt
 from tfmodels.models.finetune import (GradualUnfreezer, ParamCount, apply_lora, count_params,
-                                      freeze_base, load_lora_weights, merge_lora, replace_head,
-                                      save_lora_weights, set_trainable, unfreeze_all,
-                                      unfreeze_top_k)
+                                      freeze_base, layer_decay_multipliers, load_lora_weights,
+                                      merge_lora, replace_head, save_lora_weights, set_trainable,
+                                      unfreeze_all, unfreeze_top_k)
 from tfmodels.models.lstm import build_lstm_classifier
 from tfmodels.models.mlp import build_mlp
 from tfmodels.models.pretrained import (LoadedEncoder, check_sequence_length, load_encoder,
@@ -20,7 +20,7 @@ __all__ = [
     "TiedMaskedLMHead",
     "apply_lora", "bert_encoder_param_count", "build_bert_classifier", "build_bert_encoder",
     "build_bert_pretrainer", "build_lstm_classifier", "build_mlp", "check_sequence_length",
-    "count_params", "find_encoder", "freeze_base", "get_variant", "load_encoder",
+    "count_params", "find_encoder", "freeze_base", "get_variant", "layer_decay_multipliers", "load_encoder",
     "load_lora_weights", "merge_lora", "recompute_mode", "replace_head", "save_encoder",
     "save_lora_weights", "set_recompute", "set_trainable", "unfreeze_all", "unfreeze_top_k",
 ]

@@ -1,4 +1,4 @@
-"""Fine-tuning utilities: freeze, replace heads, top-k and gradual unfreezing, LoRA.
+"""Fine-tuning utilities: freeze, replace heads, top-k and gradual unfreezing, LoRA, layer-wise LR decay.
 
 Conventions shared with the builders: the head of every classifier is the
 "head_dropout" + "logits" layers (and "mlm_head" + "mlm_logits" for the
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import NamedTuple
 
 import keras
@@ -191,6 +192,48 @@ def unfreeze_top_k(model: keras.Model, k: int) -> ParamCount:
         set_trainable(layer, index >= cut)
     set_trainable(encoder.pooled_dense, _uses_pooler(model))
     return _report(model, f"unfreeze_top_k(k={k})")
+
+
+def layer_decay_multipliers(model: keras.Model, decay: float) -> dict[str, float]:
+    """Learning-rate factors of layer-wise decay (as in ELECTRA and BEiT fine-tuning) for a BERT model.
+
+    With L transformer layers, layer i (1 = bottom ... L = top) learns at decay^(L + 1 - i) times
+    the rate and the embeddings (token, position, segment and their layer norm) at decay^(L + 1);
+    the rest (pooler, head) keeps the rate.
+
+    Args:
+        model: keras.Model. A BERT classifier/pretrainer (or the encoder itself).
+        decay: float. Factor per layer from the top, in (0, 1].
+
+    Returns:
+        dict of variable-path regex to factor, for `build_optimizer(lr_multipliers=...)`.
+
+    Raises:
+        ValueError: decay is out of range, or the model holds no BERT encoder (no layers to decay).
+    """
+    if not 0.0 < decay <= 1.0:
+        raise ValueError(f"layer decay {decay!r} is out of range; allowed: (0, 1]")
+    try:
+        encoder = find_encoder(model)
+    except ValueError:
+        raise ValueError(f"model {model.name!r} has no transformer encoder, so no layers to decay; "
+                         "layer decay needs a BERT model") from None
+    depth = encoder.num_layers
+    groups = [(layer, decay ** (depth - index)) for index, layer in enumerate(encoder.transformer_layers)]
+    groups += [(layer, decay ** (depth + 1)) for layer in _embedding_layers(encoder)]
+    return {f"^{re.escape(_variable_prefix(layer))}/": factor for layer, factor in groups}
+
+
+def _variable_prefix(layer: keras.layers.Layer) -> str:
+    """The path every variable of `layer` starts with (e.g. "transformer_layer_0")."""
+    directories = [variable.path.rsplit("/", 1)[0] for variable in layer.variables]
+    parts = [directory.split("/") for directory in directories]
+    common = []
+    for level in zip(*parts):
+        if len(set(level)) > 1:
+            break
+        common.append(level[0])
+    return "/".join(common)
 
 
 class GradualUnfreezer:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import keras
 
+from tfmodels.choices import LSTM_POOLINGS
 from tfmodels.models.common import check_dropout, check_int, classifier_head, text_inputs
 
 
@@ -21,6 +22,43 @@ class PaddingMaskToBool(keras.layers.Layer):
         return keras.KerasTensor(padding_mask.shape, dtype="bool")
 
 
+@keras.saving.register_keras_serializable(package="tfmodels")
+class MaskedSequencePooling(keras.layers.Layer):
+    """Pools [B, L, D] LSTM outputs over real tokens (padding_mask == 1), in float32.
+
+    Args:
+        modes: list of str. "max" and/or "mean"; several are concatenated in that order.
+        **kwargs: standard layer arguments (name, dtype).
+    """
+
+    def __init__(self, modes=("max", "mean"), **kwargs):
+        super().__init__(**kwargs)
+        self.modes = list(modes)
+        self.supports_masking = True  # the padding_mask input replaces the Keras mask
+
+    def call(self, sequence, padding_mask, mask=None):
+        real = keras.ops.expand_dims(keras.ops.cast(padding_mask, "float32"), -1)
+        sequence = keras.ops.cast(sequence, "float32")
+        pooled = []
+        for mode in self.modes:
+            if mode == "max":  # padded positions never win; a sequence without real tokens gives 0
+                maximum = keras.ops.max(sequence * real - 1e9 * (1.0 - real), axis=1)
+                pooled.append(maximum * keras.ops.minimum(keras.ops.sum(real, axis=1), 1.0))
+            else:
+                pooled.append(keras.ops.sum(sequence * real, axis=1)
+                              / keras.ops.maximum(keras.ops.sum(real, axis=1), 1.0))
+        return keras.ops.cast(keras.ops.concatenate(pooled, axis=-1), self.compute_dtype)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, sequence_shape, padding_mask_shape=None):
+        return (sequence_shape[0], sequence_shape[-1] * len(self.modes))
+
+    def get_config(self):
+        return {**super().get_config(), "modes": self.modes}
+
+
 def build_lstm_classifier(
     vocabulary_size: int,
     num_classes: int,
@@ -28,12 +66,14 @@ def build_lstm_classifier(
     units: int = 128,
     bidirectional: bool = True,
     dropout: float = 0.1,
+    pooling: str = "last",
     name: str = "lstm_classifier",
 ) -> keras.Model:
-    """Builds an embedding → (bi)LSTM → dense text classifier.
+    """Builds an embedding → (bi)LSTM → pooling → dense text classifier.
 
     Takes the same inputs as the BERT classifier; padded positions
-    (padding_mask == 0) are skipped by the LSTM; segment_ids are accepted and ignored.
+    (padding_mask == 0) are skipped by the LSTM and the pooling; segment_ids are
+    accepted and ignored.
 
     Args:
         vocabulary_size: int. Token vocabulary size (>= 2).
@@ -42,6 +82,9 @@ def build_lstm_classifier(
         units: int. LSTM units per direction. Defaults to 128.
         bidirectional: bool. Read the text in both directions. Defaults to True.
         dropout: float. Dropout on embeddings and before the logits. Defaults to 0.1.
+        pooling: str. "last": the final state (of each direction); "max", "mean" or
+            "max_mean" (both, concatenated): over the LSTM outputs at every real token.
+            Defaults to "last".
         name: str. Model name. Defaults to "lstm_classifier".
 
     Returns:
@@ -55,14 +98,19 @@ def build_lstm_classifier(
     check_int("embedding_dim", embedding_dim)
     check_int("units", units)
     check_dropout(dropout)
+    if pooling not in LSTM_POOLINGS:
+        raise ValueError(f"pooling={pooling!r} unknown; choose one of {', '.join(LSTM_POOLINGS)}")
     inputs = text_inputs()
     mask = PaddingMaskToBool(name="trunk_mask")(inputs["padding_mask"])
     x = keras.layers.Embedding(vocabulary_size, embedding_dim, name="trunk_embedding")(
         inputs["token_ids"])
     x = keras.layers.Dropout(dropout, name="trunk_embedding_dropout")(x)
-    lstm = keras.layers.LSTM(units, name="trunk_lstm")
+    lstm = keras.layers.LSTM(units, return_sequences=pooling != "last", name="trunk_lstm")
     if bidirectional:
         lstm = keras.layers.Bidirectional(lstm, name="trunk_bilstm")
     x = lstm(x, mask=mask)
+    if pooling != "last":
+        modes = ("max", "mean") if pooling == "max_mean" else (pooling,)
+        x = MaskedSequencePooling(modes, name="trunk_pooling")(x, inputs["padding_mask"])
     logits = classifier_head(x, num_classes, dropout)
     return keras.Model(inputs=inputs, outputs=logits, name=name)

@@ -6,7 +6,7 @@ A trained model directory holds:
     vocab.txt        the WordPiece vocabulary (text models)
     labels.json      the label vocabulary, from the training split
     normalizer.json  feature mean/std of the training split (MLP)
-    metrics.json     validation/test metrics
+    metrics.json     validation/test metrics and every validation evaluation of the training
     checkpoints/     training state for resuming; best/ the best checkpoint; logs/ TensorBoard
 """
 
@@ -83,7 +83,7 @@ def start_run(config: ExperimentConfig, model_dir: str | None = None) -> Run:
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    precision = tfm_training.apply_precision(config.precision)
+    precision = tfm_training.apply_precision(config.precision, model_kind=config.model.kind)
     strategy = tfm_training.get_strategy(config.strategy)
     output_dir = tfm_training.writable_dir(model_dir, strategy)
     os.makedirs(output_dir, exist_ok=True)
@@ -223,11 +223,6 @@ def class_weights(config: ExperimentConfig, splits) -> dict[str, float] | None:
                                                    splits.label_names)
 
 
-def with_class_weights(metrics: dict, weights: dict[str, float] | None) -> dict:
-    """The metrics.json content: `metrics`, plus the training loss's `class_weights` when set."""
-    return metrics if weights is None else {**metrics, "class_weights": weights}
-
-
 def batch_size(config: ExperimentConfig, tc: TrainerConfig) -> int:
     """The stage's global training batch: `<stage>.batch_size`, else `data.batch_size`."""
     return tc.batch_size or config.data.batch_size
@@ -275,7 +270,7 @@ def build_text_classifier(config: ExperimentConfig, vocabulary_size: int, num_cl
     if m.kind == "lstm":
         return tfm_models.build_lstm_classifier(vocabulary_size, num_classes, embedding_dim=m.embedding_dim,
                                                 units=m.lstm_units, bidirectional=m.bidirectional,
-                                                dropout=m.dropout)
+                                                dropout=m.dropout, pooling=m.lstm_pooling)
     if m.kind != "bert":
         raise ConfigError(f"model.kind={m.kind!r} is not a text model; choose bert or lstm")
     encoder = encoder or build_encoder(config, vocabulary_size)
@@ -299,17 +294,28 @@ def load_model(path: str) -> keras.Model:
 # Training
 
 
-def make_optimizer(tc: TrainerConfig, total: int, learning_rate: float | None = None):
-    """The stage's optimizer: `TrainerConfig.optimizer_args` states how the config maps to it."""
-    return tfm_training.build_optimizer(**tc.optimizer_args(total, learning_rate, head_variables=HEAD_VARIABLES))
+def make_optimizer(tc: TrainerConfig, total: int, learning_rate: float | None = None, model=None):
+    """The stage's optimizer: `TrainerConfig.optimizer_args` states how the config maps to it.
+
+    `model` is the model it trains; `trainer.layer_decay` other than 1.0 needs it (a BERT model).
+    """
+    layers = None
+    if tc.layer_decay != 1.0:
+        try:
+            layers = tfm_models.layer_decay_multipliers(model, tc.layer_decay)
+        except (ValueError, AttributeError) as error:
+            raise ConfigError(f"trainer.layer_decay={tc.layer_decay}: {error}; allowed for this model: 1.0") from None
+    return tfm_training.build_optimizer(**tc.optimizer_args(total, learning_rate, head_variables=HEAD_VARIABLES,
+                                                            layer_multipliers=layers))
 
 
 def make_trainer(run: Run, tc: TrainerConfig, model, optimizer, model_dir: str, objective: str = "classification",
-                 section: str | None = None):
+                 section: str | None = None, previous_phase=None):
     """The stage's Trainer: `TrainerConfig.trainer_args` states how the config maps to it.
 
     `recompute` is a runtime setting of the model (activation recomputation), not a Trainer argument.
     `section` names `tc` in errors ("trainer" or "pretrain"; found by identity when not given).
+    `previous_phase` is the Trainer of an earlier phase this one continues (steps, best model, patience).
     """
     section = section or ("pretrain" if tc is run.config.pretrain else "trainer")
     try:
@@ -317,13 +323,20 @@ def make_trainer(run: Run, tc: TrainerConfig, model, optimizer, model_dir: str, 
     except ValueError as error:
         raise ConfigError(f"{section}.recompute: {error}") from None
     return tfm_training.Trainer(model, optimizer, objective=objective, strategy=run.strategy, model_dir=model_dir,
-                                seed=run.config.seed, **tc.trainer_args())
+                                seed=run.config.seed, previous_phase=previous_phase, **tc.trainer_args())
 
 
 def fit(trainer, plan: tfm_training.StepPlan, train_data, validation_data, callbacks=None):
     """Runs the Trainer for the stage's plan (see `step_plan`)."""
     return trainer.fit(train_data, validation_data=validation_data, epochs=plan.epochs, steps=plan.total_steps,
                        steps_per_epoch=plan.steps_per_epoch, callbacks=callbacks)
+
+
+def run_metrics(metrics: dict, evaluations: list, class_weights: dict[str, float] | None = None) -> dict:
+    """The metrics.json content: metrics per split, every validation evaluation of the training
+    ({"step", "epoch", "val_*"}, see Trainer.fit), and the training loss's `class_weights` when set."""
+    content = {**metrics, "evaluations": evaluations}
+    return content if class_weights is None else {**content, "class_weights": class_weights}
 
 
 def tokens_per_second(history: dict) -> float:

@@ -19,7 +19,9 @@ def run(config: ExperimentConfig, model_dir: str | None = None) -> dict:
     """Loads `finetune.encoder`, adapts it per `finetune.mode`, trains, evaluates and saves.
 
     Returns:
-        dict with `metrics` (per split), `history` (per phase), `param_counts` and `model_dir`.
+        dict with `metrics` (per split), `history` (per phase), `evaluations` (every validation
+        evaluation: {"step", "epoch", "val_*"}, steps and epochs continuous across the phases of
+        frozen_then_full; also in metrics.json), `param_counts` and `model_dir`.
     """
     if not config.finetune.encoder:
         raise ConfigError("finetune.encoder is not set: pass --override=finetune.encoder=PATH "
@@ -64,21 +66,22 @@ def finetune_bert(started: common.Run) -> dict:
     plan = common.step_plan(config, config.trainer, len(splits.train))
     with started.strategy.scope():
         model = common.build_text_classifier(config, None, splits.num_labels, encoder=loaded.encoder)
-    history = {}
+    history, frozen_phase = {}, None
     if ft.mode == "frozen_then_full" and ft.frozen_epochs > 0:
-        history["frozen"] = run_frozen_phase(started, model, train, evaluation, plan.steps_per_epoch)
+        frozen_phase, history["frozen"] = run_frozen_phase(started, model, train, evaluation, plan.steps_per_epoch)
     counts, callbacks = adapt_model(started, model)
     print(f"fine-tuning mode {ft.mode}: {counts}", flush=True)
-    trainer, history["main"] = fit_phase(started, model, train, evaluation, plan, callbacks)
-    trainer.restore_best()
+    trainer, history["main"] = fit_phase(started, model, train, evaluation, plan, callbacks, frozen_phase)
+    trainer.restore_best()  # the best over both phases of frozen_then_full
     metrics = common.evaluate_splits(trainer, evaluation)
     if ft.mode == "lora":
         tfm_models.merge_lora(model)
     common.save_model(model, started.path(common.MODEL_FILE))
+    evaluations = history["main"]["evaluations"]
     common.write_json(started.path(common.METRICS_FILE),
-                      common.with_class_weights(metrics, common.class_weights(config, splits)))
-    return {"metrics": metrics, "history": history, "param_counts": counts, "model_dir": started.model_dir,
-            "output_dir": started.output_dir,
+                      common.run_metrics(metrics, evaluations, common.class_weights(config, splits)))
+    return {"metrics": metrics, "history": history, "evaluations": evaluations, "param_counts": counts,
+            "model_dir": started.model_dir, "output_dir": started.output_dir,
             "tokens_per_second": common.tokens_per_second(history["main"])}
 
 
@@ -118,27 +121,34 @@ class GradualUnfreezing(keras.callbacks.Callback):
             print(f"gradual unfreezing after epoch {epoch + 1}: {tfm_models.count_params(self.model)}", flush=True)
 
 
-def run_frozen_phase(started: common.Run, model, train, evaluation, per_epoch: int) -> dict:
+def run_frozen_phase(started: common.Run, model, train, evaluation, per_epoch: int):
     """Warms up the new head with the encoder frozen, at `finetune.frozen_learning_rate`.
+
+    Its evaluations count towards the best model and the patience of the full phase, which
+    continues it (`Trainer(previous_phase=...)`); only the full phase stops early.
 
     Args:
         per_epoch: int. Optimizer steps per epoch (the main phase's).
+
+    Returns:
+        (Trainer, dict): the phase's Trainer and its fit history.
     """
     ft, tc = started.config.finetune, started.config.trainer
     with started.strategy.scope():
         counts = tfm_models.freeze_base(model)
         print(f"frozen-encoder warm-up for {ft.frozen_epochs} epoch(s): {counts}", flush=True)
         total = ft.frozen_epochs * per_epoch
-        optimizer = common.make_optimizer(tc, total, learning_rate=ft.frozen_learning_rate)
-        no_best = dataclasses.replace(tc, best_metric=None)  # the main phase picks the best model
-        trainer = common.make_trainer(started, no_best, model, optimizer, started.stage_dir(FROZEN_PHASE_DIR))
-    return trainer.fit(train, validation_data=evaluation.get("validation"), epochs=ft.frozen_epochs,
-                       steps_per_epoch=per_epoch)
+        optimizer = common.make_optimizer(tc, total, learning_rate=ft.frozen_learning_rate, model=model)
+        no_stopping = dataclasses.replace(tc, early_stopping_patience=None)
+        trainer = common.make_trainer(started, no_stopping, model, optimizer, started.stage_dir(FROZEN_PHASE_DIR))
+    return trainer, trainer.fit(train, validation_data=evaluation.get("validation"), epochs=ft.frozen_epochs,
+                                steps_per_epoch=per_epoch)
 
 
-def fit_phase(started: common.Run, model, train, evaluation, plan, callbacks):
+def fit_phase(started: common.Run, model, train, evaluation, plan, callbacks, previous_phase=None):
+    """Trains `model` for the stage's plan; `previous_phase` is the frozen phase's Trainer it continues."""
     tc = started.config.trainer
     with started.strategy.scope():
-        optimizer = common.make_optimizer(tc, plan.total_steps)
-        trainer = common.make_trainer(started, tc, model, optimizer, started.model_dir)
+        optimizer = common.make_optimizer(tc, plan.total_steps, model=model)
+        trainer = common.make_trainer(started, tc, model, optimizer, started.model_dir, previous_phase=previous_phase)
     return trainer, common.fit(trainer, plan, train, evaluation.get("validation"), callbacks)

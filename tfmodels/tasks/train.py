@@ -10,7 +10,12 @@ from tfmodels.tasks import common
 
 
 def run(config: ExperimentConfig) -> dict:
-    """Trains per `config`, evaluates on validation and test, saves the model; returns metrics."""
+    """Trains per `config`, evaluates on validation and test, saves the model.
+
+    Returns:
+        dict with `history` (per-epoch logs and `evaluations`, every validation evaluation with its
+        optimizer step), `metrics` (per split), `model_dir` and `output_dir`.
+    """
     started = common.start_run(config)
     if config.model.kind == "mlp":
         return train_mlp(started)
@@ -71,16 +76,19 @@ def fit_and_save(started: common.Run, model, train, evaluation: dict, num_train:
                  model_file: str | None = None, class_weights: dict | None = None) -> dict:
     """Fits with the trainer config, restores the best checkpoint, evaluates and saves.
 
-    `class_weights` ({label: weight}, already applied to `train`) is recorded in metrics.json.
+    metrics.json holds the metrics per split, the training's validation `evaluations` (step, epoch,
+    val_* values; `history["evaluations"]`) and `class_weights` ({label: weight}, already applied to
+    `train`) when set.
     """
     config, tc = started.config, started.config.trainer
     plan = common.step_plan(config, tc, num_train)
-    optimizer = common.make_optimizer(tc, plan.total_steps)
+    optimizer = common.make_optimizer(tc, plan.total_steps, model=model)
     trainer = common.make_trainer(started, tc, model, optimizer, started.model_dir)
     history = common.fit(trainer, plan, train, evaluation.get("validation"))
     trainer.restore_best()
     metrics = common.evaluate_splits(trainer, evaluation)
     common.save_model(model, model_file or started.path(common.MODEL_FILE))
-    common.write_json(started.path(common.METRICS_FILE), common.with_class_weights(metrics, class_weights))
+    common.write_json(started.path(common.METRICS_FILE),
+                      common.run_metrics(metrics, history["evaluations"], class_weights))
     return {"history": history, "metrics": metrics, "model_dir": started.model_dir,
             "output_dir": started.output_dir}

@@ -123,30 +123,62 @@ class RunCheckpoints:
         return restore_model_weights(model, best_dir)
 
 
-class BestTracker:
-    """Follows one log value across epochs and says when it improved.
+class BestTracker(tf.train.experimental.PythonState):
+    """Follows one log value across evaluations: its best, the evaluations since, and each evaluation.
+
+    It is part of every step checkpoint (a JSON string), so a resumed run continues with the best
+    value, the early-stopping count and the evaluation record it had at that step.
 
     Args:
-      metric: str or None. The epoch log key (e.g. "val_accuracy"); None tracks nothing.
+      metric: str or None. The log key (e.g. "val_accuracy"); None tracks nothing.
       mode: str. "max" or "min".
-      best: float or None. The best value so far (from a resumed run's record).
+      best: float or None. The best value so far. Defaults to None.
     """
 
     def __init__(self, metric, mode, best=None):
         self.metric, self.mode, self.best = metric, mode, best
-        self.epochs_without_improvement = 0
+        self.evaluations_without_improvement = 0
+        self.evaluations = []  # {"step", "epoch", "val_...": value} per evaluation, in order
+        self.restored = False
 
     def tracks(self, logs):
         """Whether `logs` holds the tracked metric."""
         return self.metric is not None and self.metric in logs
 
     def update(self, logs):
-        """Records an epoch's logs; returns True when the tracked metric improved."""
-        improved = False
-        if self.tracks(logs):
-            value = float(logs[self.metric])
-            improved = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
-            if improved:
-                self.best = value
-        self.epochs_without_improvement = 0 if improved else self.epochs_without_improvement + 1
+        """Records one evaluation's logs; returns True when the tracked metric improved.
+
+        Logs without the tracked metric change nothing (e.g. `loss` is only in epoch-end logs).
+        """
+        if not self.tracks(logs):
+            return False
+        value = float(logs[self.metric])
+        improved = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        if improved:
+            self.best = value
+        self.evaluations_without_improvement = 0 if improved else self.evaluations_without_improvement + 1
         return improved
+
+    def record(self, step, epoch, logs):
+        """Appends an evaluation (scalar logs at optimizer step `step`, `epoch` epochs done)."""
+        self.evaluations.append({"step": int(step), "epoch": round(float(epoch), 4),
+                                 **{key: float(value) for key, value in logs.items()}})
+
+    def continue_from(self, previous):
+        """Takes over an earlier phase's best value (of the same metric) and evaluation record.
+
+        The count of evaluations without improvement starts again: a new phase gets its full patience.
+        """
+        if previous.metric == self.metric and previous.mode == self.mode:
+            self.best = previous.best
+        self.evaluations = [dict(e) for e in previous.evaluations]
+
+    def serialize(self):
+        return json.dumps({"best": self.best, "evaluations": self.evaluations,
+                           "evaluations_without_improvement": self.evaluations_without_improvement})
+
+    def deserialize(self, string_value):
+        state = json.loads(string_value.numpy() if hasattr(string_value, "numpy") else string_value)
+        self.best, self.evaluations = state["best"], state["evaluations"]
+        self.evaluations_without_improvement = state["evaluations_without_improvement"]
+        self.restored = True

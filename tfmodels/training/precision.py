@@ -9,6 +9,11 @@ logger = logging.getLogger(__name__)
 from tfmodels.choices import PRECISIONS
 _BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
+# Model kinds that "auto" trains in float32 whatever the hardware: an LSTM's gates and cell state in
+# bfloat16 (8-bit mantissa) lose too much over a sequence (the embedded sentiment BiLSTM measured
+# 69.1% test accuracy in mixed_bfloat16 against 77.4% in float32). An explicit precision still applies.
+FLOAT32_MODEL_KINDS = ("lstm",)
+
 
 class PrecisionError(ValueError):
     """A precision name is not one of PRECISIONS."""
@@ -52,21 +57,26 @@ def _auto_precision(gpu_capabilities, flags):
     return "float32", "no GPU and no CPU bfloat16 support (avx512_bf16/amx_bf16)"
 
 
-def resolve_precision(name="auto", gpu_capabilities=None, flags=None):
+def resolve_precision(name="auto", gpu_capabilities=None, flags=None, model_kind=None):
     """Returns the concrete precision policy name for `name`, resolving "auto" from the hardware.
 
-    "auto" picks mixed_bfloat16 on GPUs with compute capability >= 8.0 and on CPUs with
-    AVX512-BF16 or AMX, mixed_float16 on older GPUs, otherwise float32.
+    "auto" picks float32 for the model kinds in FLOAT32_MODEL_KINDS (recurrent models), else
+    mixed_bfloat16 on GPUs with compute capability >= 8.0 and on CPUs with AVX512-BF16 or AMX,
+    mixed_float16 on older GPUs, otherwise float32.
 
     Args:
       name: str. One of "auto", "float32", "mixed_float16", "mixed_bfloat16". Defaults to "auto".
       gpu_capabilities: list of (int, int) or None. GPU compute capabilities; detected when None.
       flags: set of str or None. CPU flags; read from /proc/cpuinfo when None.
+      model_kind: str or None. The model trained (`model.kind`: bert, lstm, mlp). Defaults to None.
     """
     if name not in PRECISIONS:
         raise PrecisionError(f"precision {name!r} unknown; choose one of {', '.join(PRECISIONS)}")
     if name != "auto":
         return name
+    if model_kind in FLOAT32_MODEL_KINDS:
+        logger.info("precision auto -> float32 (model kind %s trains in float32)", model_kind)
+        return "float32"
     if gpu_capabilities is None:
         gpu_capabilities = gpu_compute_capabilities()
     if flags is None:
@@ -76,7 +86,7 @@ def resolve_precision(name="auto", gpu_capabilities=None, flags=None):
     return resolved
 
 
-def apply_precision(name="auto"):
+def apply_precision(name="auto", model_kind=None):
     """Sets the global Keras dtype policy and returns the resolved policy name.
 
     Call it before building the model. With mixed_float16 the Trainer wraps the optimizer in a
@@ -84,8 +94,9 @@ def apply_precision(name="auto"):
 
     Args:
       name: str. One of "auto", "float32", "mixed_float16", "mixed_bfloat16". Defaults to "auto".
+      model_kind: str or None. The model to be built; see `resolve_precision`. Defaults to None.
     """
-    resolved = resolve_precision(name)
+    resolved = resolve_precision(name, model_kind=model_kind)
     keras.mixed_precision.set_global_policy(resolved)
     logger.info("Keras global dtype policy: %s", resolved)
     return resolved

@@ -64,10 +64,10 @@ class ConsoleProgress:
                 sys.stdout.write("\n")
             print(f"epoch {self.epoch + 1}/{self.epochs} done: {values}", flush=True)
 
-    def validation(self, values):
+    def validation(self, values, step):
         if self.verbose:
             text = " ".join(f"{k}={v:.4g}" for k, v in values.items() if np.isscalar(v))
-            print(f"epoch {self.epoch + 1}/{self.epochs} validation: {text}", flush=True)
+            print(f"epoch {self.epoch + 1}/{self.epochs} step {step} validation: {text}", flush=True)
 
 
 class Summaries:

@@ -105,7 +105,9 @@ class Trainer:
     Checkpoints (model, optimizer, step, epoch, data iterator, dropout RNG state) go to
     `model_dir` every `checkpoint_every_steps` steps and at each epoch end (keeping
     `keep_checkpoints`); calling `fit` again with the same `model_dir` resumes at the exact
-    step. The best model by `best_metric` goes to `model_dir/best/`. TensorBoard scalars go to
+    step. The validation data is evaluated at each epoch end and, with `eval_every_steps`, every N
+    optimizer steps; the best model over all evaluations by `best_metric` goes to `model_dir/best/`,
+    and `fit`'s history holds every evaluation (`history["evaluations"]`). TensorBoard scalars go to
     `model_dir/train` and `model_dir/validation`. Under multi-worker training only the chief
     writes `model_dir`; other workers write to a temporary directory removed when the process exits.
 
@@ -130,25 +132,39 @@ class Trainer:
         (epoch ends only).
       keep_checkpoints: int. Step checkpoints kept. Defaults to 3.
       log_every_steps: int. Steps between log lines and TensorBoard scalars. Defaults to 50.
-      best_metric: str or None. Epoch log key selecting `model_dir/best/` and early stopping.
+      best_metric: str or None. Log key selecting `model_dir/best/` and early stopping: a val_*
+        key is compared at every evaluation, a training key (e.g. "loss") at epoch ends.
         Defaults to "val_accuracy".
       best_mode: str. "max" or "min". Defaults to "max".
-      early_stopping_patience: int or None. Epochs without improvement of best_metric before
-        stopping. Defaults to None (never).
+      early_stopping_patience: int or None. Evaluations (step or epoch) in a row without
+        improvement of best_metric before training stops; `restore_best()` then loads the best
+        weights. The count is checkpointed: a resumed run keeps it (and does not train on when it
+        had stopped). Defaults to None (never).
+      eval_every_steps: int or None. Also evaluate the validation data every N optimizer steps
+        (global steps, counted from step 0; with gradient accumulation an optimizer step is
+        grad_accum_steps batches). A `steps_per_execution` call never crosses such a step, so the
+        evaluation is at exactly every N-th step; a step that ends an epoch is evaluated once.
+        Defaults to None (epoch ends only).
       steps_per_execution: int. Steps run per tf.function call. Defaults to 1.
       fast_dropout: bool. Draw the model's dropout masks with `dropout.keep_mask` (half the
         random numbers, same rate to 1/65536; see tfmodels/training/dropout.py). Defaults to True.
       seed: int or None. Seeds Python, NumPy, TF and Keras. Defaults to None.
       verbose: int. 0 silent, 1 progress bar or log lines. Defaults to 1.
+      previous_phase: Trainer or None. An earlier phase of the same run on the same model (e.g. a
+        frozen-encoder warm-up) that this one continues: evaluation steps count on from its last
+        step, its evaluations and best value carry over (the patience count starts again), and
+        `restore_best()` loads its best checkpoint when this phase found nothing better.
+        Defaults to None.
     """
 
     def __init__(self, model, optimizer=None, *, objective="classification", strategy=None,
                  model_dir=None, label_smoothing=0.0, grad_accum_steps=1,
                  checkpoint_every_steps=None, keep_checkpoints=3, log_every_steps=50,
                  best_metric="val_accuracy", best_mode="max", early_stopping_patience=None,
-                 steps_per_execution=1, fast_dropout=True, seed=None, verbose=1):
+                 steps_per_execution=1, fast_dropout=True, seed=None, verbose=1, eval_every_steps=None,
+                 previous_phase=None):
         self._check_arguments(best_mode, grad_accum_steps, steps_per_execution, checkpoint_every_steps,
-                              log_every_steps)
+                              log_every_steps, eval_every_steps, early_stopping_patience)
         try:
             self.objective = get_objective(objective, label_smoothing=label_smoothing)
         except ObjectiveError as error:
@@ -167,6 +183,14 @@ class Trainer:
         self.best_metric = best_metric
         self.best_mode = best_mode
         self.early_stopping_patience = early_stopping_patience
+        self.eval_every_steps = eval_every_steps
+        self._best = checkpointing.BestTracker(best_metric, best_mode)
+        self._previous_phase = previous_phase
+        self._step_offset, self._epoch_offset = 0, 0
+        if previous_phase is not None:
+            self._best.continue_from(previous_phase._best)
+            self._step_offset = previous_phase._step_offset + int(previous_phase.global_step.numpy())
+            self._epoch_offset = previous_phase._epoch_offset + int(previous_phase.epoch.numpy())
         self.steps_per_execution = int(steps_per_execution)
         self.verbose = verbose
         self.is_chief = distribute.is_chief(self.strategy)
@@ -214,7 +238,7 @@ class Trainer:
 
     @staticmethod
     def _check_arguments(best_mode, grad_accum_steps, steps_per_execution, checkpoint_every_steps,
-                         log_every_steps):
+                         log_every_steps, eval_every_steps, early_stopping_patience):
         if best_mode not in BEST_MODES:
             raise TrainerConfigError(f"best_mode {best_mode!r} unknown; choose one of max, min")
         for name, value in (("grad_accum_steps", grad_accum_steps),
@@ -225,6 +249,10 @@ class Trainer:
         if checkpoint_every_steps is not None and checkpoint_every_steps < 1:
             raise TrainerConfigError(
                 f"checkpoint_every_steps must be >= 1 or None; got {checkpoint_every_steps!r}")
+        for name, value in (("eval_every_steps", eval_every_steps),
+                            ("early_stopping_patience", early_stopping_patience)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise TrainerConfigError(f"{name} must be an int >= 1 or None; got {value!r}")
 
     def _prepare_optimizer(self, optimizer):
         """Returns the optimizer, defaulted and loss-scaled for a mixed_float16 policy."""
@@ -418,7 +446,8 @@ class Trainer:
         Args:
           train_data: tf.data.Dataset of global batches (x, y) or (x, y, sample_weight). Must be
             deterministic and identical on all workers.
-          validation_data: tf.data.Dataset or None. Evaluated at each epoch end (val_* logs).
+          validation_data: tf.data.Dataset or None. Evaluated at each epoch end and every
+            `eval_every_steps` steps (val_* logs).
           epochs: int or None. Epochs of the whole run. Defaults to 1, or enough epochs for `steps`.
           steps: int or None. Optimizer steps of the whole run; with `epochs` too, the first
             reached ends the run.
@@ -427,14 +456,17 @@ class Trainer:
           callbacks: list of keras.callbacks.Callback or None.
 
         Returns:
-          dict of str to list: per-epoch logs of this call (loss, accuracy, val_*, ...).
+          dict of str to list: per-epoch logs of this call (loss, accuracy, val_*, ...), and
+          "evaluations": every evaluation of the run so far (earlier calls, resumed runs and a
+          previous_phase included) as {"step", "epoch", "val_*": value} with the optimizer step
+          and the epochs done (fractional mid-epoch).
         """
+        if self.eval_every_steps and validation_data is None:
+            raise TrainerConfigError(f"eval_every_steps={self.eval_every_steps} needs validation_data")
         run = _FitRun(train_data, validation_data, self._plan(train_data, epochs, steps, steps_per_epoch))
         run.callbacks = self._callback_list(callbacks, run.plan)
         run.iterator = self._iterator_for(train_data, repeat=run.plan.steps_per_epoch is not None)
         self._resume()  # after the iterator exists: the checkpoint holds its position
-        run.best = checkpointing.BestTracker(self.best_metric, self.best_mode,
-                                             self._checkpoints.best_value() if self._checkpoints else None)
         run.summaries = Summaries(self.model_dir, self.is_chief)
         restore_clipnorm = self._clip_across_replicas_during_fit()
         try:
@@ -443,6 +475,7 @@ class Trainer:
                 self._fit_epochs(run)
                 run.callbacks.on_train_end(_last_logs(run.history))
                 self._report_weights_digest()
+                run.history["evaluations"] = self.evaluations
         finally:
             restore_clipnorm()
             run.summaries.close()
@@ -484,10 +517,13 @@ class Trainer:
             return
         if self._checkpoints is None:
             state = dict(model=self.model, optimizer=self.optimizer, global_step=self.global_step,
-                         epoch=self.epoch, data=self._data, rng=_rng_state_variables(self.model))
+                         epoch=self.epoch, data=self._data, rng=_rng_state_variables(self.model),
+                         best=self._best)
             self._checkpoints = checkpointing.RunCheckpoints(self.model_dir, self.strategy, state, self.model,
                                                              self.keep_checkpoints)
         path = self._checkpoints.restore_latest()
+        if path and not self._best.restored:  # a checkpoint from before the tracker was checkpointed
+            self._best.best = self._checkpoints.best_value()
         if path:
             step = int(self.global_step.numpy())
             logger.info("Resumed from %s at step %d", path, step)
@@ -531,6 +567,8 @@ class Trainer:
             unit = "steps" if run.plan.total_steps else "epochs"
             print(f"already at step {int(self.global_step.numpy())} (epoch {int(self.epoch.numpy())}): the run's "
                   f"{total} {unit} are done; pass larger totals to train on", flush=True)
+        if self._check_early_stopping(run):  # a resumed run that had stopped early
+            return
         first_epoch = True
         while (epoch := self._next_epoch(run.plan)) is not None:
             if run.plan.steps_per_epoch is None and not first_epoch:  # epochs end with the data
@@ -539,35 +577,66 @@ class Trainer:
             run.callbacks.on_epoch_begin(epoch)
             logs, completed = self._run_epoch(run, epoch)
             if run.validation_data is not None:
-                logs.update(self._validate(run))
+                logs.update(self._evaluate(run, epoch + 1 if completed else epoch, logs))
+            elif self._best.update(logs):  # e.g. best_metric="loss" without validation data
+                self._save_best()
             if completed:
                 self.epoch.assign(epoch + 1)
-            self._save()
-            if run.best.update(logs):
-                self._save_best(run.best)
+            self._save()  # after the evaluation: the checkpoint holds the tracker's state of this step
             for key, value in logs.items():
                 run.history.setdefault(key, []).append(value)
             run.callbacks.on_epoch_end(epoch, logs)
-            if self._should_stop_early(run.best, logs) or self.model.stop_training or not completed:
+            self._stop_if_preempted()
+            if self._check_early_stopping(run) or self.model.stop_training or not completed:
                 break
 
     def _set_iterator(self, dataset):
         self._data.iterator = iter(dataset)
         return self._data.iterator
 
-    def _validate(self, run):
-        """Evaluates the validation data; returns its scalars as val_* logs."""
-        values = self.evaluate(run.validation_data)
-        run.summaries.validation(values, int(self.global_step.numpy()))
-        run.progress.validation(values)
-        return {f"val_{k}": v for k, v in values.items() if k != "confusion_matrix"}
+    def _evaluate(self, run, epoch, train_logs=None):
+        """Evaluates the validation data once per step, records it and keeps the best model.
 
-    def _should_stop_early(self, best, logs):
-        if (self.early_stopping_patience is None or not best.tracks(logs)
-                or best.epochs_without_improvement < self.early_stopping_patience):
-            return False
-        logger.info("Early stopping: %s did not improve for %d epochs", self.best_metric,
-                    best.epochs_without_improvement)
+        Args:
+          run: _FitRun. The current fit call.
+          epoch: int. The epoch in progress (from 0), or the epochs done at an epoch end.
+          train_logs: dict or None. The epoch's training logs at an epoch end (a training
+            best_metric such as "loss" is compared there).
+
+        Returns:
+          dict. The scalar validation metrics as val_* logs.
+        """
+        step = int(self.global_step.numpy())
+        if run.last_evaluation is not None and run.last_evaluation[0] == step:
+            return run.last_evaluation[1]  # already evaluated at this step (mid-epoch, or stopped early)
+        values = self.evaluate(run.validation_data)
+        run.summaries.validation(values, step)
+        run.progress.validation(values, step)
+        val_logs = {f"val_{k}": v for k, v in values.items() if k != "confusion_matrix"}
+        run.last_evaluation = (step, val_logs)
+        epochs_done = step / run.plan.steps_per_epoch if run.plan.steps_per_epoch else epoch
+        self._best.record(self._step_offset + step, self._epoch_offset + epochs_done, val_logs)
+        if self._best.update({**(train_logs or {}), **val_logs}):
+            self._save_best()
+        return val_logs
+
+    def _evaluation_due(self, run, step, epoch_end):
+        """Whether an `eval_every_steps` evaluation falls on `step` (an epoch's end has its own)."""
+        return (self.eval_every_steps is not None and run.validation_data is not None
+                and step % self.eval_every_steps == 0 and step != epoch_end)
+
+    def _check_early_stopping(self, run):
+        """Whether to stop: best_metric did not improve for `early_stopping_patience` evaluations."""
+        if (run.stopped_early or self.early_stopping_patience is None
+                or self._best.evaluations_without_improvement < self.early_stopping_patience):
+            return run.stopped_early
+        run.stopped_early = True
+        logger.info("Early stopping: %s did not improve for %d evaluations", self.best_metric,
+                    self._best.evaluations_without_improvement)
+        if self.verbose:
+            print(f"early stopping at step {int(self.global_step.numpy())}: {self.best_metric} did not "
+                  f"improve for {self._best.evaluations_without_improvement} evaluations "
+                  f"(best {self._best.best:.4g})", flush=True)
         return True
 
     def _run_epoch(self, run, epoch):
@@ -593,6 +662,9 @@ class Trainer:
             step = int(self.global_step.numpy())
             epoch_totals.add(totals, elapsed, num_steps)
             interval_totals.add(totals, elapsed, num_steps)
+            if self._evaluation_due(run, step, epoch_end):
+                self._evaluate(run, epoch)
+                self._check_early_stopping(run)
             if self.checkpoint_every_steps and step % self.checkpoint_every_steps == 0:
                 self._save()
             log_now = step - last_log_step >= self.log_every_steps
@@ -602,8 +674,9 @@ class Trainer:
                 interval_totals, last_log_step = StepTotals(self.objective), step
             run.progress.update(step - epoch_start, step, step_logs, log_now)
             run.callbacks.on_train_batch_end(step - epoch_start - 1, step_logs)
-            self._stop_if_preempted()
-            if self.model.stop_training:
+            if step != epoch_end:  # at an epoch's end, after its evaluation (in _fit_epochs)
+                self._stop_if_preempted()
+            if self.model.stop_training or run.stopped_early:
                 break
         if interval_totals.steps:
             run.summaries.train(interval_totals, int(self.global_step.numpy()), self._current_learning_rate())
@@ -618,8 +691,9 @@ class Trainer:
             limit = min(limit, epoch_end - step)
         if total_steps is not None:
             limit = min(limit, total_steps - step)
-        if self.checkpoint_every_steps:
-            limit = min(limit, self.checkpoint_every_steps - step % self.checkpoint_every_steps)
+        for every in (self.checkpoint_every_steps, self.eval_every_steps):
+            if every:
+                limit = min(limit, every - step % every)
         return limit
 
     def _train_steps(self, iterator, num_steps):
@@ -678,19 +752,28 @@ class Trainer:
         if self._checkpoints is not None:
             self._checkpoints.save(int(self.global_step.numpy()))
 
-    def _save_best(self, best):
+    def _save_best(self):
         if self._checkpoints is not None:
-            self._checkpoints.save_best(int(self.global_step.numpy()), best.metric, best.best)
+            self._checkpoints.save_best(int(self.global_step.numpy()), self._best.metric, self._best.best)
 
     def restore_best(self):
         """Loads the best checkpoint's weights (`model_dir/best/`) into the model.
 
-        Every worker reads its own copy (the chief's may still be being written).
+        Every worker reads its own copy (the chief's may still be being written). When this phase
+        wrote no best checkpoint, the `previous_phase`'s best is loaded (it was better).
 
         Returns:
           str or None. The checkpoint loaded, or None when no best checkpoint was written.
         """
-        return self._checkpoints.restore_best(self.model) if self._checkpoints else None
+        path = self._checkpoints.restore_best(self.model) if self._checkpoints else None
+        if path is None and self._previous_phase is not None:
+            return self._previous_phase.restore_best()
+        return path
+
+    @property
+    def evaluations(self):
+        """Every evaluation of the run so far: list of {"step", "epoch", "val_*": value}."""
+        return [dict(e) for e in self._best.evaluations]
 
     def weights_digest(self):
         """A SHA-256 over the model's weights: equal digests mean bit-identical weights."""
@@ -709,7 +792,8 @@ class _FitRun:
     plan: steps_lib.StepPlan
     callbacks: keras.callbacks.CallbackList | None = None
     iterator: object = None
-    best: "checkpointing.BestTracker | None" = None
+    last_evaluation: tuple | None = None  # (step, val_* logs) of this call's latest evaluation
+    stopped_early: bool = False
     summaries: Summaries | None = None
     progress: ConsoleProgress | None = None
     history: dict = dataclasses.field(default_factory=dict)

@@ -151,11 +151,15 @@ def lstm_config(config: ExperimentConfig, seed: int) -> ExperimentConfig | None:
 
 
 def random_init_config(config: ExperimentConfig, model_dir: str) -> ExperimentConfig:
-    """The fine-tuning config trained from scratch with the same number of epochs in total."""
+    """The fine-tuning config trained from scratch with the same number of epochs in total.
+
+    Layer-wise learning-rate decay is off: it protects pretrained lower layers, and would only slow
+    the random lower layers of (b).
+    """
     ft, tc = config.finetune, config.trainer
     extra = ft.frozen_epochs if ft.mode == "frozen_then_full" else 0
     epochs = (tc.epochs or 0) + extra if tc.epochs else None
-    return _replace(config, model_dir=model_dir, trainer={"epochs": epochs})
+    return _replace(config, model_dir=model_dir, trainer={"epochs": epochs, "layer_decay": 1.0})
 
 
 def vocabulary_report(vocab_path: str, config: ExperimentConfig, corpus, splits) -> dict:

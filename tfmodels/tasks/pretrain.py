@@ -1,4 +1,4 @@
-"""Masked-LM pretraining of a BERT encoder; saves the encoder with its vocab.txt for fine-tuning."""
+"""Pretraining of a BERT encoder (masked LM or ELECTRA); saves the encoder with its vocab.txt for fine-tuning."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ def run(config: ExperimentConfig, model_dir: str | None = None) -> dict:
     """Builds (or reuses) the vocabulary, pretrains, and writes `<model_dir>/encoder/`.
 
     Returns:
-        dict with `encoder_dir`, `vocab_path`, `history`, `metrics` (held-out MLM loss,
-        accuracy, perplexity) and `tokens_per_second`.
+        dict with `encoder_dir`, `vocab_path`, `history`, `metrics` (held-out masked-LM loss,
+        accuracy, perplexity; for electra the `Electra` objective's metrics) and `tokens_per_second`.
     """
     started = common.start_run(config, model_dir)
     corpus = common.read_corpus(config)
@@ -55,25 +55,45 @@ def init_token_embeddings(encoder, texts, tokenizer, seed: int) -> None:
           f"{len(has_vector):,} tokens)", flush=True)
 
 
+def pretraining_model(config: ExperimentConfig, encoder):
+    """The model and Trainer objective of `pretrain.objective` around the encoder.
+
+    Args:
+        config: ExperimentConfig. Reads pretrain.objective, generator_width, electra_weight and seed.
+        encoder: keras_hub.models.BertBackbone. The encoder that is pretrained and saved.
+
+    Returns:
+        (keras.Model, objective): the masked-LM pretrainer and "mlm", or the ELECTRA pretrainer and
+        its `Electra` objective.
+    """
+    tc = config.pretrain
+    if tc.objective == "electra":
+        model = tfm_models.build_electra_pretrainer(encoder, tc.generator_width, seed=config.seed)
+        return model, tfm_training.Electra(tc.electra_weight)
+    return tfm_models.build_bert_pretrainer(encoder), "mlm"
+
+
 def pretrain_encoder(started: common.Run, texts, vocab_path: str) -> dict:
     config, tc = started.config, started.config.pretrain
     tokenizer = tfm_data.make_tokenizer(vocab_path, lowercase=config.data.lowercase)
     train, heldout, _ = mlm_datasets(config, texts, tokenizer)
+    if tc.objective == "electra":
+        train, heldout = tfm_data.electra_dataset(train), tfm_data.electra_dataset(heldout)
     if not tc.steps:
         raise common.ConfigError("pretrain.steps must be set: masked-LM pretraining runs a number of steps")
     with started.strategy.scope():
         encoder = common.build_encoder(config, tokenizer.vocabulary_size())
         if config.model.pretrain_embedding_init == "cooccurrence":
             init_token_embeddings(encoder, texts, tokenizer, config.seed)
-        model = tfm_models.build_bert_pretrainer(encoder)
+        model, objective = pretraining_model(config, encoder)
         optimizer = common.make_optimizer(tc, tc.steps)
         no_best = dataclasses.replace(tc, best_metric=None)  # the encoder is the last step's
-        trainer = common.make_trainer(started, no_best, model, optimizer, started.model_dir, objective="mlm",
+        trainer = common.make_trainer(started, no_best, model, optimizer, started.model_dir, objective=objective,
                                       section="pretrain")
         plan = tfm_training.plan_steps(steps=tc.steps, steps_per_epoch=tc.steps_per_epoch or tc.steps)
         history = common.fit(trainer, plan, train, heldout)
     metrics = trainer.evaluate(heldout)
-    print(f"held-out masked-LM: { {k: round(float(v), 4) for k, v in metrics.items()} }", flush=True)
+    print(f"held-out {tc.objective}: { {k: round(float(v), 4) for k, v in metrics.items()} }", flush=True)
     encoder_dir = started.path(ENCODER_DIR)
     tfm_models.save_encoder(encoder, vocab_path, encoder_dir)
     common.write_json(started.path(common.METRICS_FILE), {"heldout": metrics})

@@ -35,8 +35,10 @@ BINARIES = {
        for mode in FINETUNE_MODES},
     "pipeline": ("pipeline", "demo_zh_sentiment.yaml",
                  _TEXT + _PRETRAIN + ["trainer.epochs=1", "finetune.frozen_epochs=1"]),
+    # Last, so the precision rotation of the cells above is unchanged.
+    "pretrain_electra": ("pretrain", "bert_pretrain_zh.yaml", _TEXT + _PRETRAIN + ["pretrain.objective=electra"]),
 }
-MULTI_WORKER_BINARIES = ("train_mlp", "pretrain", "finetune_full", "pipeline")
+MULTI_WORKER_BINARIES = ("train_mlp", "pretrain", "finetune_full", "pipeline", "pretrain_electra")
 
 
 def in_process_cells():

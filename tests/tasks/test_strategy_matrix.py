@@ -35,7 +35,7 @@ def test_cell_trains_and_its_model_evaluates_exports_and_predicts(cell, request,
     result = TASKS[matrix.BINARIES[name][0]](config)
     saved = common.load_run_config(model_dir)
     assert (saved.strategy, saved.precision) == (strategy, precision)
-    if name == "pretrain":
+    if matrix.BINARIES[name][0] == "pretrain":
         check_pretrained(result, model_dir)
     elif name == "pipeline":
         check_pipeline(result, model_dir)

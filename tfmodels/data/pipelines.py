@@ -443,6 +443,25 @@ def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15
     return _apply_options(dataset.prefetch(AUTOTUNE), deterministic)
 
 
+def electra_dataset(mlm_batches):
+    """Masked-LM batches with their targets also among the features, as ELECTRA's model takes them.
+
+    The ELECTRA pretrainer builds the discriminator's input from the original ids at the masked
+    positions, so `mask_ids` and `mask_weights` are added to the features; labels and sample
+    weights stay as they are (the generator's loss reads them).
+
+    Args:
+        mlm_batches: tf.data.Dataset. Batches of `mlm_dataset`.
+
+    Returns:
+        tf.data.Dataset of (features + {mask_ids int32 [B, P], mask_weights float32 [B, P]},
+        mask_ids, mask_weights).
+    """
+    def with_targets(features, mask_ids, mask_weights):
+        return dict(features, mask_ids=mask_ids, mask_weights=mask_weights), mask_ids, mask_weights
+    return mlm_batches.map(with_targets, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
 def features_dataset(features, labels, batch_size, *, shuffle=True, seed=42, repeat=False,
                      cache=True, deterministic=True, drop_remainder=False, normalizer=None,
                      shard=None, input_context=None):

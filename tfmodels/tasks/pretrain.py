@@ -1,4 +1,4 @@
-"""Masked-LM pretraining of a BERT encoder; saves the encoder with its vocab.txt for fine-tuning."""
+"""Pretraining of a BERT encoder (masked LM or ELECTRA); saves the encoder with its vocab.txt for fine-tuning."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ def run(config: ExperimentConfig, model_dir: str | None = None) -> dict:
     """Builds (or reuses) the vocabulary, pretrains, and writes `<model_dir>/encoder/`.
 
     Returns:
-        dict with `encoder_dir`, `vocab_path`, `history`, `metrics` (held-out MLM loss,
-        accuracy, perplexity) and `tokens_per_second`.
+        dict with `encoder_dir`, `vocab_path`, `history`, `metrics` (held-out masked-LM loss,
+        accuracy, perplexity; for electra the `Electra` objective's metrics) and `tokens_per_second`.
     """
     started = common.start_run(config, model_dir)
     corpus = common.read_corpus(config)
@@ -60,6 +60,24 @@ def init_token_embeddings(encoder, texts, tokenizer, seed: int) -> None:
           f"{len(has_vector):,} tokens)", flush=True)
 
 
+def pretraining_model(config: ExperimentConfig, encoder):
+    """The model and Trainer objective of `pretrain.objective` around the encoder.
+
+    Args:
+        config: ExperimentConfig. Reads pretrain.objective, generator_width, electra_weight and seed.
+        encoder: keras_hub.models.BertBackbone. The encoder that is pretrained and saved.
+
+    Returns:
+        (keras.Model, objective): the masked-LM pretrainer and "mlm", or the ELECTRA pretrainer and
+        its `Electra` objective.
+    """
+    tc = config.pretrain
+    if tc.objective == "electra":
+        model = tfm_models.build_electra_pretrainer(encoder, tc.generator_width, seed=config.seed)
+        return model, tfm_training.Electra(tc.electra_weight)
+    return tfm_models.build_bert_pretrainer(encoder), "mlm"
+
+
 def pretrain_encoder(started: common.Run, texts, vocab_path: str) -> dict:
     """Pretrains on the general corpus `texts`, then (with `pretrain.in_domain_steps`) on the training
     split's texts; saves `<run>/encoder/` with the fine-tuning dropout `model.dropout`."""
@@ -71,14 +89,15 @@ def pretrain_encoder(started: common.Run, texts, vocab_path: str) -> dict:
         encoder = build_pretraining_encoder(config, tokenizer.vocabulary_size())
         if config.model.pretrain_embedding_init == "cooccurrence":
             init_token_embeddings(encoder, texts, tokenizer, config.seed)
-        model = tfm_models.build_bert_pretrainer(encoder)
+        model, objective = pretraining_model(config, encoder)
     phases = [("general", texts, tc, started.model_dir)]
     if tc.in_domain_steps:
         in_domain = dataclasses.replace(tc, steps=tc.in_domain_steps,
                                         learning_rate=tc.in_domain_learning_rate or tc.learning_rate)
         phases.append(("in_domain", in_domain_texts(config), in_domain, started.stage_dir(IN_DOMAIN_DIR)))
     for phase, phase_texts, phase_tc, model_dir in phases:
-        history, metrics = run_phase(started, model, phase, phase_texts, tokenizer, phase_tc, model_dir)
+        history, metrics = run_phase(started, (model, objective), phase, phase_texts, tokenizer, phase_tc,
+                                     model_dir)
     encoder_dir = save_pretrained_encoder(started, encoder, vocab_path)
     common.write_json(started.path(common.METRICS_FILE), {"heldout": metrics})
     return {"encoder_dir": encoder_dir, "vocab_path": vocab_path, "history": history, "metrics": metrics,
@@ -90,22 +109,29 @@ def in_domain_texts(config: ExperimentConfig) -> list[str]:
     return list(common.load_text_splits(config).train.texts)
 
 
-def run_phase(started: common.Run, model, phase: str, texts, tokenizer, tc, model_dir: str):
+def run_phase(started: common.Run, model_and_objective, phase: str, texts, tokenizer, tc, model_dir: str):
     """One pretraining phase on `texts` with its own optimizer and checkpoints; returns
-    (history, held-out metrics)."""
+    (history, held-out metrics).
+
+    Args:
+        model_and_objective: tuple. `pretraining_model`'s (model, objective).
+    """
     config = started.config
+    model, objective = model_and_objective
     train, heldout, num_train = mlm_datasets(config, texts, tokenizer, tc)
+    if config.pretrain.objective == "electra":
+        train, heldout = tfm_data.electra_dataset(train), tfm_data.electra_dataset(heldout)
     print(f"pretraining phase {phase}: {tc.steps:,} steps on {num_train:,} lines", flush=True)
     with started.strategy.scope():
         optimizer = common.make_optimizer(tc, tc.steps)
         no_best = dataclasses.replace(tc, best_metric=None)  # the encoder is the last step's
-        trainer = common.make_trainer(started, no_best, model, optimizer, model_dir, objective="mlm",
+        trainer = common.make_trainer(started, no_best, model, optimizer, model_dir, objective=objective,
                                       section="pretrain")
         plan = tfm_training.plan_steps(steps=tc.steps, steps_per_epoch=tc.steps_per_epoch or tc.steps)
         history = common.fit(trainer, plan, train, heldout)
     metrics = trainer.evaluate(heldout)
-    print(f"held-out masked-LM after phase {phase}: { {k: round(float(v), 4) for k, v in metrics.items()} }",
-          flush=True)
+    rounded = {k: round(float(v), 4) for k, v in metrics.items()}
+    print(f"held-out {config.pretrain.objective} after phase {phase}: {rounded}", flush=True)
     return history, metrics
 
 

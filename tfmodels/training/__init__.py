@@ -4,8 +4,8 @@ from tfmodels.training.distribute import (
     STRATEGY_NAMES, StrategyError, get_strategy, is_chief, num_workers, split_cpu_devices, worker_id,
     writable_dir)
 from tfmodels.training.metrics import (
-    ClassificationMetrics, MaskedLMMetrics, confusion_matrix_batch, masked_lm_batch_sums,
-    metrics_from_confusion_matrix)
+    ClassificationMetrics, MaskedLMMetrics, SummedMetrics, confusion_matrix_batch, masked_lm_batch_sums,
+    metrics_from_confusion_matrix, replaced_token_batch_sums)
 from tfmodels.training.optimization import (
     DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY, AdamWithExclusions, OptimizerConfigError, WarmupDecaySchedule,
     build_learning_rate, build_optimizer)
@@ -13,7 +13,8 @@ from tfmodels.training.precision import PRECISIONS, PrecisionError, apply_precis
 from tfmodels.training.steps import StepPlan, StepPlanError, batches, optimizer_steps_per_epoch, plan_steps
 from tfmodels.training.checkpointing import CheckpointRestoreError, latest_checkpoint, restore_model_weights
 from tfmodels.training.objectives import (
-    OBJECTIVES, Classification, MaskedLM, Objective, ObjectiveError, classification_loss_sum, get_objective)
+    OBJECTIVES, Classification, Electra, MaskedLM, Objective, ObjectiveError, classification_loss_sum,
+    get_objective)
 from tfmodels.training.preemption import PREEMPTED_EXIT_STATUS, TrainingPreempted
 from tfmodels.training.trainer import NonFiniteLossError, Trainer, TrainerConfigError, unpack_batch
 
@@ -21,13 +22,13 @@ __all__ = [
     "keep_mask", "use_fast_dropout",
     "STRATEGY_NAMES", "StrategyError", "get_strategy", "is_chief", "num_workers", "split_cpu_devices", "worker_id",
     "writable_dir",
-    "ClassificationMetrics", "MaskedLMMetrics", "confusion_matrix_batch", "masked_lm_batch_sums",
-    "metrics_from_confusion_matrix",
+    "ClassificationMetrics", "MaskedLMMetrics", "SummedMetrics", "confusion_matrix_batch", "masked_lm_batch_sums",
+    "metrics_from_confusion_matrix", "replaced_token_batch_sums",
     "DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY", "AdamWithExclusions", "OptimizerConfigError",
     "WarmupDecaySchedule", "build_learning_rate", "build_optimizer",
     "PRECISIONS", "PrecisionError", "apply_precision", "resolve_precision",
     "StepPlan", "StepPlanError", "batches", "optimizer_steps_per_epoch", "plan_steps",
-    "OBJECTIVES", "Classification", "MaskedLM", "Objective", "ObjectiveError", "get_objective",
+    "OBJECTIVES", "Classification", "Electra", "MaskedLM", "Objective", "ObjectiveError", "get_objective",
     "PREEMPTED_EXIT_STATUS", "TrainingPreempted",
     "CheckpointRestoreError", "NonFiniteLossError", "Trainer", "TrainerConfigError",
     "classification_loss_sum", "latest_checkpoint", "restore_model_weights", "unpack_batch",

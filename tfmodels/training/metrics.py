@@ -45,6 +45,23 @@ def masked_lm_batch_sums(labels, logits, mask_weights):
     return tf.reduce_sum(nll * weights), tf.reduce_sum(correct * weights), tf.reduce_sum(weights)
 
 
+def replaced_token_batch_sums(replaced, logits, token_weights):
+    """Returns (loss_sum, correct_sum, replaced_sum, token_sum) of replaced-token detection.
+
+    Args:
+      replaced: float tensor [B, L]. 1 where the token was replaced, 0 where it is the original.
+      logits: float tensor [B, L]. Discriminator logits (> 0 predicts "replaced").
+      token_weights: float tensor [B, L]. 1 for real tokens, 0 for padding.
+    """
+    replaced = tf.cast(replaced, tf.float32)
+    logits = tf.cast(logits, tf.float32)
+    weights = tf.cast(token_weights, tf.float32)
+    loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=replaced, logits=logits)
+    correct = tf.cast(tf.equal(tf.cast(logits > 0.0, tf.float32), replaced), tf.float32)
+    return (tf.reduce_sum(loss * weights), tf.reduce_sum(correct * weights),
+            tf.reduce_sum(replaced * weights), tf.reduce_sum(weights))
+
+
 def metrics_from_confusion_matrix(confusion):
     """Returns accuracy and macro precision/recall/F1 of a confusion matrix (rows = true).
 
@@ -169,3 +186,32 @@ class MaskedLMMetrics:
         loss = self.nll_sum / denominator
         return {"loss": loss, "accuracy": self.correct_sum / denominator,
                 "perplexity": math.exp(min(loss, 700.0))}
+
+
+class SummedMetrics:
+    """Streams named sums and reports the values a function computes from their totals.
+
+    Args:
+      result_fn: callable. Maps a dict of summed floats to a dict of metric values.
+    """
+
+    def __init__(self, result_fn):
+        self.result_fn = result_fn
+        self.reset()
+
+    def reset(self):
+        """Clears all accumulated sums."""
+        self.sums = {}
+
+    def update(self, sums):
+        """Adds one batch's sums (already summed across replicas).
+
+        Args:
+          sums: dict of str to float. The batch's sums by name.
+        """
+        for name, value in sums.items():
+            self.sums[name] = self.sums.get(name, 0.0) + float(value)
+
+    def result(self):
+        """Returns the metrics computed from the accumulated sums."""
+        return self.result_fn(self.sums)

@@ -1,12 +1,17 @@
 """Training objectives: what a model's logits are scored against, as small classes.
 
-The Trainer's loop never asks which objective it runs: it calls the objective for the loss and its
-denominator, the sums that evaluation reduces across replicas, the metrics built from them and the
-names of the training logs. To add an objective, subclass `Objective`, implement its methods and
+The Trainer's loop never asks which objective it runs: it calls the objective for the loss terms and
+their denominators, the sums that evaluation reduces across replicas, the metrics built from them and
+the names of the training logs. To add an objective, subclass `Objective`, implement its methods and
 register it in `OBJECTIVES` (tfmodels.choices lists the names config and flags accept).
 
+The loss rule (one home: `global_denominators` and `Objective.loss`): a loss is one or more named
+terms; each term's summed loss is divided by its own count summed across micro-batches and replicas
+(examples, mask weights, real tokens), and the terms are added with the objective's `loss_weights`.
+
 Batch formats are in ARCHITECTURE.md: classification labels are class ids [B]; masked-LM labels are
-the original ids [B, P] at `mask_positions`, with `mask_weights` [B, P] as sample weights.
+the original ids [B, P] at `mask_positions`, with `mask_weights` [B, P] as sample weights. A model
+may return a dict of outputs (ELECTRA: logits of two networks and the targets it made).
 """
 import math
 
@@ -54,14 +59,32 @@ def classification_loss_sum(labels, logits, sample_weight=None, label_smoothing=
     return tf.reduce_sum(per_example)
 
 
+def global_denominators(replica_context, local_counts):
+    """Each loss term's count summed across replicas, floored at 1e-12 (an empty batch divides safely).
+
+    Args:
+      replica_context: tf.distribute.ReplicaContext. The current replica's context.
+      local_counts: dict of str to float32 scalar. This replica's counts by loss term, already summed
+        over its micro-batches.
+    """
+    totals = replica_context.all_reduce(tf.distribute.ReduceOp.SUM, local_counts)
+    return {name: tf.maximum(count, 1e-12) for name, count in totals.items()}
+
+
 class Objective:
     """The loss and metrics of one kind of training target.
 
     Every method that takes tensors runs in replica context on the replica's share of a batch and
-    returns sums, so the Trainer can add them across micro-batches and replicas.
+    returns sums, so the Trainer can add them across micro-batches and replicas. A single-term
+    objective implements `loss_denominator` and `loss_parts`; one with several loss terms overrides
+    `loss_denominators`, `train_sums`, `loss_weights` and `stat_names` (see `Electra`).
     """
 
     name = "objective"
+    # The statistics a training step returns from `train_sums`, summed over steps for the logs.
+    stat_names = ("loss_sum", "denominator", "correct", "count")
+    # Weight of each loss term in the step's loss; a term not listed has weight 1.
+    loss_weights = {}
 
     def loss_denominator(self, features, labels, sample_weight):
         """The local count that the summed loss is divided by (after an all-reduce)."""
@@ -70,6 +93,44 @@ class Objective:
     def loss_parts(self, labels, logits, sample_weight):
         """Returns (loss_sum, denominator, correct, count) of a local batch (float32 logits)."""
         raise NotImplementedError
+
+    def loss_denominators(self, features, labels, sample_weight):
+        """The local counts by loss term that each term's summed loss is divided by (after an all-reduce).
+
+        Args:
+          features: dict of tensors. The local batch's features.
+          labels: tensor or None. The local batch's labels.
+          sample_weight: tensor or None. The local batch's sample weights.
+        """
+        return {"loss": self.loss_denominator(features, labels, sample_weight)}
+
+    def train_sums(self, labels, outputs, sample_weight):
+        """Returns (loss sums by term, statistics by `stat_names`) of a local training batch.
+
+        Args:
+          labels: tensor or None. The local batch's labels.
+          outputs: float32 tensor or dict. The model's outputs.
+          sample_weight: tensor or None. The local batch's sample weights.
+        """
+        loss_sum, denominator, correct, count = self.loss_parts(labels, outputs, sample_weight)
+        return {"loss": loss_sum}, {"loss_sum": loss_sum, "denominator": denominator, "correct": correct,
+                                    "count": count}
+
+    def loss(self, loss_sums, denominators):
+        """The replica's share of the step's loss: each term's sum over its global count, weighted.
+
+        Args:
+          loss_sums: dict of str to float32 scalar. Local loss sums by term (from `train_sums`).
+          denominators: dict of str to float32 scalar. Global counts by term (`global_denominators`).
+        """
+        total = None
+        for term, loss_sum in loss_sums.items():
+            value = loss_sum / denominators[term]
+            weight = self.loss_weights.get(term, 1.0)
+            if weight != 1.0:
+                value = value * weight
+            total = value if total is None else total + value
+        return total
 
     def eval_sums(self, labels, logits, sample_weight):
         """The sums evaluation reduces across replicas, by name."""
@@ -168,7 +229,71 @@ class MaskedLM(Objective):
         return logs
 
 
-OBJECTIVES = {"classification": Classification, "mlm": MaskedLM}
+class Electra(Objective):
+    """Replaced-token detection (ELECTRA): generator masked-LM loss + weight x discriminator loss.
+
+    The model (`tfmodels.models.ElectraPretrainer`) returns a dict: `generator_logits` [B, P, V] at
+    the masked positions, `discriminator_logits` [B, L], `replaced` [B, L] (1 where the
+    discriminator's input token differs from the original) and `discriminator_weights` [B, L]
+    (1 for real tokens, 0 for padding). The generator term (cross-entropy against the original ids,
+    weighted by mask weights) is divided by the global sum of mask weights; the discriminator term
+    (sigmoid cross-entropy on every real token) by the global number of real tokens.
+
+    Args:
+      discriminator_weight: float. Weight of the discriminator term (lambda, > 0). Defaults to 50.0
+        (Clark et al. 2020).
+    """
+
+    name = "electra"
+    stat_names = ("generator_nll_sum", "generator_correct", "generator_weight_sum",
+                  "discriminator_loss_sum", "discriminator_correct", "replaced", "discriminator_tokens")
+
+    def __init__(self, discriminator_weight=50.0):
+        if not discriminator_weight > 0 or not math.isfinite(discriminator_weight):
+            raise ObjectiveError(f"discriminator_weight must be a finite number > 0; got {discriminator_weight!r}")
+        self.discriminator_weight = float(discriminator_weight)
+        self.loss_weights = {"discriminator": self.discriminator_weight}
+
+    def loss_denominators(self, features, labels, sample_weight):
+        mask_weights = (tf.cast(tf.size(labels), tf.float32) if sample_weight is None
+                        else tf.reduce_sum(tf.cast(sample_weight, tf.float32)))
+        return {"generator": mask_weights, "discriminator": token_count(features)}
+
+    def train_sums(self, labels, outputs, sample_weight):
+        sums = self.eval_sums(labels, outputs, sample_weight)
+        return {"generator": sums["generator_nll_sum"], "discriminator": sums["discriminator_loss_sum"]}, sums
+
+    def eval_sums(self, labels, outputs, sample_weight):
+        weights = (tf.ones(tf.shape(labels), tf.float32) if sample_weight is None
+                   else tf.cast(sample_weight, tf.float32))
+        nll_sum, correct, weight_sum = metrics_lib.masked_lm_batch_sums(labels, outputs["generator_logits"], weights)
+        detection = metrics_lib.replaced_token_batch_sums(
+            outputs["replaced"], outputs["discriminator_logits"], outputs["discriminator_weights"])
+        return {"generator_nll_sum": nll_sum, "generator_correct": correct, "generator_weight_sum": weight_sum,
+                "discriminator_loss_sum": detection[0], "discriminator_correct": detection[1],
+                "replaced": detection[2], "discriminator_tokens": detection[3]}
+
+    def new_metrics(self, first_sums):
+        return metrics_lib.SummedMetrics(self.train_logs)
+
+    def accumulate(self, metrics, sums):
+        metrics.update(sums)
+
+    def train_logs(self, sums):
+        """Total loss, generator loss and accuracy, discriminator loss and accuracy, replaced fraction."""
+        masks = max(sums["generator_weight_sum"], 1e-12)
+        tokens = max(sums["discriminator_tokens"], 1e-12)
+        generator_loss = sums["generator_nll_sum"] / masks
+        discriminator_loss = sums["discriminator_loss_sum"] / tokens
+        return {"loss": generator_loss + self.discriminator_weight * discriminator_loss,
+                "generator_loss": generator_loss,
+                "generator_accuracy": sums["generator_correct"] / masks,
+                "discriminator_loss": discriminator_loss,
+                "discriminator_accuracy": sums["discriminator_correct"] / tokens,
+                "replaced_fraction": sums["replaced"] / tokens}
+
+
+OBJECTIVES = {"classification": Classification, "mlm": MaskedLM, "electra": Electra}
 assert tuple(OBJECTIVES) == OBJECTIVE_NAMES
 
 
@@ -176,7 +301,8 @@ def get_objective(objective, label_smoothing=0.0):
     """Returns an Objective from a name in OBJECTIVES, or the Objective instance given.
 
     Args:
-      objective: str or Objective. "classification" or "mlm", or an instance.
+      objective: str or Objective. "classification", "mlm" or "electra" (with its default
+        discriminator weight), or an instance.
       label_smoothing: float. For classification. Defaults to 0.0.
     """
     if isinstance(objective, Objective):

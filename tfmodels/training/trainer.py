@@ -1,8 +1,9 @@
 """Trainer: a custom step loop that trains Keras models the same way under every tf.distribute strategy.
 
 Keras 3 `Model.fit` fails under MultiWorkerMirroredStrategy, so the Trainer owns its loop:
-a `tf.function` around `strategy.run`, losses on float32 logits divided by the global number
-of examples (or of mask weights for masked-LM), `optimizer.apply`, sums reduced across replicas.
+a `tf.function` around `strategy.run`, losses on float32 logits with each loss term divided by its
+global count (examples, mask weights, real tokens; see tfmodels/training/objectives.py),
+`optimizer.apply`, sums reduced across replicas.
 
 Input contract: every replica of every worker reads the same global batch from its own
 checkpointable iterator and keeps its slice, so datasets must be deterministic (seeded shuffles)
@@ -22,7 +23,8 @@ from tfmodels.training import checkpointing, distribute, preemption
 from tfmodels.training import optimization
 from tfmodels.training import steps as steps_lib
 from tfmodels.training.dropout import use_fast_dropout
-from tfmodels.training.objectives import ObjectiveError, batch_size, get_objective, token_count
+from tfmodels.training.objectives import (ObjectiveError, batch_size, get_objective, global_denominators,
+                                         token_count)
 from tfmodels.training.progress import ConsoleProgress, StepTotals, Summaries
 
 logger = logging.getLogger(__name__)
@@ -75,6 +77,11 @@ def _local_batch(batch):
     return tf.nest.map_structure(lambda t: _replica_slice(t, replica_id, num_replicas), batch)
 
 
+def _float32_outputs(outputs):
+    """The model's outputs (a tensor or a dict of them) with floating tensors cast to float32."""
+    return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32) if t.dtype.is_floating else t, outputs)
+
+
 def _all_trainable_capable_variables(model):
     """Returns every variable that is trainable when its layer is (frozen layers included)."""
     seen, variables = set(), []
@@ -118,12 +125,13 @@ class Trainer:
 
     Args:
       model: keras.Model. Takes the features dict, returns logits ([B, C] for classification,
-        [B, P, V] for mlm).
+        [B, P, V] for mlm) or, for electra, the dict of outputs `Electra` reads.
       optimizer: keras optimizer or None. Defaults to build_optimizer("adamw", 1e-3,
         decay="constant"). An unbuilt optimizer created outside `strategy.scope()` is
         re-created from its config inside it. With a mixed_float16 policy it is wrapped in LossScaleOptimizer.
-      objective: str or tfmodels.training.objectives.Objective. "classification" or "mlm" (or an
-        Objective instance): the loss, its denominator and the metrics. Defaults to "classification".
+      objective: str or tfmodels.training.objectives.Objective. "classification", "mlm" or
+        "electra" (or an Objective instance): the loss terms, their denominators and the metrics.
+        Defaults to "classification".
       strategy: tf.distribute.Strategy or None. Defaults to the current strategy.
       model_dir: str or None. Where checkpoints and summaries go; None writes nothing.
       label_smoothing: float. Label smoothing of the "classification" objective. Defaults to 0.0.
@@ -303,18 +311,17 @@ class Trainer:
         """Computes accumulated gradients over micro-batches and applies them (replica context)."""
         context = tf.distribute.get_replica_context()
         local = [unpack_batch(_local_batch(batch)) for batch in micro_batches]
-        local_denominator = tf.add_n([self.objective.loss_denominator(*parts) for parts in local])
-        denominator = tf.maximum(context.all_reduce(_SUM, local_denominator), 1e-12)
+        local_counts = [self.objective.loss_denominators(*parts) for parts in local]
+        denominators = global_denominators(
+            context, {term: tf.add_n([counts[term] for counts in local_counts]) for term in local_counts[0]})
         regularization_share = float(context.num_replicas_in_sync * len(local))
         gradients = None
-        stats = {name: tf.constant(0.0) for name in
-                 ("loss_sum", "denominator", "correct", "count", "examples", "tokens")}
+        stats = {name: tf.constant(0.0) for name in self._stat_names}
         for features, labels, sample_weight in local:
             with tf.GradientTape() as tape:
-                logits = tf.cast(self.model(features, training=True), tf.float32)
-                loss_sum, batch_denominator, correct, count = self.objective.loss_parts(
-                    labels, logits, sample_weight)
-                loss = loss_sum / denominator
+                outputs = _float32_outputs(self.model(features, training=True))
+                loss_sums, batch_stats = self.objective.train_sums(labels, outputs, sample_weight)
+                loss = self.objective.loss(loss_sums, denominators)
                 if self.model.losses:
                     loss += tf.add_n([tf.cast(l, tf.float32) for l in self.model.losses]) / (
                         regularization_share)
@@ -326,11 +333,9 @@ class Trainer:
             else:
                 gradients = [g if a is None else (a if g is None else a + g)
                              for a, g in zip(gradients, step_gradients)]
-            for name, value in (("loss_sum", loss_sum), ("denominator", batch_denominator),
-                                ("correct", correct), ("count", count),
-                                ("examples", batch_size(features)),
-                                ("tokens", token_count(features))):
-                stats[name] += value
+            batch_stats = dict(batch_stats, examples=batch_size(features), tokens=token_count(features))
+            for name in stats:
+                stats[name] += batch_stats[name]
         if self._own_clipnorm:
             gradients = self._clip_across_replicas(context, gradients)
         # Variables the loss does not reach (e.g. the BERT pooler under mean pooling) get no update.
@@ -358,8 +363,7 @@ class Trainer:
             return self._replica_train_step(micro_batches, variables)
 
         def train_fn(iterator, num_steps):
-            totals = {name: tf.constant(0.0) for name in
-                      ("loss_sum", "denominator", "correct", "count", "examples", "tokens")}
+            totals = {name: tf.constant(0.0) for name in self._stat_names}
             first_bad_step = tf.constant(-1, tf.int64)
             for _ in tf.range(num_steps):
                 micro_batches = tuple(next(iterator) for _ in range(accumulation))
@@ -367,20 +371,25 @@ class Trainer:
                 stats = {name: self.strategy.reduce(_SUM, value, axis=None)
                          for name, value in per_replica.items()}
                 self.global_step.assign_add(1)
-                loss = stats["loss_sum"] / tf.maximum(stats["denominator"], 1e-12)
                 totals = {name: totals[name] + stats[name] for name in totals}
-                if not tf.math.is_finite(loss):
+                # The loss is a ratio of these sums: it is finite when they all are.
+                if not tf.reduce_all(tf.math.is_finite(tf.stack(list(stats.values())))):
                     first_bad_step = self.global_step.read_value()
                     break
             return totals, first_bad_step
 
         return tf.function(train_fn, reduce_retracing=True)
 
+    @property
+    def _stat_names(self):
+        """The statistics a train step sums: the objective's, then examples and real tokens."""
+        return tuple(self.objective.stat_names) + ("examples", "tokens")
+
     def _replica_eval_step(self, batch):
         """Returns the local sums of loss and metrics of one batch (replica context)."""
         features, labels, sample_weight = unpack_batch(_local_batch(batch))
-        logits = tf.cast(self.model(features, training=False), tf.float32)
-        return self.objective.eval_sums(labels, logits, sample_weight)
+        outputs = _float32_outputs(self.model(features, training=False))
+        return self.objective.eval_sums(labels, outputs, sample_weight)
 
     def _make_eval_fn(self):
         def eval_fn(batch):
@@ -736,7 +745,7 @@ class Trainer:
         return float(self._agree_fn(tf.constant(1.0 if requested else 0.0))) > 0
 
     def _raise_non_finite(self, bad_step, totals):
-        loss = totals["loss_sum"] / max(totals["denominator"], 1e-12)
+        loss = self.objective.train_logs(totals)["loss"]
         last_good = self._checkpoints.latest if self._checkpoints else None
         raise NonFiniteLossError(
             f"loss is {loss} at step {bad_step}; last good checkpoint: {last_good}")

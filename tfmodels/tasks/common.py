@@ -309,9 +309,11 @@ def make_optimizer(tc: TrainerConfig, total: int, learning_rate: float | None = 
                                                             layer_multipliers=layers))
 
 
-def make_trainer(run: Run, tc: TrainerConfig, model, optimizer, model_dir: str, objective: str = "classification",
+def make_trainer(run: Run, tc: TrainerConfig, model, optimizer, model_dir: str, objective="classification",
                  section: str | None = None, previous_phase=None):
     """The stage's Trainer: `TrainerConfig.trainer_args` states how the config maps to it.
+
+    `objective` is a name in `tfmodels.choices.OBJECTIVES` or an Objective instance (e.g. `Electra`).
 
     `recompute` is a runtime setting of the model (activation recomputation), not a Trainer argument.
     `section` names `tc` in errors ("trainer" or "pretrain"; found by identity when not given).

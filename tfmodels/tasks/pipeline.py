@@ -2,12 +2,16 @@
 
 Stages (each prints a banner and its wall time):
     1. vocabulary   WordPiece vocab from the pretraining corpus (training texts only)
-    2. pretrain     masked-LM pretraining of a BERT encoder            → <run>/pretrain/
+    2. pretrain     `pretrain.objective` pretraining of a BERT encoder, then the optional
+                    in-domain phase                                    → <run>/pretrain/
     3. finetune     classifier on the pretrained encoder               → <run>/finetune/
     4. random_init  the same classifier from random initialization     → <run>/random_init/
-    5. evaluate     test-split metrics of both and of a TF-IDF baseline
-    6. export       SavedModel with a raw-string signature, then predictions through it
-Results go to <run>/results.md and <run>/results.json.
+                    (and the LSTM of `study.lstm_config`               → <run>/lstm/)
+    5. evaluate     validation and test metrics, next to a TF-IDF baseline
+    6. export       SavedModel with a raw-string signature, then predictions through it, and the
+                    out-of-corpus check set through it
+With `study.seeds` N > 1, stages 3–4 run per seed into <run>/seed_<seed>/. Results go to
+<run>/results.md, <run>/results.json and <run>/validation_curves.png.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
 """tf.data pipelines: shapes, dtypes, packing, masking statistics, determinism, sharding."""
+import time
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -71,6 +73,42 @@ def test_classification_seeded_shuffle_and_shard(tokenizer, examples):
         pipelines.classification_dataset(examples, tokenizer, 16, 50, shard=(2, 2))
     with pytest.raises(ValueError, match="batch_size=0 invalid"):
         pipelines.classification_dataset(examples, tokenizer, 16, 0)
+
+
+class _SlowFirstBatchTokenizer:
+    """A tokenizer that waits on the batch holding `slow_text`, so later batches finish first."""
+
+    def __init__(self, tokenizer, slow_text):
+        self._tokenizer, self._slow_text = tokenizer, slow_text
+
+    def token_to_id(self, token):
+        return self._tokenizer.token_to_id(token)
+
+    def __call__(self, texts):
+        slow = tf.reduce_any(tf.equal(texts, self._slow_text))
+        waited = tf.py_function(lambda s: time.sleep(0.5 if s else 0.0) or 0, [slow], tf.int32)
+        with tf.control_dependencies([waited]):
+            return self._tokenizer(tf.identity(texts))
+
+
+def test_classification_keeps_each_text_with_its_label_when_not_deterministic(tokenizer, examples,
+                                                                              monkeypatch):
+    # Labels are zipped with the tokenized texts by position: tokenizing batches out of order
+    # (deterministic=False) used to pair texts with other examples' labels.
+    monkeypatch.setattr(pipelines, "_TOKENIZE_BATCH", 4)
+    subset = TextExamples(list(examples.texts[:16]), np.arange(16))  # one label per example
+    slow = _SlowFirstBatchTokenizer(tokenizer, subset.texts[0])
+
+    def pairs(ds):
+        return sorted((tuple(ids[mask > 0]), int(label)) for features, labels in ds
+                      for ids, mask, label in zip(features["token_ids"].numpy(),
+                                                  features["padding_mask"].numpy(), labels.numpy()))
+
+    expected = pairs(pipelines.classification_dataset(subset, tokenizer, 32, 16, shuffle=False))
+    for shuffle in (False, True):
+        fast_path = pipelines.classification_dataset(subset, slow, 32, 4, shuffle=shuffle,
+                                                     deterministic=False, dynamic_padding=True)
+        assert pairs(fast_path) == expected
 
 
 def test_mlm_shapes_and_masking_statistics(tokenizer, lines):

@@ -211,7 +211,8 @@ def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
     special = _special_ids(tokenizer)
     segments = [examples.texts] + ([examples.text_pairs] if examples.text_pairs is not None
                                    else [])
-    tokens = _tokenized_segments(segments, tokenizer, sequence_length, deterministic)
+    # In order whatever `deterministic` says: the labels are zipped with the tokens by position.
+    tokens = _tokenized_segments(segments, tokenizer, sequence_length, deterministic=True)
     labels = tf.data.Dataset.from_tensor_slices(examples.labels.astype(np.int32))
     dataset = tf.data.Dataset.zip((tokens, labels))
     dataset, batch_size = _shard(dataset, shard, input_context, batch_size)

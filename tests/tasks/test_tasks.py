@@ -77,6 +77,8 @@ def test_pipeline_end_to_end_on_a_tiny_config(tmp_path):
         saved = json.load(f)
     for key in ("pretrained_finetuned", "random_init", "tfidf_logreg"):
         assert 0.0 <= saved["test"][key]["accuracy"] <= 1.0
+    for key in ("pretrained_finetuned", "random_init"):  # the picture's validation curves
+        assert saved["seeds"][0]["curves"][key], key
     assert set(saved["stage_seconds"]) == {"vocabulary", "pretrain", "finetune", "random_init", "evaluate",
                                            "export"}
     predictions = {p["input"]: p for p in results["predictions"]}

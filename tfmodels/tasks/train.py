@@ -14,7 +14,8 @@ def run(config: ExperimentConfig) -> dict:
 
     Returns:
         dict with `history` (per-epoch logs and `evaluations`, every validation evaluation with its
-        optimizer step), `metrics` (per split), `model_dir` and `output_dir`.
+        optimizer step; also at the top level as `evaluations`, as finetune.run returns it), `metrics` (per
+        split), `model_dir` and `output_dir`.
     """
     started = common.start_run(config)
     if config.model.kind == "mlp":
@@ -90,5 +91,5 @@ def fit_and_save(started: common.Run, model, train, evaluation: dict, num_train:
     common.save_model(model, model_file or started.path(common.MODEL_FILE))
     common.write_json(started.path(common.METRICS_FILE),
                       common.run_metrics(metrics, history["evaluations"], class_weights))
-    return {"history": history, "metrics": metrics, "model_dir": started.model_dir,
-            "output_dir": started.output_dir}
+    return {"history": history, "metrics": metrics, "evaluations": history["evaluations"],
+            "model_dir": started.model_dir, "output_dir": started.output_dir}

@@ -177,7 +177,10 @@ class PretrainConfig(TrainerConfig):
     and the encoder learns which tokens were replaced; loss = generator loss + `electra_weight` x
     detection loss). `dropout` replaces `model.dropout` while pretraining (0 turns it off); the saved
     encoder keeps `model.dropout`. `in_domain_steps` > 0 adds a second phase of that many steps on
-    the training split's texts only (never validation or test) after the general corpus.
+    the training split's texts only (never validation or test) after the general corpus. Its
+    windows are `in_domain_sequence_length` tokens (None: the general phase's); with
+    `in_domain_packing` false each window holds one review, as fine-tuning sees it, instead of
+    consecutive reviews packed together.
     """
 
     objective: str = "mlm"
@@ -186,6 +189,8 @@ class PretrainConfig(TrainerConfig):
     electra_weight: float = 50.0
     in_domain_steps: int = 0
     in_domain_learning_rate: float | None = None  # None: the stage's learning_rate
+    in_domain_sequence_length: int | None = None
+    in_domain_packing: bool = True
 
 
 @dataclasses.dataclass
@@ -327,7 +332,7 @@ _RANGES = {
     **_trainer_ranges("trainer"), **_trainer_ranges("pretrain"),
     "pretrain.dropout": _between(0, 1), "pretrain.generator_width": _between(0, 1, high_included=True),
     "pretrain.electra_weight": _positive(), "pretrain.in_domain_steps": _at_least(0),
-    "pretrain.in_domain_learning_rate": _positive(),
+    "pretrain.in_domain_learning_rate": _positive(), "pretrain.in_domain_sequence_length": _at_least(3),
     "study.seeds": _at_least(1),
     "finetune.top_k": _at_least(1), "finetune.unfreeze_every_epochs": _at_least(1),
     "finetune.lora_rank": _at_least(1), "finetune.frozen_epochs": _at_least(0),

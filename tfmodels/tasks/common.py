@@ -254,11 +254,13 @@ def encoder_overrides(config: ExperimentConfig) -> dict:
 
 def build_encoder(config: ExperimentConfig, vocabulary_size: int):
     m = config.model
-    for key in ("sequence_length", "pretrain_sequence_length"):
-        length = getattr(config.data, key)
+    lengths = {"data.sequence_length": config.data.sequence_length,
+               "data.pretrain_sequence_length": config.data.pretrain_sequence_length,
+               "pretrain.in_domain_sequence_length": config.pretrain.in_domain_sequence_length}
+    for key, length in lengths.items():
         if length is not None and length > m.max_sequence_length:
-            raise ConfigError(f"data.{key}={length} exceeds model.max_sequence_length={m.max_sequence_length}; "
-                              f"allowed: data.{key} <= model.max_sequence_length")
+            raise ConfigError(f"{key}={length} exceeds model.max_sequence_length={m.max_sequence_length}; "
+                              f"allowed: {key} <= model.max_sequence_length")
     return tfm_models.build_bert_encoder(m.variant, vocabulary_size=vocabulary_size,
                                          max_sequence_length=m.max_sequence_length, dropout=m.dropout,
                                          **encoder_overrides(config))

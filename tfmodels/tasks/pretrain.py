@@ -29,17 +29,32 @@ def run(config: ExperimentConfig, model_dir: str | None = None) -> dict:
     return pretrain_encoder(started, corpus.texts, vocab_path)
 
 
-def mlm_datasets(config: ExperimentConfig, texts, tokenizer, tc=None):
+def mlm_windows(config: ExperimentConfig, phase: str = "general") -> tuple[int, bool]:
+    """(sequence length, packing) of a pretraining phase's masked-LM windows.
+
+    The general phase packs consecutive lines into `data.pretrain_sequence_length` windows; the
+    in-domain phase uses `pretrain.in_domain_sequence_length` and `pretrain.in_domain_packing` when set.
+    """
+    d, tc = config.data, config.pretrain
+    general = d.pretrain_sequence_length or d.sequence_length
+    if phase == "in_domain":
+        return tc.in_domain_sequence_length or general, tc.in_domain_packing
+    return general, True
+
+
+def mlm_datasets(config: ExperimentConfig, texts, tokenizer, tc=None, phase: str = "general"):
     """Train and held-out masked-LM datasets; the held-out part is every 100th line.
 
     Args:
         tc: TrainerConfig | None. The phase's settings (batch size). Defaults to `config.pretrain`.
+        phase: str. general or in_domain: which windows (`mlm_windows`).
     """
     d = config.data
-    sequence_length = d.pretrain_sequence_length or d.sequence_length
+    sequence_length, packing = mlm_windows(config, phase)
     heldout = texts[::100]
     train_texts = [t for i, t in enumerate(texts) if i % 100]
-    kwargs = dict(mask_rate=d.mask_rate, max_predictions=d.max_predictions, whole_word=d.whole_word_masking)
+    kwargs = dict(mask_rate=d.mask_rate, max_predictions=d.max_predictions, whole_word=d.whole_word_masking,
+                  pack_documents=packing)
     train = tfm_data.mlm_dataset(train_texts, tokenizer, sequence_length, common.batch_size(config, tc or config.pretrain),
                                  shuffle=True,
                                  repeat=True, seed=config.seed, **kwargs)
@@ -118,7 +133,7 @@ def run_phase(started: common.Run, model_and_objective, phase: str, texts, token
     """
     config = started.config
     model, objective = model_and_objective
-    train, heldout, num_train = mlm_datasets(config, texts, tokenizer, tc)
+    train, heldout, num_train = mlm_datasets(config, texts, tokenizer, tc, phase)
     if config.pretrain.objective == "electra":
         train, heldout = tfm_data.electra_dataset(train), tfm_data.electra_dataset(heldout)
     print(f"pretraining phase {phase}: {tc.steps:,} steps on {num_train:,} lines", flush=True)

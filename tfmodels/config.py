@@ -177,10 +177,10 @@ class PretrainConfig(TrainerConfig):
     and the encoder learns which tokens were replaced; loss = generator loss + `electra_weight` x
     detection loss). `dropout` replaces `model.dropout` while pretraining (0 turns it off); the saved
     encoder keeps `model.dropout`. `in_domain_steps` > 0 adds a second phase of that many steps on
-    the training split's texts only (never validation or test) after the general corpus. Its
-    windows are `in_domain_sequence_length` tokens (None: the general phase's); with
-    `in_domain_packing` false each window holds one review, as fine-tuning sees it, instead of
-    consecutive reviews packed together.
+    the training split's texts only (never validation or test) after the general corpus. With
+    `in_domain_packing` false each of its windows holds one review, as fine-tuning sees it, in
+    `data.sequence_length` tokens, instead of consecutive reviews packed into the general phase's
+    windows; `in_domain_sequence_length` sets the window length explicitly.
     """
 
     objective: str = "mlm"

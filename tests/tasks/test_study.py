@@ -81,7 +81,9 @@ def test_in_domain_windows_hold_one_review_each_when_not_packed():
                                 "pretrain.in_domain_packing=false"])
     assert pretrain.mlm_windows(config, "general") == (64, True)
     assert pretrain.mlm_windows(config, "in_domain") == (128, False)
-    assert pretrain.mlm_windows(load_config(DEMO), "in_domain") == (64, True)
+    packed = ["data.pretrain_sequence_length=64", "pretrain.in_domain_packing=true"]
+    assert pretrain.mlm_windows(load_config(DEMO, packed), "in_domain") == (64, True)
+    assert pretrain.mlm_windows(load_config(DEMO, ["data.sequence_length=96"]), "in_domain") == (96, False)
     from tfmodels import data as tfm_data
     reviews = ["这本书很好看", "质量太差了，不推荐", "好"]
     tokenizer = tfm_data.make_tokenizer(sorted(set("".join(reviews))) + ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])

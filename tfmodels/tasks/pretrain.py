@@ -32,14 +32,17 @@ def run(config: ExperimentConfig, model_dir: str | None = None) -> dict:
 def mlm_windows(config: ExperimentConfig, phase: str = "general") -> tuple[int, bool]:
     """(sequence length, packing) of a pretraining phase's masked-LM windows.
 
-    The general phase packs consecutive lines into `data.pretrain_sequence_length` windows; the
-    in-domain phase uses `pretrain.in_domain_sequence_length` and `pretrain.in_domain_packing` when set.
+    The general phase packs consecutive lines into `data.pretrain_sequence_length` windows. The
+    in-domain phase packs the same way, or with `pretrain.in_domain_packing` false puts one review
+    in each window of `data.sequence_length` tokens, as fine-tuning sees it;
+    `pretrain.in_domain_sequence_length` sets its length explicitly.
     """
     d, tc = config.data, config.pretrain
     general = d.pretrain_sequence_length or d.sequence_length
-    if phase == "in_domain":
-        return tc.in_domain_sequence_length or general, tc.in_domain_packing
-    return general, True
+    if phase != "in_domain":
+        return general, True
+    default = general if tc.in_domain_packing else d.sequence_length
+    return tc.in_domain_sequence_length or default, tc.in_domain_packing
 
 
 def mlm_datasets(config: ExperimentConfig, texts, tokenizer, tc=None, phase: str = "general"):

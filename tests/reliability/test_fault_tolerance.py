@@ -19,7 +19,8 @@ TINY_PRETRAIN = ["--config=configs/demo_zh_sentiment.yaml", "--precision=float32
                  "--override=data.sequence_length=32", "--override=data.limit=256", "--override=data.vocab_size=600",
                  "--override=pretrain.batch_size=16", "--override=pretrain.steps=30",
                  "--override=pretrain.checkpoint_every_steps=3", "--override=pretrain.keep_checkpoints=20",
-                 "--override=pretrain.log_every_steps=5", "--override=model.dropout=0.1"]
+                 "--override=pretrain.log_every_steps=5", "--override=model.dropout=0.1",
+                 "--override=pretrain.dropout=null", "--override=pretrain.in_domain_steps=6"]
 
 
 def model_weights(model_dir):

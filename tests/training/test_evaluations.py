@@ -111,6 +111,20 @@ def test_resume_keeps_the_evaluations_best_value_and_patience(tmp_path, crash_st
     assert _best_record(tmp_path / "run") == pytest.approx(_best_record(tmp_path / "reference"))
 
 
+def test_a_checkpoint_at_an_epoch_end_records_that_epochs_evaluation(tmp_path):
+    # A checkpoint every 6 steps falls on the epoch's end (12): it is written after the epoch-end
+    # evaluation, so a run resumed from it still has the evaluation at 12.
+    train, validation = _peaking_data()
+    expected = _trainer(str(tmp_path / "reference"), checkpoint_every_steps=6).fit(train, validation, epochs=2)
+    killed = _trainer(str(tmp_path / "run"), checkpoint_every_steps=6)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        killed.fit(train, validation, epochs=2, callbacks=[CrashAt(13)])
+    assert tf.train.latest_checkpoint(str(tmp_path / "run")).endswith("ckpt-12")
+    got = _trainer(str(tmp_path / "run"), checkpoint_every_steps=6).fit(_peaking_data()[0], validation, epochs=2)
+    assert [e["step"] for e in got["evaluations"]] == [e["step"] for e in expected["evaluations"]]
+    assert [e["step"] for e in got["evaluations"]] == [3, 6, 9, 12, 15, 18, 21, 24]
+
+
 def test_a_second_phase_continues_steps_best_and_evaluations(tmp_path):
     train, validation = _peaking_data()
     first = _trainer(str(tmp_path / "first"))

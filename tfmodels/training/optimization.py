@@ -163,7 +163,7 @@ def build_optimizer(name="adamw", learning_rate=1e-3, *, weight_decay=0.01, warm
                     warmup_fraction=None, decay="linear", total_steps=None, end_learning_rate=0.0,
                     clipnorm=None, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
                     exclude_from_weight_decay=DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
-                    lr_multipliers=None):
+                    lr_multipliers=None, ema_decay=None):
     """Builds Adam or AdamW (decoupled weight decay) with a warmup + decay learning-rate schedule.
 
     Build it inside `strategy.scope()` (or let the Trainer build it there).
@@ -185,6 +185,10 @@ def build_optimizer(name="adamw", learning_rate=1e-3, *, weight_decay=0.01, warm
         Defaults to LayerNorm, layer_norm, layer_normalization, batch_normalization and bias.
       lr_multipliers: dict of str to float or None. Variable-path regex -> learning-rate factor,
         e.g. {"head": 10.0} for a new classification head. Defaults to None.
+      ema_decay: float or None. Also keep an exponential moving average of the weights, updated
+        after every step as average = ema_decay * average + (1 - ema_decay) * weights (Polyak
+        averaging; Keras' `use_ema`). The Trainer evaluates, keeps best/ and ends training with the
+        average (`averaged_weights`). None keeps no average. Defaults to None.
 
     Example:
       >>> optimizer = build_optimizer("adamw", 3e-5, warmup_fraction=0.1, total_steps=1000)
@@ -199,6 +203,8 @@ def build_optimizer(name="adamw", learning_rate=1e-3, *, weight_decay=0.01, warm
     for key, value in (("beta_1", beta_1), ("beta_2", beta_2)):
         if not 0.0 <= value < 1.0:
             raise OptimizerConfigError(f"{key} must be in [0, 1); got {value}")
+    if ema_decay is not None and not 0.0 < ema_decay < 1.0:
+        raise OptimizerConfigError(f"ema_decay must be in (0, 1) or None; got {ema_decay}")
     schedule = build_learning_rate(learning_rate, total_steps, warmup_steps, warmup_fraction,
                                    decay, end_learning_rate)
     use_decay = name == "adamw" and weight_decay
@@ -206,4 +212,5 @@ def build_optimizer(name="adamw", learning_rate=1e-3, *, weight_decay=0.01, warm
         learning_rate=schedule, weight_decay=weight_decay if use_decay else None,
         beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, global_clipnorm=clipnorm,
         exclude_from_weight_decay_patterns=exclude_from_weight_decay if use_decay else (),
-        lr_multipliers=lr_multipliers, name=name)
+        lr_multipliers=lr_multipliers, use_ema=ema_decay is not None, ema_momentum=ema_decay or 0.99,
+        name=name)

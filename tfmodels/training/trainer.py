@@ -9,6 +9,7 @@ Input contract: every replica of every worker reads the same global batch from i
 checkpointable iterator and keeps its slice, so datasets must be deterministic (seeded shuffles)
 and identical on all workers. Do not shard them per worker.
 """
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -123,6 +124,10 @@ class Trainer:
     trainable variables; `on_trainability_changed()` forces it. The optimizer is built for all
     variables that can become trainable, so frozen layers can be unfrozen later.
 
+    With an optimizer that keeps a moving average of the weights (`build_optimizer(ema_decay=...)`,
+    `trainer.ema_decay`), training steps update the trained weights, while evaluations, `best/` and
+    the model after `fit` use the average; checkpoints hold both, so resume stays exact.
+
     Args:
       model: keras.Model. Takes the features dict, returns logits ([B, C] for classification,
         [B, P, V] for mlm) or, for electra, the dict of outputs `Electra` reads.
@@ -220,6 +225,7 @@ class Trainer:
         self._checkpoints = None
         self._sigterm = None
         self._agree_fn = None
+        self._trained_weights = None  # the trained weights while the model holds their average after fit
         self.stop_training = False
 
     @classmethod
@@ -474,6 +480,7 @@ class Trainer:
         """
         if self.eval_every_steps and validation_data is None:
             raise TrainerConfigError(f"eval_every_steps={self.eval_every_steps} needs validation_data")
+        self._put_back_trained_weights()  # a second fit trains on from the trained weights, not their average
         run = _FitRun(train_data, validation_data, self._plan(train_data, epochs, steps, steps_per_epoch))
         run.callbacks = self._callback_list(callbacks, run.plan)
         run.iterator = self._iterator_for(train_data, repeat=run.plan.steps_per_epoch is not None)
@@ -484,6 +491,7 @@ class Trainer:
             with preemption.SigtermWatcher() as self._sigterm:
                 run.callbacks.on_train_begin()
                 self._fit_epochs(run)
+                self._hold_averaged_weights()
                 run.callbacks.on_train_end(_last_logs(run.history))
                 self._report_weights_digest()
                 run.history["evaluations"] = self.evaluations
@@ -620,7 +628,8 @@ class Trainer:
         step = int(self.global_step.numpy())
         if run.last_evaluation is not None and run.last_evaluation[0] == step:
             return run.last_evaluation[1]  # already evaluated at this step (mid-epoch, or stopped early)
-        values = self.evaluate(run.validation_data)
+        with self.averaged_weights():
+            values = self.evaluate(run.validation_data)
         run.summaries.validation(values, step)
         run.progress.validation(values, step)
         val_logs = {f"val_{k}": v for k, v in values.items() if k != "confusion_matrix"}
@@ -676,7 +685,7 @@ class Trainer:
             if self._evaluation_due(run, step, epoch_end):
                 self._evaluate(run, epoch)
                 self._check_early_stopping(run)
-            if self.checkpoint_every_steps and step % self.checkpoint_every_steps == 0:
+            if self._periodic_save_due(step, epoch_end, plan.total_steps):
                 self._save()
             log_now = step - last_log_step >= self.log_every_steps
             step_logs = interval_totals.logs()
@@ -694,6 +703,12 @@ class Trainer:
         logs = epoch_totals.logs(with_speed=True)
         run.progress.end(logs)
         return logs, completed
+
+    def _periodic_save_due(self, step, epoch_end, total_steps):
+        """Whether a `checkpoint_every_steps` checkpoint falls on `step`. A step that ends the epoch or
+        the run is saved by `_fit_epochs` after its evaluation, so that the checkpoint records it."""
+        return (bool(self.checkpoint_every_steps) and step % self.checkpoint_every_steps == 0
+                and step != epoch_end and step != total_steps)
 
     def _steps_this_call(self, step, epoch_end, total_steps):
         """Returns how many steps the next tf.function call may run without crossing a boundary."""
@@ -765,7 +780,52 @@ class Trainer:
 
     def _save_best(self):
         if self._checkpoints is not None:
-            self._checkpoints.save_best(int(self.global_step.numpy()), self._best.metric, self._best.best)
+            with self.averaged_weights():
+                self._checkpoints.save_best(int(self.global_step.numpy()), self._best.metric, self._best.best)
+
+    # ---------------------------------------------------------------- weight averaging (ema_decay)
+
+    def _weight_averages(self):
+        """(variable, moving average) pairs of an optimizer built with `ema_decay`, else []."""
+        inner = self._inner_optimizer
+        if not getattr(inner, "use_ema", False):
+            return []
+        return [(variable, average) for variable, average
+                in zip(inner._trainable_variables, inner._model_variables_moving_average) if average is not None]
+
+    @contextlib.contextmanager
+    def averaged_weights(self):
+        """Puts the optimizer's moving average of the weights into the model for the block, then the
+        trained weights back (bit for bit). Without `ema_decay` (or after `fit`, when the model already
+        holds the average) the model is left as it is.
+
+        Example:
+          >>> with trainer.averaged_weights():
+          ...     metrics = trainer.evaluate(validation_data)
+        """
+        pairs = [] if self._trained_weights is not None else self._weight_averages()
+        trained = [variable.numpy() for variable, _ in pairs]
+        for variable, average in pairs:
+            variable.assign(average)
+        try:
+            yield
+        finally:
+            for (variable, _), value in zip(pairs, trained):
+                variable.assign(value)
+
+    def _hold_averaged_weights(self):
+        """After fit: the model holds the average; the trained weights are kept for a later fit."""
+        pairs = self._weight_averages()
+        if pairs and self._trained_weights is None:
+            self._trained_weights = [variable.numpy() for variable, _ in pairs]
+            for variable, average in pairs:
+                variable.assign(average)
+
+    def _put_back_trained_weights(self):
+        if self._trained_weights is not None:
+            for (variable, _), value in zip(self._weight_averages(), self._trained_weights):
+                variable.assign(value)
+            self._trained_weights = None
 
     def restore_best(self):
         """Loads the best checkpoint's weights (`model_dir/best/`) into the model.

@@ -288,14 +288,14 @@ def _at_least(low: float):
     return (lambda v: v is None or v >= low), f">= {low:g}"
 
 
-def _between(low: float, high: float, high_included: bool = False):
-    if high_included:
-        return (lambda v: v is None or low <= v <= high), f"in [{low:g}, {high:g}]"
-    return (lambda v: v is None or low <= v < high), f"in [{low:g}, {high:g})"
-
-
-def _strictly_between(low: float, high: float):
-    return (lambda v: v is None or low < v < high), f"in ({low:g}, {high:g})"
+def _between(low: float, high: float, high_included: bool = False, low_included: bool = True):
+    def rule(v):
+        if v is None:
+            return True
+        above = low <= v if low_included else low < v
+        below = v <= high if high_included else v < high
+        return above and below
+    return rule, f"in {'[' if low_included else '('}{low:g}, {high:g}{']' if high_included else ')'}"
 
 
 def _positive():
@@ -316,7 +316,7 @@ def _trainer_ranges(section: str) -> dict:
         "steps_per_execution": _at_least(1), "checkpoint_every_steps": _at_least(1),
         "keep_checkpoints": _at_least(1), "log_every_steps": _at_least(1),
         "early_stopping_patience": _at_least(1), "eval_every_steps": _at_least(1),
-        "layer_decay": _layer_decay_rule(section), "ema_decay": _strictly_between(0, 1)}.items()}
+        "layer_decay": _layer_decay_rule(section), "ema_decay": _between(0, 1, low_included=False)}.items()}
 
 
 def _layer_decay_rule(section: str):

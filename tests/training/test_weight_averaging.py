@@ -100,3 +100,12 @@ def test_invalid_decay_is_named():
         build_optimizer("adamw", 1e-3, decay="constant", ema_decay=1.0)
     with pytest.raises(ConfigError, match=r"trainer\.ema_decay"):
         load_config("configs/mlp_digits.yaml", overrides=["trainer.ema_decay=1.5"])
+
+
+def test_loss_scaled_float16_on_two_replicas_keeps_a_finite_average():
+    from tfmodels.training import apply_precision
+    apply_precision("mixed_float16")
+    trainer = _fit(validate=True, dropout=0.0, strategy=get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"]))
+    assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert all(np.isfinite(average).all() for average in _averages(trainer))
+    assert any(not np.array_equal(a, t) for a, t in zip(_averages(trainer), trainer._trained_weights))

@@ -793,6 +793,20 @@ class Trainer:
         return [(variable, average) for variable, average
                 in zip(inner._trainable_variables, inner._model_variables_moving_average) if average is not None]
 
+    def _put_in_averages(self):
+        """Assigns the moving averages to the model's variables; returns the trained values they
+        replaced ([] without `ema_decay`)."""
+        pairs = self._weight_averages()
+        trained = [variable.numpy() for variable, _ in pairs]
+        for variable, average in pairs:
+            variable.assign(average)
+        return trained
+
+    def _put_back(self, trained):
+        """Assigns trained values returned by `_put_in_averages` back to the model's variables."""
+        for (variable, _), value in zip(self._weight_averages(), trained):
+            variable.assign(value)
+
     @contextlib.contextmanager
     def averaged_weights(self):
         """Puts the optimizer's moving average of the weights into the model for the block, then the
@@ -803,28 +817,20 @@ class Trainer:
           >>> with trainer.averaged_weights():
           ...     metrics = trainer.evaluate(validation_data)
         """
-        pairs = [] if self._trained_weights is not None else self._weight_averages()
-        trained = [variable.numpy() for variable, _ in pairs]
-        for variable, average in pairs:
-            variable.assign(average)
+        trained = self._put_in_averages() if self._trained_weights is None else []
         try:
             yield
         finally:
-            for (variable, _), value in zip(pairs, trained):
-                variable.assign(value)
+            self._put_back(trained)
 
     def _hold_averaged_weights(self):
         """After fit: the model holds the average; the trained weights are kept for a later fit."""
-        pairs = self._weight_averages()
-        if pairs and self._trained_weights is None:
-            self._trained_weights = [variable.numpy() for variable, _ in pairs]
-            for variable, average in pairs:
-                variable.assign(average)
+        if self._trained_weights is None:
+            self._trained_weights = self._put_in_averages() or None
 
     def _put_back_trained_weights(self):
         if self._trained_weights is not None:
-            for (variable, _), value in zip(self._weight_averages(), self._trained_weights):
-                variable.assign(value)
+            self._put_back(self._trained_weights)
             self._trained_weights = None
 
     def restore_best(self):

@@ -158,6 +158,16 @@ def test_mlm_packing_fills_sequences_and_is_deterministic(tokenizer, lines):
     assert not np.array_equal(*epochs)  # fresh shuffle and masks every epoch
 
 
+def test_a_held_out_set_masks_the_same_tokens_on_every_pass(tokenizer, lines):
+    def passes(fresh_masks):
+        dataset = pipelines.mlm_dataset(lines[:300], tokenizer, 64, 16, seed=5, shuffle=False,
+                                        fresh_masks=fresh_masks)
+        return [np.concatenate([features["token_ids"].numpy() for features, _, _ in dataset]) for _ in range(2)]
+
+    np.testing.assert_array_equal(*passes(fresh_masks=False))
+    assert not np.array_equal(*passes(fresh_masks=True))
+
+
 def test_whole_word_masking_selects_all_pieces():
     vocab = list(vocab_lib.RESERVED_TOKENS) + ["un", "##believ", "##able", "good", "day"]
     masker = pipelines.MaskedLMMasker(vocab, max_predictions=4, mask_rate=0.3,

@@ -365,7 +365,7 @@ def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15
                 max_predictions=None, whole_word=False, seed=42, shuffle=True, repeat=False,
                 cache=True, deterministic=True, drop_remainder=False, pack_documents=True,
                 lines_per_pack=256, mask_token_rate=0.8, random_token_rate=0.1,
-                shard=None, input_context=None):
+                fresh_masks=True, shard=None, input_context=None):
     """Builds the masked-LM pretraining pipeline with dynamic masking.
 
     Lines are tokenized once and cached. Each epoch the lines are reshuffled (seeded);
@@ -373,7 +373,9 @@ def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15
     `sequence_length - 2` token rows (short People's Daily sentences fill whole
     sequences, long lines are not truncated away); otherwise each line is one sequence,
     truncated. Each row gets [CLS] ... [SEP] and padding, then a fresh mask per epoch
-    drawn from a seeded random stream (deterministic for a given seed).
+    drawn from a seeded random stream (deterministic for a given seed). A held-out set
+    takes `fresh_masks=False`: every pass masks the same tokens, so its evaluations
+    are comparable across steps, phases and resumed runs.
 
     Args:
         texts: list[str]. Corpus lines.
@@ -393,6 +395,8 @@ def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15
         lines_per_pack: int. Lines concatenated per packing group. Defaults to 256.
         mask_token_rate: float. Selected tokens replaced by [MASK]. Defaults to 0.8.
         random_token_rate: float. Selected tokens replaced by a random token. Defaults to 0.1.
+        fresh_masks: bool. Draw new masks on every pass over the data; False repeats the
+            first pass's masks (with `shuffle=False`, the same batches). Defaults to True.
         shard: tuple(int, int) | None. Explicit (num_shards, index) sharding.
         input_context: tf.distribute.InputContext | None. Per-pipeline sharding.
 
@@ -428,7 +432,7 @@ def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15
             lambda batch: _pack_lines(batch, body_length),
             num_parallel_calls=AUTOTUNE, deterministic=deterministic).unbatch()
     batches = lines.ragged_batch(batch_size, drop_remainder=drop_remainder)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=fresh_masks).batch(2)
 
     def to_mlm(tokens_batch, batch_seed):
         if isinstance(tokens_batch, tuple):  # unpacked lines keep the 1-segment tuple

@@ -46,7 +46,8 @@ def mlm_windows(config: ExperimentConfig, phase: str = "general") -> tuple[int, 
 
 
 def mlm_datasets(config: ExperimentConfig, texts, tokenizer, tc=None, phase: str = "general"):
-    """Train and held-out masked-LM datasets; the held-out part is every 100th line.
+    """Train and held-out masked-LM datasets; the held-out part is every 100th line, masked the same
+    way at every evaluation.
 
     Args:
         tc: TrainerConfig | None. The phase's settings (batch size). Defaults to `config.pretrain`.
@@ -62,7 +63,7 @@ def mlm_datasets(config: ExperimentConfig, texts, tokenizer, tc=None, phase: str
                                  shuffle=True,
                                  repeat=True, seed=config.seed, **kwargs)
     evaluation = tfm_data.mlm_dataset(heldout, tokenizer, sequence_length, d.eval_batch_size, shuffle=False,
-                                      repeat=False, seed=config.seed, **kwargs)
+                                      repeat=False, seed=config.seed, fresh_masks=False, **kwargs)
     return train, evaluation, len(train_texts)
 
 

@@ -158,6 +158,41 @@ def test_mlm_packing_fills_sequences_and_is_deterministic(tokenizer, lines):
     assert not np.array_equal(*epochs)  # fresh shuffle and masks every epoch
 
 
+def _unmasked_rows(features, mask_ids, weights):
+    """The batch's token ids with the original tokens written back at the masked positions."""
+    token_ids = features["token_ids"].numpy().copy()
+    for row, (positions, ids, used) in enumerate(zip(features["mask_positions"].numpy(),
+                                                     mask_ids.numpy(), weights.numpy())):
+        token_ids[row, positions[used > 0]] = ids[used > 0]
+    return token_ids
+
+
+def test_unpacked_mlm_batches_pad_only_to_their_longest_line(tokenizer, lines):
+    def batches(dynamic_padding):
+        dataset = pipelines.mlm_dataset(lines[:300], tokenizer, 64, 16, seed=5, shuffle=False,
+                                        pack_documents=False, dynamic_padding=dynamic_padding)
+        return list(dataset)
+
+    widths = []
+    for trimmed, full in zip(batches(True), batches(False), strict=True):
+        features, mask_ids, weights = trimmed
+        width = features["token_ids"].shape[1]
+        widths.append(width)
+        assert features["padding_mask"].numpy()[:, -1].any()  # the longest line fills the batch
+        assert features["mask_positions"].numpy().max() < width
+        assert features["mask_positions"].shape[1] == full[0]["mask_positions"].shape[1]
+        np.testing.assert_array_equal(_unmasked_rows(*trimmed), _unmasked_rows(*full)[:, :width])
+        assert not full[0]["padding_mask"].numpy()[:, width:].any()
+    assert min(widths) < 64
+
+
+def test_packed_mlm_batches_keep_the_full_window_with_dynamic_padding(tokenizer, lines):
+    dataset = pipelines.mlm_dataset(lines[:300], tokenizer, 64, 16, seed=5, dynamic_padding=True)
+    plain = pipelines.mlm_dataset(lines[:300], tokenizer, 64, 16, seed=5)
+    for (features, _, _), (expected, _, _) in zip(dataset, plain, strict=True):
+        np.testing.assert_array_equal(features["token_ids"], expected["token_ids"])
+
+
 def test_a_held_out_set_masks_the_same_tokens_on_every_pass(tokenizer, lines):
     def passes(fresh_masks):
         dataset = pipelines.mlm_dataset(lines[:300], tokenizer, 64, 16, seed=5, shuffle=False,

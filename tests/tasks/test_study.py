@@ -78,7 +78,7 @@ def test_pretraining_without_dropout_saves_the_encoder_with_the_fine_tuning_drop
 
 def test_in_domain_windows_hold_one_review_each_when_not_packed():
     config = load_config(DEMO, ["data.pretrain_sequence_length=64", "pretrain.in_domain_sequence_length=128",
-                                "pretrain.in_domain_packing=false"])
+                                "pretrain.in_domain_packing=false", "data.dynamic_padding=false"])
     assert pretrain.mlm_windows(config, "general") == (64, True)
     assert pretrain.mlm_windows(config, "in_domain") == (128, False)
     packed = ["data.pretrain_sequence_length=64", "pretrain.in_domain_packing=true"]
@@ -95,6 +95,9 @@ def test_in_domain_windows_hold_one_review_each_when_not_packed():
     assert windows["general"].shape[1] == 64 and windows["general"][0].all(), "packed: reviews fill the window"
     real = sorted(set(windows["in_domain"].sum(axis=1)))
     assert windows["in_domain"].shape[1] == 128 and real == [3, 8, 11], "one review + [CLS]/[SEP] per window"
+    trimmed = load_config(DEMO, ["pretrain.in_domain_packing=false", "data.dynamic_padding=true"])
+    features, _, _ = next(iter(pretrain.mlm_datasets(trimmed, reviews * 40, tokenizer, phase="in_domain")[0]))
+    assert features["padding_mask"].shape[1] == 11, "dynamic padding: the batch's longest review + [CLS]/[SEP]"
 
 
 def test_in_domain_windows_longer_than_the_model_are_refused():

@@ -365,7 +365,7 @@ def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15
                 max_predictions=None, whole_word=False, seed=42, shuffle=True, repeat=False,
                 cache=True, deterministic=True, drop_remainder=False, pack_documents=True,
                 lines_per_pack=256, mask_token_rate=0.8, random_token_rate=0.1,
-                fresh_masks=True, shard=None, input_context=None):
+                fresh_masks=True, dynamic_padding=False, shard=None, input_context=None):
     """Builds the masked-LM pretraining pipeline with dynamic masking.
 
     Lines are tokenized once and cached. Each epoch the lines are reshuffled (seeded);
@@ -397,6 +397,9 @@ def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15
         random_token_rate: float. Selected tokens replaced by a random token. Defaults to 0.1.
         fresh_masks: bool. Draw new masks on every pass over the data; False repeats the
             first pass's masks (with `shuffle=False`, the same batches). Defaults to True.
+        dynamic_padding: bool. Without `pack_documents`, pad each batch only to its longest line
+            (<= L) instead of L; packed rows fill the window, so packing ignores it. The masks
+            are drawn over the batch's own length. Defaults to False.
         shard: tuple(int, int) | None. Explicit (num_shards, index) sharding.
         input_context: tf.distribute.InputContext | None. Per-pipeline sharding.
 
@@ -433,11 +436,14 @@ def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15
             num_parallel_calls=AUTOTUNE, deterministic=deterministic).unbatch()
     batches = lines.ragged_batch(batch_size, drop_remainder=drop_remainder)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=fresh_masks).batch(2)
+    trim_padding = dynamic_padding and not pack_documents
 
     def to_mlm(tokens_batch, batch_seed):
         if isinstance(tokens_batch, tuple):  # unpacked lines keep the 1-segment tuple
             tokens_batch = tokens_batch[0]
         features = _pack((tokens_batch,), sequence_length, special)
+        if trim_padding:
+            features = _trim_to_longest(features)
         masked, positions, mask_ids, weights = masker(features["token_ids"], batch_seed)
         features["token_ids"] = masked
         features["mask_positions"] = positions

@@ -66,7 +66,7 @@ class DataConfig:
     batch_size: int = 32
     eval_batch_size: int = 128
     dynamic_padding: bool = True
-    length_buckets: list[int] | None = None  # training batches by length bucket, e.g. [32, 64]
+    length_buckets: list[int] | None = None  # training batches (and unpacked masked-LM lines) by length bucket, e.g. [32, 64]
     mask_rate: float = 0.15
     max_predictions: int | None = None  # None: ceil(mask_rate x sequence length)
     whole_word_masking: bool = False

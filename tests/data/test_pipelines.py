@@ -186,6 +186,24 @@ def test_unpacked_mlm_batches_pad_only_to_their_longest_line(tokenizer, lines):
     assert min(widths) < 64
 
 
+def test_unpacked_mlm_lines_batch_by_length_bucket_and_keep_every_line(tokenizer, lines):
+    boundaries = [16, 32]
+    dataset = pipelines.mlm_dataset(lines[:300], tokenizer, 64, 16, seed=5, pack_documents=False,
+                                    length_buckets=boundaries)
+    plain = pipelines.mlm_dataset(lines[:300], tokenizer, 64, 16, seed=5, pack_documents=False)
+    rows = []
+    for features, mask_ids, weights in dataset:
+        real = features["padding_mask"].numpy().sum(axis=1)
+        buckets = set(np.searchsorted(boundaries, real, side="right"))
+        assert len(buckets) == 1, real  # one bucket per batch
+        assert features["token_ids"].shape[1] == real.max()
+        rows += [tuple(row[:n]) for row, n in zip(_unmasked_rows(features, mask_ids, weights), real)]
+    expected = [tuple(row[:n]) for features, mask_ids, weights in plain
+                for row, n in zip(_unmasked_rows(features, mask_ids, weights),
+                                  features["padding_mask"].numpy().sum(axis=1))]
+    assert sorted(rows) == sorted(expected)
+
+
 def test_packed_mlm_batches_keep_the_full_window_with_dynamic_padding(tokenizer, lines):
     dataset = pipelines.mlm_dataset(lines[:300], tokenizer, 64, 16, seed=5, dynamic_padding=True)
     plain = pipelines.mlm_dataset(lines[:300], tokenizer, 64, 16, seed=5)

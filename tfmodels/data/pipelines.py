@@ -149,17 +149,19 @@ def _packed_length(segments):
     return tokens + len(segments) + 1
 
 
-def _batch_by_length(dataset, boundaries, batch_size, drop_remainder):
+def _batch_by_length(dataset, boundaries, batch_size, drop_remainder, packed_length):
     """Ragged batches whose examples share a length bucket (`< b` for each boundary b).
 
     Examples arrive shuffled; each bucket collects them until it holds `batch_size`, so batch
     order stays random while short reviews are no longer padded to a long neighbour.
+
+    Args:
+        packed_length: callable. An element's length in packed tokens (int64).
     """
     limits = tf.constant(boundaries, tf.int64)
 
-    def bucket(segments, label):
-        del label
-        return tf.reduce_sum(tf.cast(_packed_length(segments) >= limits, tf.int64))
+    def bucket(*element):
+        return tf.reduce_sum(tf.cast(packed_length(*element) >= limits, tf.int64))
 
     def batch(key, window):
         del key
@@ -218,7 +220,8 @@ def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
     dataset, batch_size = _shard(dataset, shard, input_context, batch_size)
     dataset = _cache_shuffle_repeat(dataset, cache, shuffle, len(examples), seed, repeat)
     if boundaries:
-        dataset = _batch_by_length(dataset, boundaries, batch_size, drop_remainder)
+        dataset = _batch_by_length(dataset, boundaries, batch_size, drop_remainder,
+                                   lambda segments, label: _packed_length(segments))
     else:
         dataset = dataset.ragged_batch(batch_size, drop_remainder=drop_remainder)
 
@@ -365,7 +368,8 @@ def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15
                 max_predictions=None, whole_word=False, seed=42, shuffle=True, repeat=False,
                 cache=True, deterministic=True, drop_remainder=False, pack_documents=True,
                 lines_per_pack=256, mask_token_rate=0.8, random_token_rate=0.1,
-                fresh_masks=True, dynamic_padding=False, shard=None, input_context=None):
+                fresh_masks=True, dynamic_padding=False, length_buckets=None, shard=None,
+                input_context=None):
     """Builds the masked-LM pretraining pipeline with dynamic masking.
 
     Lines are tokenized once and cached. Each epoch the lines are reshuffled (seeded);
@@ -400,6 +404,10 @@ def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15
         dynamic_padding: bool. Without `pack_documents`, pad each batch only to its longest line
             (<= L) instead of L; packed rows fill the window, so packing ignores it. The masks
             are drawn over the batch's own length. Defaults to False.
+        length_buckets: list[int] | None. Without `pack_documents`, bucket boundaries in packed
+            tokens, e.g. [32, 64]: each batch takes lines of one bucket only and is padded to its
+            longest (implies dynamic padding; it changes which lines share a batch, so keep it
+            off for a held-out set). Packing ignores it. Defaults to None.
         shard: tuple(int, int) | None. Explicit (num_shards, index) sharding.
         input_context: tf.distribute.InputContext | None. Per-pipeline sharding.
 
@@ -434,9 +442,15 @@ def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15
         lines = lines.ragged_batch(lines_per_pack).map(
             lambda batch: _pack_lines(batch, body_length),
             num_parallel_calls=AUTOTUNE, deterministic=deterministic).unbatch()
-    batches = lines.ragged_batch(batch_size, drop_remainder=drop_remainder)
+    boundaries = (_check_length_buckets(length_buckets, sequence_length)
+                  if length_buckets and not pack_documents else None)
+    if boundaries:
+        batches = _batch_by_length(lines, boundaries, batch_size, drop_remainder,
+                                   lambda tokens: tf.size(tokens, out_type=tf.int64) + 2)
+    else:
+        batches = lines.ragged_batch(batch_size, drop_remainder=drop_remainder)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=fresh_masks).batch(2)
-    trim_padding = dynamic_padding and not pack_documents
+    trim_padding = (dynamic_padding or bool(boundaries)) and not pack_documents
 
     def to_mlm(tokens_batch, batch_seed):
         if isinstance(tokens_batch, tuple):  # unpacked lines keep the 1-segment tuple

@@ -66,7 +66,7 @@ class DataConfig:
     batch_size: int = 32
     eval_batch_size: int = 128
     dynamic_padding: bool = True
-    length_buckets: list[int] | None = None  # training batches (and unpacked masked-LM lines) by length bucket, e.g. [32, 64]
+    length_buckets: list[int] | None = None  # training batches by length bucket, e.g. [32, 64]
     mask_rate: float = 0.15
     max_predictions: int | None = None  # None: ceil(mask_rate x sequence length)
     whole_word_masking: bool = False
@@ -184,7 +184,9 @@ class PretrainConfig(TrainerConfig):
     the training split's texts only (never validation or test) after the general corpus. With
     `in_domain_packing` false each of its windows holds one review, as fine-tuning sees it, in
     `data.sequence_length` tokens, instead of consecutive reviews packed into the general phase's
-    windows; `in_domain_sequence_length` sets the window length explicitly.
+    windows; `in_domain_sequence_length` sets the window length explicitly, and
+    `in_domain_length_buckets` (packed tokens, e.g. [32, 64]) batches those one-review windows by
+    length, as `data.length_buckets` does for fine-tuning.
     """
 
     objective: str = "mlm"
@@ -195,6 +197,7 @@ class PretrainConfig(TrainerConfig):
     in_domain_learning_rate: float | None = None  # None: the stage's learning_rate
     in_domain_sequence_length: int | None = None
     in_domain_packing: bool = True
+    in_domain_length_buckets: list[int] | None = None  # with in_domain_packing false
 
 
 @dataclasses.dataclass
@@ -341,6 +344,7 @@ _RANGES = {
     "pretrain.dropout": _between(0, 1), "pretrain.generator_width": _between(0, 1, high_included=True),
     "pretrain.electra_weight": _positive(), "pretrain.in_domain_steps": _at_least(0),
     "pretrain.in_domain_learning_rate": _positive(), "pretrain.in_domain_sequence_length": _at_least(3),
+    "pretrain.in_domain_length_buckets": _each_at_least(3),
     "study.seeds": _at_least(1),
     "finetune.top_k": _at_least(1), "finetune.unfreeze_every_epochs": _at_least(1),
     "finetune.lora_rank": _at_least(1), "finetune.frozen_epochs": _at_least(0),

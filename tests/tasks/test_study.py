@@ -98,10 +98,13 @@ def test_in_domain_windows_hold_one_review_each_when_not_packed():
     trimmed = load_config(DEMO, ["pretrain.in_domain_packing=false", "data.dynamic_padding=true"])
     features, _, _ = next(iter(pretrain.mlm_datasets(trimmed, reviews * 40, tokenizer, phase="in_domain")[0]))
     assert features["padding_mask"].shape[1] == 11, "dynamic padding: the batch's longest review + [CLS]/[SEP]"
-    bucketed = load_config(DEMO, ["pretrain.in_domain_packing=false", "data.length_buckets=[9]"])
+    bucketed = load_config(DEMO, ["pretrain.in_domain_packing=false", "pretrain.in_domain_length_buckets=[9]"])
     features, _, _ = next(iter(pretrain.mlm_datasets(bucketed, reviews * 40, tokenizer, phase="in_domain")[0]))
     real = set(features["padding_mask"].numpy().sum(axis=1))
-    assert real in ({3, 8}, {11}), "data.length_buckets: one bucket of reviews per in-domain batch"
+    assert real in ({3, 8}, {11}), "pretrain.in_domain_length_buckets: one bucket of reviews per in-domain batch"
+    fine_tuning_only = load_config(DEMO, ["pretrain.in_domain_packing=false", "data.length_buckets=[9]"])
+    features, _, _ = next(iter(pretrain.mlm_datasets(fine_tuning_only, reviews * 40, tokenizer, phase="in_domain")[0]))
+    assert set(features["padding_mask"].numpy().sum(axis=1)) == {3, 8, 11}, "data.length_buckets is fine-tuning's"
 
 
 def test_in_domain_windows_longer_than_the_model_are_refused():

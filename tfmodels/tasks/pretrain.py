@@ -47,7 +47,9 @@ def mlm_windows(config: ExperimentConfig, phase: str = "general") -> tuple[int, 
 
 def mlm_datasets(config: ExperimentConfig, texts, tokenizer, tc=None, phase: str = "general"):
     """Train and held-out masked-LM datasets; the held-out part is every 100th line, masked the same
-    way at every evaluation.
+    way at every evaluation. Unpacked lines are padded to their batch's longest with
+    `data.dynamic_padding`; the in-domain phase's training lines are batched by
+    `pretrain.in_domain_length_buckets`.
 
     Args:
         tc: TrainerConfig | None. The phase's settings (batch size). Defaults to `config.pretrain`.
@@ -55,13 +57,13 @@ def mlm_datasets(config: ExperimentConfig, texts, tokenizer, tc=None, phase: str
     """
     d = config.data
     sequence_length, packing = mlm_windows(config, phase)
+    buckets = config.pretrain.in_domain_length_buckets if phase == "in_domain" else None
     heldout = texts[::100]
     train_texts = [t for i, t in enumerate(texts) if i % 100]
     kwargs = dict(mask_rate=d.mask_rate, max_predictions=d.max_predictions, whole_word=d.whole_word_masking,
                   pack_documents=packing, dynamic_padding=d.dynamic_padding)
     train = tfm_data.mlm_dataset(train_texts, tokenizer, sequence_length, common.batch_size(config, tc or config.pretrain),
-                                 shuffle=True, repeat=True, seed=config.seed, length_buckets=d.length_buckets,
-                                 **kwargs)
+                                 shuffle=True, repeat=True, seed=config.seed, length_buckets=buckets, **kwargs)
     evaluation = tfm_data.mlm_dataset(heldout, tokenizer, sequence_length, d.eval_batch_size, shuffle=False,
                                       repeat=False, seed=config.seed, fresh_masks=False, **kwargs)
     return train, evaluation, len(train_texts)

@@ -446,7 +446,7 @@ def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15
                   if length_buckets and not pack_documents else None)
     if boundaries:
         batches = _batch_by_length(lines, boundaries, batch_size, drop_remainder,
-                                   lambda tokens: tf.size(tokens, out_type=tf.int64) + 2)
+                                   lambda tokens: _packed_length((tokens,)))
     else:
         batches = lines.ragged_batch(batch_size, drop_remainder=drop_remainder)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=fresh_masks).batch(2)

@@ -34,7 +34,9 @@ BINARIES = {
                                              "trainer.head_learning_rate_multiplier=1.0"])
        for mode in FINETUNE_MODES},
     "pipeline": ("pipeline", "demo_zh_sentiment.yaml",
-                 _TEXT + _PRETRAIN + ["trainer.epochs=1", "pretrain.in_domain_steps=4"]),
+                 _TEXT + _PRETRAIN + ["trainer.epochs=1", "pretrain.in_domain_steps=4",
+                                      # one-review windows trimmed to the batch and batched by length
+                                      "pretrain.in_domain_length_buckets=[12,18]"]),
     # Last, so the precision rotation of the cells above is unchanged.
     "pretrain_electra": ("pretrain", "bert_pretrain_zh.yaml", _TEXT + _PRETRAIN + ["pretrain.objective=electra"]),
 }

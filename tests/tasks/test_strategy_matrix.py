@@ -91,3 +91,6 @@ def check_pipeline(result, model_dir):
     assert saved["export"].startswith(model_dir) and os.path.isfile(os.path.join(saved["export"], "saved_model.pb"))
     assert len(saved["predictions"]) == len(pipeline.EXAMPLE_TEXTS)
     assert result["test"] == saved["test"]
+    with open(os.path.join(model_dir, "pretrain", common.METRICS_FILE), encoding="utf-8") as f:
+        heldout = json.load(f)["heldout"]  # after the in-domain phase's bucketed, trimmed batches
+    assert np.isfinite(heldout["loss"]) and 0.0 <= heldout["accuracy"] <= 1.0

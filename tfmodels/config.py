@@ -65,7 +65,7 @@ class DataConfig:
     pretrain_sequence_length: int | None = None  # masked-LM windows; None uses sequence_length
     batch_size: int = 32
     eval_batch_size: int = 128
-    dynamic_padding: bool = True
+    dynamic_padding: bool = True  # pad each batch to its longest text; evaluation batches then go shortest first
     length_buckets: list[int] | None = None  # training batches by length bucket, e.g. [32, 64]
     mask_rate: float = 0.15
     max_predictions: int | None = None  # None: ceil(mask_rate x sequence length)

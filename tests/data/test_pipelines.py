@@ -264,26 +264,41 @@ def test_length_buckets_batch_one_bucket_each_and_keep_every_example(tokenizer, 
                                                   dynamic_padding=True)
     bucketed = pipelines.classification_dataset(examples, tokenizer, 64, 16, seed=5,
                                                 length_buckets=boundaries)
-    def rows(ds):
-        found = []
-        for features, labels in ds:
-            mask = features["padding_mask"].numpy()
-            lengths = mask.sum(axis=1)
-            found.append((lengths, features["token_ids"].numpy(), labels.numpy()))
-        return found
-
-    bucketed_rows, plain_rows = rows(bucketed), rows(unbucketed)
-    width = lambda batches: sum(ids.shape[1] * len(ids) for _, ids, _ in batches)
+    bucketed_rows, plain_rows = _batch_rows(bucketed), _batch_rows(unbucketed)
     for lengths, ids, _ in bucketed_rows:
         assert len({_bucket_index(n, boundaries) for n in lengths}) == 1  # one bucket per batch
         assert ids.shape[1] == lengths.max()  # padded to the batch's longest only
-    assert width(bucketed_rows) < 0.8 * width(plain_rows)
+    assert _padded_size(bucketed_rows) < 0.8 * _padded_size(plain_rows)
+    assert _example_set(bucketed_rows) == _example_set(plain_rows)
 
-    def example_set(batches):  # (ids without padding, label) of every example, as a multiset
-        return sorted((tuple(ids[i, :n]), int(y[i])) for n_all, ids, y in batches
-                      for i, n in enumerate(n_all))
 
-    assert example_set(bucketed_rows) == example_set(plain_rows)
+def _batch_rows(ds):
+    """(real lengths, token ids, labels) of each batch."""
+    return [(features["padding_mask"].numpy().sum(axis=1), features["token_ids"].numpy(), labels.numpy())
+            for features, labels in ds]
+
+
+def _padded_size(batches):
+    return sum(ids.shape[1] * len(ids) for _, ids, _ in batches)
+
+
+def _example_set(batches):
+    """(ids without padding, label) of every example, as a multiset."""
+    return sorted((tuple(ids[i, :n]), int(y[i])) for n_all, ids, y in batches for i, n in enumerate(n_all))
+
+
+def test_evaluation_order_by_length_keeps_every_example_with_its_label_in_fewer_positions(tokenizer, examples):
+    def dataset(**kwargs):
+        return pipelines.classification_dataset(examples, tokenizer, 64, 16, shuffle=False, dynamic_padding=True,
+                                                **kwargs)
+
+    ordered_rows, plain_rows = _batch_rows(dataset(order_by_length=True)), _batch_rows(dataset())
+    assert _example_set(ordered_rows) == _example_set(plain_rows)
+    widths = [ids.shape[1] for _, ids, _ in ordered_rows]
+    assert widths == sorted(widths) and widths[0] < widths[-1]
+    assert _padded_size(ordered_rows) < 0.8 * _padded_size(plain_rows)
+    with pytest.raises(ValueError, match="order_by_length=True needs shuffle=False"):
+        pipelines.classification_dataset(examples, tokenizer, 64, 16, order_by_length=True)
 
 
 def test_length_buckets_are_seeded_and_reshuffled_each_epoch(tokenizer, examples):

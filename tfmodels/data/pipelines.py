@@ -127,6 +127,13 @@ def _cache_shuffle_repeat(dataset, cache, shuffle, size, seed, repeat):
     return dataset
 
 
+def _shortest_first(examples):
+    """Indices of `examples` from the shortest text (pair included) to the longest, ties in order."""
+    pairs = examples.text_pairs if examples.text_pairs is not None else [""] * len(examples)
+    lengths = [len(text) + len(pair) for text, pair in zip(examples.texts, pairs)]
+    return np.argsort(lengths, kind="stable")
+
+
 def _check_length_buckets(length_buckets, sequence_length):
     """Returns the boundaries below `sequence_length` as a tuple, or raises naming what is allowed.
 
@@ -173,7 +180,7 @@ def _batch_by_length(dataset, boundaries, batch_size, drop_remainder, packed_len
 def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
                            shuffle=True, seed=42, repeat=False, cache=True,
                            deterministic=True, drop_remainder=False, dynamic_padding=False,
-                           length_buckets=None, shard=None, input_context=None):
+                           length_buckets=None, order_by_length=False, shard=None, input_context=None):
     """Builds the text classification pipeline.
 
     Texts are tokenized once (in the graph, in large batches) and cached; each epoch
@@ -197,6 +204,10 @@ def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
             each batch takes examples of one bucket only and is padded to its longest
             (implies dynamic padding). Much faster when most texts are short but a few are
             long; it changes the batch order (keep it off for evaluation). Defaults to None.
+        order_by_length: bool. Batch the examples from the shortest text to the longest (in
+            characters, text pairs included), so that with `dynamic_padding` a batch pads to texts
+            of similar length. For evaluation, where only summed metrics count: the order of
+            the examples is not kept. Needs `shuffle=False`. Defaults to False.
         shard: tuple(int, int) | None. Explicit (num_shards, index) sharding.
         input_context: tf.distribute.InputContext | None. Shard per input pipeline and
             use the per-replica batch size (for `distribute_datasets_from_function`).
@@ -210,6 +221,10 @@ def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
         raise ValueError("examples is empty; a classification dataset needs at least one example")
     boundaries = (_check_length_buckets(length_buckets, sequence_length)
                   if length_buckets else None)
+    if order_by_length:
+        if shuffle:
+            raise ValueError("order_by_length=True needs shuffle=False: it fixes the order of the examples")
+        examples = examples.subset(_shortest_first(examples))
     special = _special_ids(tokenizer)
     segments = [examples.texts] + ([examples.text_pairs] if examples.text_pairs is not None
                                    else [])

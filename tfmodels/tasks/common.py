@@ -208,13 +208,19 @@ def text_datasets(config: ExperimentConfig, splits, vocab_path: str, lowercase: 
         cache=d.cache, dynamic_padding=d.dynamic_padding, length_buckets=d.length_buckets,
         deterministic=config.deterministic)
     train = class_weights_lib.weight_by_class(train, class_weights(config, splits), splits.label_names)
-    evaluation = {
-        name: tfm_data.classification_dataset(
-            examples, tokenizer, d.sequence_length, d.eval_batch_size, shuffle=False,
-            cache=d.cache, dynamic_padding=d.dynamic_padding)
-        for name, examples in (("validation", splits.validation), ("test", splits.test))
-        if examples is not None and len(examples)}
+    evaluation = {name: evaluation_text_dataset(config, examples, tokenizer)
+                  for name, examples in (("validation", splits.validation), ("test", splits.test))
+                  if examples is not None and len(examples)}
     return train, evaluation
+
+
+def evaluation_text_dataset(config: ExperimentConfig, examples, tokenizer):
+    """Batches of `examples` for metrics only: in order of length when `data.dynamic_padding` is on,
+    so that a batch pads to reviews of similar length (about half the evaluation time here)."""
+    d = config.data
+    return tfm_data.classification_dataset(
+        examples, tokenizer, d.sequence_length, d.eval_batch_size, shuffle=False, cache=d.cache,
+        dynamic_padding=d.dynamic_padding, order_by_length=d.dynamic_padding)
 
 
 def class_weights(config: ExperimentConfig, splits) -> dict[str, float] | None:

@@ -86,5 +86,4 @@ def evaluation_dataset(started: common.Run, label_names, split: str, input_file:
     else:
         examples = getattr(common.load_text_splits(config), split)
     tokenizer = tfm_data.make_tokenizer(started.path(common.VOCAB_FILE), lowercase=d.lowercase)
-    return tfm_data.classification_dataset(examples, tokenizer, d.sequence_length, d.eval_batch_size,
-                                           shuffle=False, dynamic_padding=d.dynamic_padding)
+    return common.evaluation_text_dataset(config, examples, tokenizer)

@@ -15,8 +15,8 @@ from tfmodels import models as tfm_models
 from tfmodels.config import load_config
 from tfmodels.tasks import common, finetune, pretrain
 
-ELECTRA_METRICS = ["discriminator_accuracy", "discriminator_loss", "generator_accuracy", "generator_loss", "loss",
-                   "replaced_fraction"]
+ELECTRA_METRICS = ["discriminator_accuracy", "discriminator_auc", "discriminator_loss", "generator_accuracy",
+                   "generator_loss", "loss", "replaced_fraction"]
 # Enough text and steps for the discriminator to learn more than the share of replaced tokens:
 # co-occurrence token vectors give it context statistics from the start, and 30% masking gives it
 # more replaced tokens to learn from.
@@ -60,6 +60,7 @@ def test_training_lowers_the_loss_and_the_discriminator_beats_the_constant_predi
     constant_loss = -(fraction * np.log(fraction) + (1 - fraction) * np.log(1 - fraction))
     assert heldout["discriminator_loss"] < constant_loss - 0.005, (heldout, constant_loss)
     assert heldout["discriminator_accuracy"] >= 1.0 - fraction - 0.01, heldout
+    assert heldout["discriminator_auc"] > 0.55, heldout  # it ranks replaced tokens above original ones
     with open(os.path.join(model_dir, common.METRICS_FILE)) as f:
         assert json.load(f)["heldout"] == pytest.approx(heldout)
 

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from tfmodels.training import (Electra, MaskedLM, ObjectiveError, SummedMetrics, get_objective, get_strategy)
+from tfmodels.training import metrics as metrics_lib
 from tfmodels.training.objectives import global_denominators
 
 RNG = np.random.default_rng(0)
@@ -75,14 +76,35 @@ def test_padding_is_excluded_from_the_discriminator_term():
 def test_evaluation_metrics_equal_the_training_logs_of_the_same_sums():
     features, labels, mask_weights, outputs = hand_made_batch()
     objective = get_objective(Electra(2.0))
-    sums = {k: float(v) for k, v in objective.eval_sums(labels, outputs, mask_weights).items()}
+    sums = {k: np.asarray(v) for k, v in objective.eval_sums(labels, outputs, mask_weights).items()}
     metrics = objective.new_metrics(sums)
     assert isinstance(metrics, SummedMetrics)
     objective.accumulate(metrics, sums)
     objective.accumulate(metrics, sums)
     assert metrics.result() == pytest.approx(objective.train_logs(sums))
-    assert sorted(metrics.result()) == ["discriminator_accuracy", "discriminator_loss", "generator_accuracy",
-                                        "generator_loss", "loss", "replaced_fraction"]
+    assert sorted(metrics.result()) == ["discriminator_accuracy", "discriminator_auc", "discriminator_loss",
+                                        "generator_accuracy", "generator_loss", "loss", "replaced_fraction"]
+
+
+def test_discriminator_auc_ranks_replaced_tokens_against_original_ones():
+    """The histogram AUC equals the exact rank AUC (logits far apart from bin edges), counts only
+    real tokens, and reads 1 for a perfect ranking and 0.5 for none."""
+    rng = np.random.default_rng(3)
+    replaced = (rng.random((6, 20)) < 0.3).astype("float32")
+    logits = (rng.normal(size=(6, 20)) + 1.5 * replaced).astype("float32")
+    weights = np.ones((6, 20), "float32")
+    weights[:, 15:] = 0.0
+    logits[:, 15:] = np.where(replaced[:, 15:] > 0, -9.0, 9.0)  # padding, ranked wrongly: must not count
+    histograms = metrics_lib.replaced_token_logit_histograms(replaced, logits, weights)
+    real = weights > 0
+    positives, negatives = logits[real][replaced[real] > 0], logits[real][replaced[real] == 0]
+    exact = np.mean(positives[:, None] > negatives[None, :])
+    assert metrics_lib.area_under_roc_curve(*histograms) == pytest.approx(exact, abs=0.02)
+    perfect = metrics_lib.replaced_token_logit_histograms(replaced, np.where(replaced > 0, 3.0, -3.0), weights)
+    assert metrics_lib.area_under_roc_curve(*perfect) == 1.0
+    constant = metrics_lib.replaced_token_logit_histograms(replaced, np.zeros_like(logits), weights)
+    assert metrics_lib.area_under_roc_curve(*constant) == 0.5
+    assert np.isnan(metrics_lib.area_under_roc_curve([1.0, 2.0], [0.0, 0.0]))
 
 
 def test_each_term_is_divided_by_its_own_count_across_replicas():

@@ -4,8 +4,9 @@ from tfmodels.training.distribute import (
     STRATEGY_NAMES, StrategyError, get_strategy, is_chief, num_workers, split_cpu_devices, worker_id,
     writable_dir)
 from tfmodels.training.metrics import (
-    ClassificationMetrics, MaskedLMMetrics, SummedMetrics, confusion_matrix_batch, masked_lm_batch_sums,
-    metrics_from_confusion_matrix, replaced_token_batch_sums)
+    ClassificationMetrics, MaskedLMMetrics, SummedMetrics, area_under_roc_curve, confusion_matrix_batch,
+    masked_lm_batch_sums, metrics_from_confusion_matrix, replaced_token_batch_sums,
+    replaced_token_logit_histograms)
 from tfmodels.training.optimization import (
     DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY, AdamWithExclusions, OptimizerConfigError, WarmupDecaySchedule,
     build_learning_rate, build_optimizer)
@@ -23,7 +24,7 @@ __all__ = [
     "STRATEGY_NAMES", "StrategyError", "get_strategy", "is_chief", "num_workers", "split_cpu_devices", "worker_id",
     "writable_dir",
     "ClassificationMetrics", "MaskedLMMetrics", "SummedMetrics", "confusion_matrix_batch", "masked_lm_batch_sums",
-    "metrics_from_confusion_matrix", "replaced_token_batch_sums",
+    "area_under_roc_curve", "metrics_from_confusion_matrix", "replaced_token_batch_sums", "replaced_token_logit_histograms",
     "DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY", "AdamWithExclusions", "OptimizerConfigError",
     "WarmupDecaySchedule", "build_learning_rate", "build_optimizer",
     "PRECISIONS", "PrecisionError", "apply_precision", "resolve_precision",

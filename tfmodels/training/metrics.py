@@ -62,6 +62,49 @@ def replaced_token_batch_sums(replaced, logits, token_weights):
             tf.reduce_sum(replaced * weights), tf.reduce_sum(weights))
 
 
+DETECTION_LOGIT_BINS = 400  # logit histogram bins over [-DETECTION_LOGIT_LIMIT, DETECTION_LOGIT_LIMIT]
+DETECTION_LOGIT_LIMIT = 10.0
+
+
+def replaced_token_logit_histograms(replaced, logits, token_weights):
+    """Returns (replaced_histogram, original_histogram), float32 [DETECTION_LOGIT_BINS] each.
+
+    Counts the real tokens of each kind by discriminator logit, in equal bins over
+    [-DETECTION_LOGIT_LIMIT, DETECTION_LOGIT_LIMIT] (logits outside go to the end bins). Histograms
+    add up across batches and replicas; `area_under_roc_curve` reads them.
+
+    Args:
+      replaced: float tensor [B, L]. 1 where the token was replaced, 0 where it is the original.
+      logits: float tensor [B, L]. Discriminator logits.
+      token_weights: float tensor [B, L]. 1 for real tokens, 0 for padding.
+    """
+    replaced = tf.reshape(tf.cast(replaced, tf.float32), [-1])
+    weights = tf.reshape(tf.cast(token_weights, tf.float32), [-1])
+    scaled = (tf.reshape(tf.cast(logits, tf.float32), [-1]) + DETECTION_LOGIT_LIMIT) / (2 * DETECTION_LOGIT_LIMIT)
+    bins = tf.clip_by_value(tf.cast(tf.floor(scaled * DETECTION_LOGIT_BINS), tf.int32), 0, DETECTION_LOGIT_BINS - 1)
+    return (tf.math.unsorted_segment_sum(weights * replaced, bins, DETECTION_LOGIT_BINS),
+            tf.math.unsorted_segment_sum(weights * (1.0 - replaced), bins, DETECTION_LOGIT_BINS))
+
+
+def area_under_roc_curve(positive_histogram, negative_histogram):
+    """Returns the ROC AUC of scores given as histograms over the same ascending bins (NaN if a class is empty).
+
+    The probability that a positive scores above a negative; a positive and a negative in the same
+    bin count one half (ties).
+
+    Args:
+      positive_histogram: array [N]. Count of positives per bin.
+      negative_histogram: array [N]. Count of negatives per bin.
+    """
+    positives = np.asarray(positive_histogram, np.float64)
+    negatives = np.asarray(negative_histogram, np.float64)
+    if positives.sum() <= 0 or negatives.sum() <= 0:
+        return float("nan")
+    negatives_below = np.cumsum(negatives) - negatives
+    wins = np.sum(positives * (negatives_below + 0.5 * negatives))
+    return float(wins / (positives.sum() * negatives.sum()))
+
+
 def metrics_from_confusion_matrix(confusion):
     """Returns accuracy and macro precision/recall/F1 of a confusion matrix (rows = true).
 
@@ -192,7 +235,8 @@ class SummedMetrics:
     """Streams named sums and reports the values a function computes from their totals.
 
     Args:
-      result_fn: callable. Maps a dict of summed floats to a dict of metric values.
+      result_fn: callable. Maps a dict of summed floats (numpy arrays for array-valued sums such as
+        histograms) to a dict of metric values.
     """
 
     def __init__(self, result_fn):
@@ -207,10 +251,11 @@ class SummedMetrics:
         """Adds one batch's sums (already summed across replicas).
 
         Args:
-          sums: dict of str to float. The batch's sums by name.
+          sums: dict of str to float or array. The batch's sums by name.
         """
         for name, value in sums.items():
-            self.sums[name] = self.sums.get(name, 0.0) + float(value)
+            value = float(value) if np.ndim(value) == 0 else np.asarray(value, np.float64)
+            self.sums[name] = self.sums.get(name, 0.0) + value
 
     def result(self):
         """Returns the metrics computed from the accumulated sums."""

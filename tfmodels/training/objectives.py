@@ -239,6 +239,11 @@ class Electra(Objective):
     weighted by mask weights) is divided by the global sum of mask weights; the discriminator term
     (sigmoid cross-entropy on every real token) by the global number of real tokens.
 
+    Evaluation also reports `discriminator_auc`, the area under the ROC curve of the discriminator's
+    logits (replaced against original tokens, from logit histograms). Thresholded accuracy can sit
+    at the all-"original" baseline while the discriminator already ranks replaced tokens higher; the
+    AUC shows how well it ranks them (0.5: not at all).
+
     Args:
       discriminator_weight: float. Weight of the discriminator term (lambda, > 0). Defaults to 50.0
         (Clark et al. 2020).
@@ -260,10 +265,17 @@ class Electra(Objective):
         return {"generator": mask_weights, "discriminator": token_count(features)}
 
     def train_sums(self, labels, outputs, sample_weight):
-        sums = self.eval_sums(labels, outputs, sample_weight)
+        sums = self._scalar_sums(labels, outputs, sample_weight)
         return {"generator": sums["generator_nll_sum"], "discriminator": sums["discriminator_loss_sum"]}, sums
 
     def eval_sums(self, labels, outputs, sample_weight):
+        replaced_histogram, original_histogram = metrics_lib.replaced_token_logit_histograms(
+            outputs["replaced"], outputs["discriminator_logits"], outputs["discriminator_weights"])
+        return dict(self._scalar_sums(labels, outputs, sample_weight), replaced_histogram=replaced_histogram,
+                    original_histogram=original_histogram)
+
+    def _scalar_sums(self, labels, outputs, sample_weight):
+        """The sums of `stat_names`: generator and discriminator losses, hits and counts."""
         weights = (tf.ones(tf.shape(labels), tf.float32) if sample_weight is None
                    else tf.cast(sample_weight, tf.float32))
         nll_sum, correct, weight_sum = metrics_lib.masked_lm_batch_sums(labels, outputs["generator_logits"], weights)
@@ -280,7 +292,8 @@ class Electra(Objective):
         metrics.update(sums)
 
     def train_logs(self, sums):
-        """Total loss, generator loss and accuracy, discriminator loss and accuracy, replaced fraction."""
+        """Total loss, generator loss and accuracy, discriminator loss and accuracy, replaced fraction,
+        and (from evaluation sums, which carry the logit histograms) discriminator_auc."""
         masks = max(sums["generator_weight_sum"], 1e-12)
         tokens = max(sums["discriminator_tokens"], 1e-12)
         generator_loss = sums["generator_nll_sum"] / masks
@@ -290,7 +303,15 @@ class Electra(Objective):
                 "generator_accuracy": sums["generator_correct"] / masks,
                 "discriminator_loss": discriminator_loss,
                 "discriminator_accuracy": sums["discriminator_correct"] / tokens,
-                "replaced_fraction": sums["replaced"] / tokens}
+                "replaced_fraction": sums["replaced"] / tokens,
+                **self._auc(sums)}
+
+    @staticmethod
+    def _auc(sums):
+        if "replaced_histogram" not in sums:
+            return {}
+        return {"discriminator_auc": metrics_lib.area_under_roc_curve(sums["replaced_histogram"],
+                                                                     sums["original_histogram"])}
 
 
 OBJECTIVES = {"classification": Classification, "mlm": MaskedLM, "electra": Electra}

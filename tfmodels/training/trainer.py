@@ -422,7 +422,7 @@ class Trainer:
         Classification: loss, accuracy, macro_precision, macro_recall, macro_f1 and
         confusion_matrix (np.ndarray, rows = true class). mlm: loss, accuracy, perplexity.
         electra: loss, generator_loss, generator_accuracy, discriminator_loss,
-        discriminator_accuracy, replaced_fraction.
+        discriminator_accuracy, replaced_fraction, discriminator_auc.
 
         Args:
           data: tf.data.Dataset of (x, y) or (x, y, sample_weight) global batches.

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfmodels.training import (Electra, MaskedLM, ObjectiveError, SummedMetrics, get_objective, get_strategy)
-from tfmodels.training import metrics as metrics_lib
+from tfmodels.training import (Electra, MaskedLM, ObjectiveError, SummedMetrics, area_under_roc_curve, get_objective,
+                                get_strategy, replaced_token_logit_histograms)
 from tfmodels.training.objectives import global_denominators
 
 RNG = np.random.default_rng(0)
@@ -87,24 +87,24 @@ def test_evaluation_metrics_equal_the_training_logs_of_the_same_sums():
 
 
 def test_discriminator_auc_ranks_replaced_tokens_against_original_ones():
-    """The histogram AUC equals the exact rank AUC (logits far apart from bin edges), counts only
-    real tokens, and reads 1 for a perfect ranking and 0.5 for none."""
+    """The histogram AUC equals the exact rank AUC within the bins' resolution (pairs in one bin count
+    one half), counts only real tokens, and reads 1 for a perfect ranking and 0.5 for none."""
     rng = np.random.default_rng(3)
     replaced = (rng.random((6, 20)) < 0.3).astype("float32")
     logits = (rng.normal(size=(6, 20)) + 1.5 * replaced).astype("float32")
     weights = np.ones((6, 20), "float32")
     weights[:, 15:] = 0.0
     logits[:, 15:] = np.where(replaced[:, 15:] > 0, -9.0, 9.0)  # padding, ranked wrongly: must not count
-    histograms = metrics_lib.replaced_token_logit_histograms(replaced, logits, weights)
+    histograms = replaced_token_logit_histograms(replaced, logits, weights)
     real = weights > 0
     positives, negatives = logits[real][replaced[real] > 0], logits[real][replaced[real] == 0]
     exact = np.mean(positives[:, None] > negatives[None, :])
-    assert metrics_lib.area_under_roc_curve(*histograms) == pytest.approx(exact, abs=0.02)
-    perfect = metrics_lib.replaced_token_logit_histograms(replaced, np.where(replaced > 0, 3.0, -3.0), weights)
-    assert metrics_lib.area_under_roc_curve(*perfect) == 1.0
-    constant = metrics_lib.replaced_token_logit_histograms(replaced, np.zeros_like(logits), weights)
-    assert metrics_lib.area_under_roc_curve(*constant) == 0.5
-    assert np.isnan(metrics_lib.area_under_roc_curve([1.0, 2.0], [0.0, 0.0]))
+    assert area_under_roc_curve(*histograms) == pytest.approx(exact, abs=0.02)
+    perfect = replaced_token_logit_histograms(replaced, np.where(replaced > 0, 3.0, -3.0), weights)
+    assert area_under_roc_curve(*perfect) == 1.0
+    constant = replaced_token_logit_histograms(replaced, np.zeros_like(logits), weights)
+    assert area_under_roc_curve(*constant) == 0.5
+    assert np.isnan(area_under_roc_curve([1.0, 2.0], [0.0, 0.0]))
 
 
 def test_each_term_is_divided_by_its_own_count_across_replicas():

@@ -63,6 +63,19 @@ def test_choice_lists_allowed_values():
         cfg.load_config(None, ["finetune.mode=half"])
 
 
+def test_truncation_checks_name_the_file_line_and_the_allowed_values(tmp_path):
+    config = cfg.load_config(None, ["data.truncation=head_tail", "data.head_tokens=32"])
+    assert (config.data.truncation, config.data.head_tokens) == ("head_tail", 32)
+    path = write(tmp_path / "exp.yaml", "data:\n  sequence_length: 64\n  truncation: head_tail\n  head_tokens: 63\n")
+    with pytest.raises(cfg.ConfigError, match=r"exp\.yaml:4: data\.head_tokens=63 invalid; allowed: an int in \[0, 62\]"):
+        cfg.load_config(path)
+    with pytest.raises(cfg.ConfigError, match=r"--override data\.truncation: data\.truncation='head_tail' "
+                                              r"invalid with text pairs; allowed: head"):
+        cfg.load_config(None, ["data.text_pair_column=b", "data.truncation=head_tail"])
+    with pytest.raises(cfg.ConfigError, match="data.truncation='tail' is not allowed; choose one of head, head_tail"):
+        cfg.load_config(None, ["data.truncation=tail"])
+
+
 def test_bad_override_syntax():
     with pytest.raises(cfg.ConfigError, match="expected section.key=value"):
         cfg.load_config(None, ["trainer.learning_rate"])

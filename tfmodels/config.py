@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from tfmodels import choices
+from tfmodels.data import truncation
 
 ALLOWED_PRECISIONS = choices.PRECISIONS
 ALLOWED_STRATEGIES = choices.STRATEGIES
@@ -67,6 +68,8 @@ class DataConfig:
     eval_batch_size: int = 128
     dynamic_padding: bool = True  # pad each batch to its longest text; evaluation batches then go shortest first
     length_buckets: list[int] | None = None  # training batches by length bucket, e.g. [32, 64]
+    truncation: str = "head"  # tokens of a too-long text kept: head, or head_tail (tfmodels/data/truncation.py)
+    head_tokens: int | None = None  # with head_tail: kept from the start; None: a quarter of sequence_length - 2
     mask_rate: float = 0.15
     max_predictions: int | None = None  # None: ceil(mask_rate x sequence length)
     whole_word_masking: bool = False
@@ -270,6 +273,7 @@ _CHOICES = {
     "precision": ALLOWED_PRECISIONS,
     "strategy": ALLOWED_STRATEGIES,
     "data.on_bad_record": ALLOWED_BAD_RECORD_POLICIES,
+    "data.truncation": choices.TRUNCATIONS,
     "model.kind": ALLOWED_MODEL_KINDS,
     "model.pooling": ALLOWED_POOLINGS,
     "model.lstm_pooling": choices.LSTM_POOLINGS,
@@ -538,11 +542,22 @@ def _validate_choices(config: ExperimentConfig, where: dict[str, str], source: s
         if not allows(value):
             loc = where.get(dotted, source)
             raise ConfigError(f"{loc}: {dotted}={value!r} is out of range; allowed: {allowed}")
+    _validate_truncation(config.data, where, source)
     weights = config.data.class_weights
     if isinstance(weights, str) and weights != "balanced" or isinstance(weights, dict) and not all(
             0 < w < float("inf") for w in weights.values()):
         raise ConfigError(f"{where.get('data.class_weights', source)}: data.class_weights={weights!r} is not "
                           "allowed; use 'balanced' or a mapping {label: weight > 0}")
+
+
+def _validate_truncation(data: DataConfig, where: dict[str, str], source: str) -> None:
+    """data.head_tokens fits the text budget, and head_tail truncation has single texts."""
+    try:
+        truncation.resolve_head_tokens(data.truncation, data.sequence_length, data.head_tokens,
+                                       text_pairs=bool(data.text_pair_column))
+    except ValueError as error:
+        key = "data.head_tokens" if data.head_tokens is not None and data.text_pair_column is None else "data.truncation"
+        raise ConfigError(f"{where.get(key, source)}: data.{error}") from None
 
 
 def get_value(config: Any, dotted: str) -> Any:

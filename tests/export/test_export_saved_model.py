@@ -165,6 +165,39 @@ def test_pair_export_takes_two_strings(export_root, vocab_path, classifier):
     np.testing.assert_allclose(outputs["probabilities"], expected, atol=1e-5)
 
 
+def test_head_tail_export_cuts_long_texts_as_the_training_pipeline_does(export_root, vocab_path,
+                                                                        classifier):
+    path = saved_model.export_text_classifier(
+        classifier, vocab_path=vocab_path, sequence_length=tiny.SEQUENCE_LENGTH, lowercase=True,
+        class_names=tiny.CLASS_NAMES, export_base=str(export_root / "head_tail"),
+        model_name="sentiment", verify_texts=VERIFY_TEXTS, truncation="head_tail", head_tokens=3)
+    metadata = _metadata(path)
+    assert metadata["verification"]["passed"]
+    assert metadata["tokenizer"]["truncation"].startswith("head_tail: a text longer than "
+                                                          "sequence_length keeps its first 3 and last 7")
+    # Same head and tail, different middles: the export sees the same tokens; a different tail
+    # changes them.
+    texts = ["我喜欢" + "坏" * 30 + "这个电影太好了", "我喜欢" + "讨厌" * 20 + "这个电影太好了",
+             "我喜欢" + "坏" * 30 + "这个电影太坏了", "这个电影"]
+    probabilities = saved_model.load_servable(path).signature()(text=tf.constant(texts))["probabilities"]
+    np.testing.assert_allclose(probabilities[0], probabilities[1], atol=1e-6)
+    from tfmodels.data import TextExamples, make_tokenizer, classification_dataset
+    dataset = classification_dataset(
+        TextExamples(texts, np.zeros(len(texts), np.int32)), make_tokenizer(vocab_path), tiny.SEQUENCE_LENGTH,
+        len(texts), shuffle=False, truncation="head_tail", head_tokens=3)
+    features, _ = next(iter(dataset))
+    vocab = tiny.SPECIAL_TOKENS + tiny.CHINESE_CHARS
+    assert features["token_ids"][0].numpy().tolist() == [2, *[vocab.index(c) for c in "我喜欢这个电影太好了"], 3]
+    expected = tf.nn.softmax(classifier(features)).numpy()
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+    assert np.abs(expected[0] - expected[2]).max() > 1e-4
+    with pytest.raises(saved_model.ExportError, match="invalid with text pairs"):
+        saved_model.export_text_classifier(
+            classifier, vocab_path=vocab_path, sequence_length=tiny.SEQUENCE_LENGTH, lowercase=True,
+            class_names=tiny.CLASS_NAMES, export_base=str(export_root / "head_tail"),
+            model_name="nli", pair=True, truncation="head_tail", verify=False)
+
+
 # --- MLP and encoder -------------------------------------------------------------------------
 
 

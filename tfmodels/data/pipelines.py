@@ -12,6 +12,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from tfmodels.data.truncation import resolve_head_tokens, truncate_text_tokens
 from tfmodels.data.vocab import (CLS_TOKEN, MASK_TOKEN, PAD_TOKEN, RESERVED_TOKENS,
                                  SEP_TOKEN, load_vocab, validate_vocab)
 
@@ -83,17 +84,32 @@ def _check_positive(name, value):
         raise ValueError(f"{name}={value!r} invalid; must be a positive integer")
 
 
-def _tokenized_segments(texts_per_segment, tokenizer, max_length, deterministic):
-    """Dataset of per-example tuples of 1-D int32 token ids, tokenized in large batches."""
+def _tokenized_segments(texts_per_segment, tokenizer, max_length, deterministic, cut=None):
+    """Dataset of per-example tuples of 1-D int32 token ids, tokenized in large batches.
+
+    Args:
+        cut: callable | None. Cuts a batch of one segment's token ids (RaggedTensor) to what
+            the model sees; None keeps the first `max_length` tokens (all when that is None).
+    """
     dataset = tf.data.Dataset.from_tensor_slices(
         tuple(tf.constant(list(texts), tf.string) for texts in texts_per_segment))
 
     def tokenize(*segments):
-        return tuple(tf.cast(tokenizer(s), tf.int32)[:, :max_length] if max_length
-                     else tf.cast(tokenizer(s), tf.int32) for s in segments)
+        ids = [tf.cast(tokenizer(s), tf.int32) for s in segments]
+        if cut is not None:
+            return tuple(cut(segment) for segment in ids)
+        return tuple(segment[:, :max_length] if max_length else segment for segment in ids)
 
     return dataset.batch(_TOKENIZE_BATCH).map(
         tokenize, num_parallel_calls=AUTOTUNE, deterministic=deterministic).unbatch()
+
+
+def _text_cut(truncation, head_tokens, sequence_length, num_segments):
+    """The cut `_tokenized_segments` applies for `truncation`: None for "head" (the packer's
+    round-robin trim), head + tail for single texts; raises for "head_tail" with text pairs."""
+    if resolve_head_tokens(truncation, sequence_length, head_tokens, text_pairs=num_segments > 1) is None:
+        return None
+    return lambda token_ids: truncate_text_tokens(token_ids, sequence_length, truncation, head_tokens)
 
 
 def _pack(segments, sequence_length, special):
@@ -180,7 +196,8 @@ def _batch_by_length(dataset, boundaries, batch_size, drop_remainder, packed_len
 def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
                            shuffle=True, seed=42, repeat=False, cache=True,
                            deterministic=True, drop_remainder=False, dynamic_padding=False,
-                           length_buckets=None, order_by_length=False, shard=None, input_context=None):
+                           length_buckets=None, order_by_length=False, truncation="head",
+                           head_tokens=None, shard=None, input_context=None):
     """Builds the text classification pipeline.
 
     Texts are tokenized once (in the graph, in large batches) and cached; each epoch
@@ -208,6 +225,11 @@ def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
             characters, text pairs included), so that with `dynamic_padding` a batch pads to texts
             of similar length. For evaluation, where only summed metrics count: the order of
             the examples is not kept. Needs `shuffle=False`. Defaults to False.
+        truncation: str. Which tokens of a too-long text are kept (`tfmodels.data.truncation`):
+            "head" (the first ones) or "head_tail" (the first `head_tokens` and the last ones;
+            single texts only). Defaults to "head".
+        head_tokens: int | None. With "head_tail": tokens kept from the start; None keeps a
+            quarter of sequence_length - 2. Defaults to None.
         shard: tuple(int, int) | None. Explicit (num_shards, index) sharding.
         input_context: tf.distribute.InputContext | None. Shard per input pipeline and
             use the per-replica batch size (for `distribute_datasets_from_function`).
@@ -228,8 +250,9 @@ def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
     special = _special_ids(tokenizer)
     segments = [examples.texts] + ([examples.text_pairs] if examples.text_pairs is not None
                                    else [])
+    cut = _text_cut(truncation, head_tokens, sequence_length, num_segments=len(segments))
     # In order whatever `deterministic` says: the labels are zipped with the tokens by position.
-    tokens = _tokenized_segments(segments, tokenizer, sequence_length, deterministic=True)
+    tokens = _tokenized_segments(segments, tokenizer, sequence_length, deterministic=True, cut=cut)
     labels = tf.data.Dataset.from_tensor_slices(examples.labels.astype(np.int32))
     dataset = tf.data.Dataset.zip((tokens, labels))
     dataset, batch_size = _shard(dataset, shard, input_context, batch_size)

@@ -15,7 +15,8 @@ JSON object.
 
 Behaviour of the text classifier export: an empty text is classified from `[CLS] [SEP]` alone
 (valid probabilities, usually close to the prior); a text longer than the export's
-sequence_length is truncated to its first sequence_length - 2 WordPiece tokens.
+sequence_length keeps sequence_length - 2 WordPiece tokens: its first ones, or its first and last
+ones for an export made with `data.truncation: head_tail` (the export's metadata names which).
 
 MLP exports take numeric features: each input is a list of numbers or a string of numbers
 separated by commas or spaces, normalized inside the exported graph.

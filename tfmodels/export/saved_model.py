@@ -12,7 +12,8 @@ Signatures of a text classifier:
     `probabilities` float32 [batch, classes], `class_ids` int64 [batch], `class_names` tf.string
     [batch]. Tokenization runs inside the graph (BERT WordPiece on the exported vocabulary).
     An empty string becomes `[CLS] [SEP]` and still gets valid probabilities; a text longer than
-    `sequence_length` is truncated to `sequence_length` tokens including `[CLS]`/`[SEP]` (pairs
+    `sequence_length` is truncated to `sequence_length` tokens including `[CLS]`/`[SEP]` as in
+    training: its first tokens, or its first and last ones with `truncation="head_tail"` (pairs
     are truncated round-robin). Inputs must be valid UTF-8.
   - `predict_token_ids`: `token_ids`, `padding_mask`, `segment_ids` int32 [batch, length] →
     the same three outputs.
@@ -45,6 +46,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
+from tfmodels.data.truncation import resolve_head_tokens, text_token_budget, truncate_text_tokens
 from tfmodels.export import verify_worker
 
 METADATA_FILENAME = "tfmodels_export.json"
@@ -128,7 +130,8 @@ class Servable:
 
 def export_text_classifier(model, *, vocab_path, sequence_length, lowercase, class_names,
                            export_base, model_name, pair=False, verify_texts=None,
-                           verify_text_pairs=None, verify_atol=None, verify=True):
+                           verify_text_pairs=None, verify_atol=None, verify=True, truncation="head",
+                           head_tokens=None):
     """Exports a text classifier with a raw-string signature and a token-id signature.
 
     Args:
@@ -150,6 +153,10 @@ def export_text_classifier(model, *, vocab_path, sequence_length, lowercase, cla
         verify_atol: float. Max abs difference of probabilities allowed. Defaults to 1e-5 for
             float32 models and 1e-2 for bfloat16/float16 ones.
         verify: bool. Reload in a fresh process and compare. Defaults to True.
+        truncation: str. Which tokens of a too-long text are kept, as in training
+            (`tfmodels.data.truncation`): "head" or "head_tail" (single texts). Defaults to "head".
+        head_tokens: int | None. With "head_tail": tokens kept from the start; None keeps a
+            quarter of sequence_length - 2. Defaults to None.
 
     Returns:
         str. The new version directory.
@@ -162,10 +169,18 @@ def export_text_classifier(model, *, vocab_path, sequence_length, lowercase, cla
     _check_name("model_name", model_name)
     class_names = _check_class_names(class_names, model)
     tokenizer, packer, truncate = _text_preprocessing(vocab_path, lowercase, sequence_length, pair)
+    try:
+        head = resolve_head_tokens(truncation, sequence_length, head_tokens, text_pairs=pair)
+    except ValueError as error:
+        raise ExportError(str(error)) from None
 
     def tokenize(text, text_pair=None):
-        segments = (tokenizer(text),) if text_pair is None else (tokenizer(text),
-                                                                 tokenizer(text_pair))
+        if text_pair is not None:
+            segments = (tokenizer(text), tokenizer(text_pair))
+        elif head is None:
+            segments = (tokenizer(text),)
+        else:
+            segments = (truncate_text_tokens(tokenizer(text), sequence_length, truncation, head),)
         token_ids, segment_ids = packer(segments)
         return {"token_ids": tf.cast(token_ids, tf.int32),
                 "padding_mask": tf.cast(token_ids != tokenizer.pad_token_id, tf.int32),
@@ -183,7 +198,8 @@ def export_text_classifier(model, *, vocab_path, sequence_length, lowercase, cla
     reference = _to_numpy(serve_text(**{k: tf.constant(v) for k, v in verify_inputs.items()}))
     with open(vocab_path, encoding="utf-8") as f:
         vocab_text = f.read()
-    metadata = _text_metadata(class_names, sequence_length, pair, tokenizer, lowercase, truncate)
+    metadata = _text_metadata(class_names, sequence_length, pair, tokenizer, lowercase,
+                              _truncation_note(truncate, head, sequence_length))
     token_inputs = _to_numpy(tokenize(*(tf.constant(verify_inputs[k]) for k in sorted(verify_inputs))))
     plan = _ExportPlan(archive, endpoints, verify_inputs, reference,
                        _resolve_atol(model, verify_atol), metadata,
@@ -245,7 +261,16 @@ def _text_endpoints(archive, model, tokenize, names_tensor, pair):
     return endpoints, serve_text
 
 
-def _text_metadata(class_names, sequence_length, pair, tokenizer, lowercase, truncate):
+def _truncation_note(packer_truncate, head_tokens, sequence_length):
+    """How the export cuts a too-long input, for its metadata."""
+    if head_tokens is None:
+        return f"{packer_truncate}: tokens beyond sequence_length dropped, [CLS]/[SEP] kept"
+    tail = text_token_budget(sequence_length) - head_tokens
+    return (f"head_tail: a text longer than sequence_length keeps its first {head_tokens} and last "
+            f"{tail} tokens, [CLS]/[SEP] kept")
+
+
+def _text_metadata(class_names, sequence_length, pair, tokenizer, lowercase, truncation_note):
     """What assets.extra/tfmodels_export.json says about a text classifier export."""
     return {
         "task": "text_classifier",
@@ -258,8 +283,7 @@ def _text_metadata(class_names, sequence_length, pair, tokenizer, lowercase, tru
             "vocabulary_size": tokenizer.vocabulary_size(),
             "lowercase": bool(lowercase),
             "special_tokens": {"cls": "[CLS]", "sep": "[SEP]", "pad": "[PAD]", "unk": "[UNK]"},
-            "truncation": (f"{truncate}: tokens beyond sequence_length dropped, [CLS]/[SEP] "
-                           "kept"),
+            "truncation": truncation_note,
         },
         "inputs": {
             "empty_string": "tokenized to [CLS] [SEP]; valid probabilities",

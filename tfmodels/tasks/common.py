@@ -206,7 +206,7 @@ def text_datasets(config: ExperimentConfig, splits, vocab_path: str, lowercase: 
     train = tfm_data.classification_dataset(
         splits.train, tokenizer, d.sequence_length, batch_size(config, config.trainer), shuffle=True, seed=config.seed,
         cache=d.cache, dynamic_padding=d.dynamic_padding, length_buckets=d.length_buckets,
-        deterministic=config.deterministic)
+        deterministic=config.deterministic, **truncation_args(config))
     train = class_weights_lib.weight_by_class(train, class_weights(config, splits), splits.label_names)
     evaluation = {name: evaluation_text_dataset(config, examples, tokenizer)
                   for name, examples in (("validation", splits.validation), ("test", splits.test))
@@ -220,7 +220,12 @@ def evaluation_text_dataset(config: ExperimentConfig, examples, tokenizer):
     d = config.data
     return tfm_data.classification_dataset(
         examples, tokenizer, d.sequence_length, d.eval_batch_size, shuffle=False, cache=d.cache,
-        dynamic_padding=d.dynamic_padding, order_by_length=d.dynamic_padding)
+        dynamic_padding=d.dynamic_padding, order_by_length=d.dynamic_padding, **truncation_args(config))
+
+
+def truncation_args(config: ExperimentConfig) -> dict:
+    """Which tokens of a too-long text the model sees, as the data pipelines and the export take it."""
+    return {"truncation": config.data.truncation, "head_tokens": config.data.head_tokens}
 
 
 def class_weights(config: ExperimentConfig, splits) -> dict[str, float] | None:

@@ -62,7 +62,7 @@ def export_text(started: common.Run, model, class_names) -> str:
         lowercase=d.lowercase, class_names=class_names, export_base=config.export.export_base,
         model_name=config.export.model_name, pair=bool(d.text_pair_column), verify_texts=verify_texts,
         verify_text_pairs=verify_pairs, verify=config.export.verify,
-        verify_atol=config.export.verify_atol)
+        verify_atol=config.export.verify_atol, **common.truncation_args(config))
 
 
 def export_mlp(started: common.Run, model, class_names) -> str:

@@ -192,10 +192,20 @@ def test_export_task_writes_a_huggingface_directory(bert_run, tmp_path):
         hf_config = json.load(f)
     assert hf_config["architectures"] == ["BertForSequenceClassification"]
     assert set(hf_config["label2id"]) == {"negative", "positive"}
+    assert "tfmodels_truncation" not in hf_config  # head-only, as transformers tokenizers cut
     loaded = models.load_encoder(directory)
     assert loaded.encoder.num_layers == 2 and loaded.vocab_path == os.path.join(directory, "vocab.txt")
     with pytest.raises(ConfigError, match="--format='onnx' unknown; choose one of saved_model"):
         export_task.run(config, format="onnx")
+
+
+def test_huggingface_export_records_a_head_tail_truncation(bert_run, tmp_path):
+    config = export_task.load_run_config(bert_run, overrides=[
+        f"export.export_base={tmp_path}", "export.model_name=sentiment", "data.truncation=head_tail"])
+    with open(os.path.join(export_task.run(config, format="huggingface"), "config.json")) as f:
+        hf_config = json.load(f)
+    assert hf_config["tfmodels_truncation"] == {"truncation": "head_tail", "head_tokens": 3,
+                                                "sequence_length": 16}
 
 
 def test_export_binary_format_flag(bert_run, tmp_path):

@@ -45,7 +45,7 @@ HIDDEN_ACT = "gelu_new"  # tanh-approximated GELU, keras-hub's `gelu_approximate
 
 
 def export_huggingface(model, *, vocab_path, output_dir, lowercase, class_names=None,
-                       verify=True):
+                       verify=True, training_truncation=None):
     """Writes a BERT encoder or classifier as a Hugging Face `transformers` BERT directory.
 
     Args:
@@ -57,6 +57,10 @@ def export_huggingface(model, *, vocab_path, output_dir, lowercase, class_names=
         class_names: list of str. One name per logit (classifiers). Defaults to
             LABEL_0, LABEL_1, ...
         verify: bool. Reload with `models.load_encoder` and compare outputs. Defaults to True.
+        training_truncation: dict | None. How the classifier's training cut long texts when
+            that was not head-only, e.g. {"truncation": "head_tail", "head_tokens": 31,
+            "sequence_length": 128}: `transformers` tokenizers truncate from one side only, so
+            `config.json` records it as `tfmodels_truncation` for callers to apply. Defaults to None.
 
     Returns:
         str. `output_dir`.
@@ -78,6 +82,8 @@ def export_huggingface(model, *, vocab_path, output_dir, lowercase, class_names=
                           f"{error}") from None
     vocabulary = _read_vocabulary(vocab_path, encoder.vocabulary_size)
     head = None if encoder is model else _classifier_head(model, class_names)
+    if head is not None and training_truncation:
+        head["truncation"] = dict(training_truncation)
     _check_output_dir(output_dir)
     parent = os.path.dirname(os.path.abspath(output_dir))
     os.makedirs(parent, exist_ok=True)
@@ -254,6 +260,8 @@ def huggingface_config(encoder, head, pad_token_id):
             "problem_type": "single_label_classification",
             "tfmodels_pooling": head["pooling"],
         })
+        if "truncation" in head:
+            config["tfmodels_truncation"] = head["truncation"]
         if head["pooling"] == "cls":
             config["architectures"] = ["BertForSequenceClassification"]
         else:

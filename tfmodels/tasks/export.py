@@ -6,6 +6,7 @@ import os
 
 from tfmodels import data as tfm_data
 from tfmodels import export as tfm_export
+from tfmodels.data import truncation
 from tfmodels.config import ConfigError, ExperimentConfig
 from tfmodels.export import huggingface as tfm_huggingface
 from tfmodels.tasks import common
@@ -87,4 +88,15 @@ def export_huggingface(started: common.Run, model, class_names) -> str:
     return tfm_huggingface.export_huggingface(
         model, vocab_path=started.path(common.VOCAB_FILE),
         output_dir=os.path.join(config.export.export_base, config.export.model_name),
-        lowercase=config.data.lowercase, class_names=class_names, verify=config.export.verify)
+        lowercase=config.data.lowercase, class_names=class_names, verify=config.export.verify,
+        training_truncation=_head_tail_record(config))
+
+
+def _head_tail_record(config: ExperimentConfig) -> dict | None:
+    """The fine-tuning's head + tail cut of long texts, for exports whose tokenizer cannot apply it."""
+    if config.data.truncation == "head":
+        return None
+    head = truncation.resolve_head_tokens(config.data.truncation, config.data.sequence_length,
+                                          config.data.head_tokens)
+    return {"truncation": config.data.truncation, "head_tokens": head,
+            "sequence_length": config.data.sequence_length}

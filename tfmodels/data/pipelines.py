@@ -12,7 +12,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from tfmodels.data.truncation import resolve_head_tokens, truncate_text_tokens
+from tfmodels.data.truncation import keep_head_and_tail, resolve_head_tokens, text_token_budget
 from tfmodels.data.vocab import (CLS_TOKEN, MASK_TOKEN, PAD_TOKEN, RESERVED_TOKENS,
                                  SEP_TOKEN, load_vocab, validate_vocab)
 
@@ -107,9 +107,11 @@ def _tokenized_segments(texts_per_segment, tokenizer, max_length, deterministic,
 def _text_cut(truncation, head_tokens, sequence_length, num_segments):
     """The cut `_tokenized_segments` applies for `truncation`: None for "head" (the packer's
     round-robin trim), head + tail for single texts; raises for "head_tail" with text pairs."""
-    if resolve_head_tokens(truncation, sequence_length, head_tokens, text_pairs=num_segments > 1) is None:
+    head = resolve_head_tokens(truncation, sequence_length, head_tokens, text_pairs=num_segments > 1)
+    if head is None:
         return None
-    return lambda token_ids: truncate_text_tokens(token_ids, sequence_length, truncation, head_tokens)
+    budget = text_token_budget(sequence_length)
+    return lambda token_ids: keep_head_and_tail(token_ids, budget, head)
 
 
 def _pack(segments, sequence_length, special):

@@ -94,9 +94,9 @@ def export_huggingface(started: common.Run, model, class_names) -> str:
 
 def _head_tail_record(config: ExperimentConfig) -> dict | None:
     """The fine-tuning's head + tail cut of long texts, for exports whose tokenizer cannot apply it."""
-    if config.data.truncation == "head":
-        return None
     head = truncation.resolve_head_tokens(config.data.truncation, config.data.sequence_length,
                                           config.data.head_tokens)
+    if head is None:
+        return None
     return {"truncation": config.data.truncation, "head_tokens": head,
             "sequence_length": config.data.sequence_length}

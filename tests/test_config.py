@@ -72,6 +72,9 @@ def test_truncation_checks_name_the_file_line_and_the_allowed_values(tmp_path):
     with pytest.raises(cfg.ConfigError, match=r"--override data\.truncation: data\.truncation='head_tail' "
                                               r"invalid with text pairs; allowed: head"):
         cfg.load_config(None, ["data.text_pair_column=b", "data.truncation=head_tail"])
+    with pytest.raises(cfg.ConfigError, match=r"--override data\.head_tokens: data\.head_tokens=32 invalid with "
+                                              r"truncation='head'"):
+        cfg.load_config(None, ["data.head_tokens=32"])
     with pytest.raises(cfg.ConfigError, match="data.truncation='tail' is not allowed; choose one of head, head_tail"):
         cfg.load_config(None, ["data.truncation=tail"])
 

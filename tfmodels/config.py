@@ -556,7 +556,8 @@ def _validate_truncation(data: DataConfig, where: dict[str, str], source: str) -
         truncation.resolve_head_tokens(data.truncation, data.sequence_length, data.head_tokens,
                                        text_pairs=bool(data.text_pair_column))
     except ValueError as error:
-        key = "data.head_tokens" if data.head_tokens is not None and data.text_pair_column is None else "data.truncation"
+        pairs_refused = data.truncation != "head" and data.text_pair_column is not None
+        key = "data.truncation" if pairs_refused or data.head_tokens is None else "data.head_tokens"
         raise ConfigError(f"{where.get(key, source)}: data.{error}") from None
 
 

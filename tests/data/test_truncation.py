@@ -28,6 +28,7 @@ def test_truncate_text_tokens_fits_the_packed_budget():
     ("head_tail", 7, False, r"head_tokens=7 invalid; allowed: an int in \[0, 6\]"),
     ("head_tail", -1, False, r"head_tokens=-1 invalid"),
     ("head_tail", None, True, r"invalid with text pairs; allowed: head"),
+    ("head", 10, False, r"head_tokens=10 invalid with truncation='head'; allowed: unset, or set truncation to head_tail"),
 ])
 def test_bad_truncation_is_rejected_naming_what_is_allowed(truncation, head_tokens, pairs, message):
     with pytest.raises(ValueError, match=message):

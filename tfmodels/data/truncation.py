@@ -24,6 +24,9 @@ def resolve_head_tokens(truncation: str, sequence_length: int, head_tokens: int 
     if truncation not in TRUNCATIONS:
         raise ValueError(f"truncation={truncation!r} invalid; allowed: {', '.join(TRUNCATIONS)}")
     if truncation == "head":
+        if head_tokens is not None:
+            raise ValueError(f"head_tokens={head_tokens!r} invalid with truncation='head'; allowed: "
+                             "unset, or set truncation to head_tail")
         return None
     if text_pairs:
         raise ValueError(f"truncation={truncation!r} invalid with text pairs; allowed: head "

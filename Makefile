@@ -4,6 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RUN_DIR ?= runs/demo
+# Test processes (pytest-xdist): a test spends most of its time tracing tf.functions in one Python
+# thread, so two processes keep 2 cores busy. TEST_WORKERS=0 runs every test in one process.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 .PHONY: install test test-all demo study bench clean
 
@@ -18,10 +22,10 @@ $(STAMP): $(PY) requirements.txt requirements-dev.txt setup.cfg pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow" -q
+	$(PYTEST) -m "not slow"
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 demo: $(STAMP)
 	$(PY) -m trainers.pipeline --config=configs/demo_zh_sentiment.yaml --model_dir=$(RUN_DIR)

@@ -3,6 +3,8 @@ precision, through the task functions the binaries call (tests/strategy_matrix.p
 then evaluate, export (verified in a fresh process) and predict on what each cell trained."""
 import json
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -84,13 +86,43 @@ def check_pretrained(result, model_dir):
 
 
 def check_pipeline(result, model_dir):
+    """The pipeline's whole output: results files and picture, every stage, the export, predictions
+    through it, the out-of-corpus check and the predict binary on the export."""
+    for name in ("results.md", "results.json", "vocab.txt", "validation_curves.png"):
+        assert os.path.isfile(os.path.join(model_dir, name)), name
     with open(os.path.join(model_dir, "results.json"), encoding="utf-8") as f:
         saved = json.load(f)
     for key in ("pretrained_finetuned", "random_init", "tfidf_logreg"):
         assert 0.0 < saved["test"][key]["accuracy"] <= 1.0
+    for key in ("pretrained_finetuned", "random_init"):  # the picture's validation curves
+        assert saved["seeds"][0]["curves"][key], key
+    assert set(saved["stage_seconds"]) == {"vocabulary", "pretrain", "finetune", "random_init", "evaluate",
+                                           "export"}
     assert saved["export"].startswith(model_dir) and os.path.isfile(os.path.join(saved["export"], "saved_model.pb"))
     assert len(saved["predictions"]) == len(pipeline.EXAMPLE_TEXTS)
+    predictions = {p["input"]: p for p in result["predictions"]}
+    for text in pipeline.EXAMPLE_TEXTS[:2]:
+        probabilities = predictions[text]["probabilities"]
+        assert set(probabilities) == {"negative", "positive"}
+        assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-4)
     assert result["test"] == saved["test"]
+    check = saved["out_of_corpus_check"]
+    assert check["examples"] == len(check["predictions"]) == 24
+    assert check["exported_accuracy"] == pytest.approx(
+        np.mean([r["exported"] == r["label"] for r in check["predictions"]]))
     with open(os.path.join(model_dir, "pretrain", common.METRICS_FILE), encoding="utf-8") as f:
         heldout = json.load(f)["heldout"]  # after the in-domain phase's bucketed, trimmed batches
     assert np.isfinite(heldout["loss"]) and 0.0 <= heldout["accuracy"] <= 1.0
+    check_predict_binary(result["export"])
+
+
+def check_predict_binary(export_dir):
+    """The predict binary answers raw Chinese text through the export, as JSON lines."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=matrix.REPO)
+    completed = subprocess.run(
+        [sys.executable, "-m", "trainers.predict", f"--model={export_dir}", "--text=这是一部非常好的电影！"],
+        cwd=matrix.REPO, env=env, capture_output=True, text=True, input="这部电影太差了，不值得一看。\n",
+        timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    line = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert line["input"] == "这是一部非常好的电影！" and line["label"] in ("negative", "positive")

@@ -14,6 +14,13 @@ from tfmodels.tasks import common, pipeline, pretrain, study
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO = os.path.join(REPO, "configs", "demo_zh_sentiment.yaml")
 
+# The demo's pipeline shrunk to seconds (data, model and every stage's steps).
+TINY_PIPELINE = [
+    "model.variant=tiny", "model.max_sequence_length=64", "data.sequence_length=32", "data.limit=256",
+    "data.vocab_size=600", "data.batch_size=16", "pretrain.steps=4", "pretrain.log_every_steps=2",
+    "trainer.epochs=1", "export.verify_examples=4", "pretrain.in_domain_steps=4",
+]
+
 
 def seed_result(seed, a, b, a_test, b_test):
     def row(val, test):
@@ -137,7 +144,6 @@ def test_lstm_config_must_train_an_lstm_on_the_same_data():
 
 @pytest.mark.slow
 def test_two_seed_study_with_an_lstm_row(tmp_path):
-    from tests.tasks.test_tasks import TINY_PIPELINE
     overrides = TINY_PIPELINE + ["study.seeds=2", "study.lstm_config=configs/lstm_sentiment_zh.yaml",
                                  "pretrain.in_domain_steps=2"]
     results = pipeline.run(load_config(DEMO, overrides, model_dir=str(tmp_path)))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tfmodels.config import ConfigError, load_config
-from tfmodels.tasks import common, evaluate, export, finetune, pipeline, train
+from tfmodels.tasks import common, evaluate, export, finetune, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -59,52 +59,6 @@ def test_evaluate_and_export_mlp(mlp_run, tmp_path):
 def test_missing_model_dir_is_a_config_error():
     with pytest.raises(ConfigError, match="model_dir is not set"):
         train.run(load_config(config_file("mlp_digits.yaml")))
-
-
-TINY_PIPELINE = [
-    "model.variant=tiny", "model.max_sequence_length=64", "data.sequence_length=32", "data.limit=256",
-    "data.vocab_size=600", "data.batch_size=16", "pretrain.steps=4", "pretrain.log_every_steps=2",
-    "trainer.epochs=1", "export.verify_examples=4", "pretrain.in_domain_steps=4",
-]
-
-
-def test_pipeline_end_to_end_on_a_tiny_config(tmp_path):
-    config = load_config(config_file("demo_zh_sentiment.yaml"), TINY_PIPELINE, model_dir=str(tmp_path))
-    results = pipeline.run(config)
-    for name in ("results.md", "results.json", "vocab.txt", "validation_curves.png"):
-        assert os.path.isfile(tmp_path / name)
-    with open(tmp_path / "results.json") as f:
-        saved = json.load(f)
-    for key in ("pretrained_finetuned", "random_init", "tfidf_logreg"):
-        assert 0.0 <= saved["test"][key]["accuracy"] <= 1.0
-    for key in ("pretrained_finetuned", "random_init"):  # the picture's validation curves
-        assert saved["seeds"][0]["curves"][key], key
-    assert set(saved["stage_seconds"]) == {"vocabulary", "pretrain", "finetune", "random_init", "evaluate",
-                                           "export"}
-    predictions = {p["input"]: p for p in results["predictions"]}
-    for text in pipeline.EXAMPLE_TEXTS[:2]:
-        probabilities = predictions[text]["probabilities"]
-        assert set(probabilities) == {"negative", "positive"}
-        assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-4)
-    assert os.path.isdir(results["export"])
-    check = saved["out_of_corpus_check"]
-    assert check["examples"] == len(check["predictions"]) == 24
-    assert check["exported_accuracy"] == pytest.approx(
-        np.mean([r["exported"] == r["label"] for r in check["predictions"]]))
-    check_predict_binary(results["export"])
-
-
-def check_predict_binary(export_dir):
-    """The predict binary answers raw Chinese text through the export, as JSON lines."""
-    import subprocess
-    import sys
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
-    result = subprocess.run(
-        [sys.executable, "-m", "trainers.predict", f"--model={export_dir}", "--text=这是一部非常好的电影！"],
-        cwd=REPO, env=env, capture_output=True, text=True, input="这部电影太差了，不值得一看。\n", timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    line = json.loads(result.stdout.strip().splitlines()[-1])
-    assert line["input"] == "这是一部非常好的电影！" and line["label"] in ("negative", "positive")
 
 
 def test_export_verification_tolerance_comes_from_the_config(mlp_run, tmp_path):

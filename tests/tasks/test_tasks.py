@@ -69,3 +69,11 @@ def test_export_verification_tolerance_comes_from_the_config(mlp_run, tmp_path):
     with open(os.path.join(version_dir, "assets.extra", METADATA_FILENAME), encoding="utf-8") as f:
         verification = json.load(f)["verification"]
     assert verification["performed"] and verification["atol"] == 0.003
+
+
+def test_throughput_of_a_run_resumed_after_its_last_step_is_not_reported_as_zero():
+    from tfmodels.tasks import pipeline
+    assert common.tokens_per_second({"tokens_per_second": [100.0, 300.0]}) == 200.0
+    assert common.tokens_per_second({"loss": [0.5]}) is None  # no step ran: nothing was measured
+    assert pipeline._throughput(None) == "not measured (resumed after its last step)"
+    assert pipeline._throughput(12345.6) == "12,346 tokens/s"

@@ -354,10 +354,11 @@ def run_metrics(metrics: dict, evaluations: list, class_weights: dict[str, float
     return content if class_weights is None else {**content, "class_weights": class_weights}
 
 
-def tokens_per_second(history: dict) -> float:
-    """Mean training tokens/s over the epochs of a fit history (0 when not measured)."""
-    values = history.get("tokens_per_second") or [0.0]
-    return float(sum(values) / len(values))
+def tokens_per_second(history: dict) -> float | None:
+    """Mean training tokens/s over the epochs of a fit history; None when no step ran (a run
+    resumed from its last checkpoint)."""
+    values = history.get("tokens_per_second")
+    return float(sum(values) / len(values)) if values else None
 
 
 def evaluate_splits(trainer, datasets: dict) -> dict:

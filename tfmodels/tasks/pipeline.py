@@ -216,14 +216,20 @@ def out_of_corpus_check(config: ExperimentConfig, servable, tfidf, splits) -> di
             "tfidf_accuracy": sum(r["tfidf"] == r["label"] for r in rows) / len(rows), "predictions": rows}
 
 
+def _throughput(tokens_per_second: float | None) -> str:
+    if tokens_per_second is None:
+        return "not measured (resumed after its last step)"
+    return f"{tokens_per_second:,.0f} tokens/s"
+
+
 def results_markdown(results: dict) -> str:
     lines = [study.table_markdown(results).rstrip("\n"), "",
              f"Validation accuracy over fine-tuning steps: {study.CURVES_FILE}", ""]
     lines += ["| stage | wall time (s) |", "|---|---|"]
     lines += [f"| {stage} | {seconds:.1f} |" for stage, seconds in results["stage_seconds"].items()]
     lines.append(f"| **total** | {results['total_seconds']:.1f} |")
-    lines += ["", f"Training throughput: pretraining {results['pretrain']['tokens_per_second']:,.0f} tokens/s, "
-              f"fine-tuning {results['finetune']['tokens_per_second']:,.0f} tokens/s "
+    lines += ["", f"Training throughput: pretraining {_throughput(results['pretrain']['tokens_per_second'])}, "
+              f"fine-tuning {_throughput(results['finetune']['tokens_per_second'])} "
               f"(precision {results['precision']}).", "", "Predictions of the exported model:", ""]
     for p in results["predictions"]:
         lines.append(f"- {p['input']} → {p['label']} ({max(p['probabilities'].values()):.3f})")

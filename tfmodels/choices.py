@@ -18,3 +18,4 @@ OBJECTIVES = ("classification", "mlm", "electra")
 PRETRAIN_OBJECTIVES = ("mlm", "electra")
 RECOMPUTE = ("none", "layers")
 TRUNCATIONS = ("head", "head_tail")
+WORD_SEGMENTERS = ("wordpiece", "jieba")  # what whole-word masking takes as a word

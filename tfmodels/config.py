@@ -73,6 +73,7 @@ class DataConfig:
     mask_rate: float = 0.15
     max_predictions: int | None = None  # None: ceil(mask_rate x sequence length)
     whole_word_masking: bool = False
+    word_segmenter: str = "wordpiece"  # whole-word masking's words: "##" pieces, or jieba words (Chinese)
     cache: bool = True
     limit: int | None = None  # at most this many examples per split / corpus lines (smoke tests)
     class_weights: str | dict[str, float] | None = None  # "balanced" or {label: weight}; training loss only
@@ -274,6 +275,7 @@ _CHOICES = {
     "strategy": ALLOWED_STRATEGIES,
     "data.on_bad_record": ALLOWED_BAD_RECORD_POLICIES,
     "data.truncation": choices.TRUNCATIONS,
+    "data.word_segmenter": choices.WORD_SEGMENTERS,
     "model.kind": ALLOWED_MODEL_KINDS,
     "model.pooling": ALLOWED_POOLINGS,
     "model.lstm_pooling": choices.LSTM_POOLINGS,
@@ -543,6 +545,10 @@ def _validate_choices(config: ExperimentConfig, where: dict[str, str], source: s
             loc = where.get(dotted, source)
             raise ConfigError(f"{loc}: {dotted}={value!r} is out of range; allowed: {allowed}")
     _validate_truncation(config.data, where, source)
+    if config.data.word_segmenter != "wordpiece" and not config.data.whole_word_masking:
+        raise ConfigError(f"{where.get('data.word_segmenter', source)}: data.word_segmenter="
+                          f"{config.data.word_segmenter!r} needs data.whole_word_masking: true (its words are "
+                          "what whole-word masking selects)")
     weights = config.data.class_weights
     if isinstance(weights, str) and weights != "balanced" or isinstance(weights, dict) and not all(
             0 < w < float("inf") for w in weights.values()):

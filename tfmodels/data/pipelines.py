@@ -12,6 +12,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from tfmodels.data.segmentation import (decode_word_starts, segment_words, segments_text,
+                                        tokenize_words)
 from tfmodels.data.truncation import keep_head_and_tail, resolve_head_tokens, text_token_budget
 from tfmodels.data.vocab import (CLS_TOKEN, MASK_TOKEN, PAD_TOKEN, RESERVED_TOKENS,
                                  SEP_TOKEN, load_vocab, validate_vocab)
@@ -84,18 +86,22 @@ def _check_positive(name, value):
         raise ValueError(f"{name}={value!r} invalid; must be a positive integer")
 
 
-def _tokenized_segments(texts_per_segment, tokenizer, max_length, deterministic, cut=None):
+def _tokenized_segments(texts_per_segment, tokenizer, max_length, deterministic, cut=None,
+                        tokenize_batch=None):
     """Dataset of per-example tuples of 1-D int32 token ids, tokenized in large batches.
 
     Args:
         cut: callable | None. Cuts a batch of one segment's token ids (RaggedTensor) to what
             the model sees; None keeps the first `max_length` tokens (all when that is None).
+        tokenize_batch: callable | None. Batch of strings -> int32 RaggedTensor of ids; None
+            calls `tokenizer`.
     """
     dataset = tf.data.Dataset.from_tensor_slices(
         tuple(tf.constant(list(texts), tf.string) for texts in texts_per_segment))
+    tokenize_batch = tokenize_batch or (lambda texts: tf.cast(tokenizer(texts), tf.int32))
 
     def tokenize(*segments):
-        ids = [tf.cast(tokenizer(s), tf.int32) for s in segments]
+        ids = [tokenize_batch(s) for s in segments]
         if cut is not None:
             return tuple(cut(segment) for segment in ids)
         return tuple(segment[:, :max_length] if max_length else segment for segment in ids)
@@ -286,7 +292,9 @@ class MaskedLMMasker:
 
     Selects `mask_rate` of the maskable tokens (never [PAD]/[CLS]/[SEP]) per sequence
     (stochastic rounding keeps the expected rate exact), at most `max_predictions`;
-    replaces 80% with [MASK], 10% with a random non-special token, keeps 10%.
+    replaces 80% with [MASK], 10% with a random non-special token, keeps 10%. With
+    `whole_word`, `mask_rate` counts words, and every token of a selected word is masked
+    (while `max_predictions` allows).
 
     Args:
         vocab: list[str]. Tokenizer vocabulary in id order.
@@ -296,10 +304,13 @@ class MaskedLMMasker:
         random_token_rate: float. Share replaced by a random token. Defaults to 0.1.
         whole_word: bool. Select all pieces of a word ("##" continuations) together.
             Defaults to False.
+        segmented_words: bool. The token ids mark the words of a segmenter: a token that
+            continues a word arrives as ~id (`segmentation.tokenize_words`); needs
+            `whole_word`. Defaults to False.
     """
 
     def __init__(self, vocab, max_predictions, mask_rate=0.15, mask_token_rate=0.8,
-                 random_token_rate=0.1, whole_word=False):
+                 random_token_rate=0.1, whole_word=False, segmented_words=False):
         if not 0.0 < mask_rate < 1.0:
             raise ValueError(f"mask_rate={mask_rate} invalid; must be in (0, 1)")
         if mask_token_rate < 0 or random_token_rate < 0 or \
@@ -313,7 +324,11 @@ class MaskedLMMasker:
         self.mask_rate = float(mask_rate)
         self.mask_token_rate = float(mask_token_rate)
         self.random_token_rate = float(random_token_rate)
+        if segmented_words and not whole_word:
+            raise ValueError("segmented_words=True needs whole_word=True: the segmenter's words "
+                             "are what whole-word masking selects")
         self.whole_word = bool(whole_word)
+        self.segmented_words = bool(segmented_words)
         special = set(self.ids.values())
         self.random_candidates = tf.constant(
             [i for i in range(len(vocab)) if i not in special], tf.int32)
@@ -343,7 +358,7 @@ class MaskedLMMasker:
         """Masks a batch.
 
         Args:
-            token_ids: int32 [B, L]. Packed ids.
+            token_ids: int32 [B, L]. Packed ids (with `segmented_words`, continuations as ~id).
             seed: int [2]. Stateless random seed for this batch.
 
         Returns:
@@ -352,9 +367,12 @@ class MaskedLMMasker:
         """
         seeds = tf.random.experimental.stateless_split(seed, 4)
         length = tf.shape(token_ids)[1]
+        if self.segmented_words:
+            token_ids, starts = decode_word_starts(token_ids)
+        else:
+            starts = self._word_starts(token_ids)
         maskable = tf.logical_not(tf.reduce_any(
             token_ids[:, :, None] == self.unselectable[None, None, :], axis=-1))
-        starts = self._word_starts(token_ids)
         scores = tf.where(maskable, self._selection_scores(token_ids, starts, seeds[0]), -1.0)
         # Count words (= tokens unless whole_word); stochastic rounding keeps the
         # expected selected share exactly `mask_rate`.
@@ -405,7 +423,7 @@ def _is_not_empty(tokens):
 
 
 def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15,
-                max_predictions=None, whole_word=False, seed=42, shuffle=True, repeat=False,
+                max_predictions=None, whole_word=False, word_segmenter="wordpiece", seed=42, shuffle=True, repeat=False,
                 cache=True, deterministic=True, drop_remainder=False, pack_documents=True,
                 lines_per_pack=256, mask_token_rate=0.8, random_token_rate=0.1,
                 fresh_masks=True, dynamic_padding=False, length_buckets=None, shard=None,
@@ -428,7 +446,11 @@ def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15
         batch_size: int. Global batch size (per-replica when `input_context` is given).
         mask_rate: float. Share of maskable tokens to predict. Defaults to 0.15.
         max_predictions: int | None. P. Defaults to ceil(mask_rate * L).
-        whole_word: bool. Mask all "##" pieces of a word together. Defaults to False.
+        whole_word: bool. Mask all tokens of a word together. Defaults to False.
+        word_segmenter: str. With `whole_word`, what a word is: "wordpiece", a token and its
+            "##" continuations; "jieba", a word of the jieba segmenter, for text without spaces
+            between words (Chinese whole-word masking, `tfmodels/data/segmentation.py`).
+            Defaults to "wordpiece".
         seed: int. Shuffle and masking seed. Defaults to 42.
         shuffle: bool. Reshuffle lines every epoch. Defaults to True.
         repeat: bool. Repeat forever. Defaults to False.
@@ -464,12 +486,16 @@ def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15
     if not texts:
         raise ValueError("texts is empty; a masked-LM dataset needs at least one line")
     max_predictions = max_predictions or default_max_predictions(sequence_length, mask_rate)
+    segmented = whole_word and segments_text(word_segmenter)
     masker = MaskedLMMasker(tokenizer.get_vocabulary(), max_predictions, mask_rate,
-                            mask_token_rate, random_token_rate, whole_word)
+                            mask_token_rate, random_token_rate, whole_word, segmented)
     special = _special_ids(tokenizer)
     body_length = sequence_length - 2
-    lines = _tokenized_segments([texts], tokenizer,
-                                None if pack_documents else body_length, deterministic)
+    if segmented:
+        texts = segment_words(texts, word_segmenter)
+    lines = _tokenized_segments([texts], tokenizer, None if pack_documents else body_length,
+                                deterministic, tokenize_batch=(lambda batch: tokenize_words(
+                                    tokenizer, batch)) if segmented else None)
     lines = lines.filter(_is_not_empty)
     lines, batch_size = _shard(lines, shard, input_context, batch_size)
     if cache:

@@ -61,7 +61,7 @@ def mlm_datasets(config: ExperimentConfig, texts, tokenizer, tc=None, phase: str
     heldout = texts[::100]
     train_texts = [t for i, t in enumerate(texts) if i % 100]
     kwargs = dict(mask_rate=d.mask_rate, max_predictions=d.max_predictions, whole_word=d.whole_word_masking,
-                  pack_documents=packing, dynamic_padding=d.dynamic_padding)
+                  word_segmenter=d.word_segmenter, pack_documents=packing, dynamic_padding=d.dynamic_padding)
     train = tfm_data.mlm_dataset(train_texts, tokenizer, sequence_length, common.batch_size(config, tc or config.pretrain),
                                  shuffle=True, repeat=True, seed=config.seed, length_buckets=buckets, **kwargs)
     evaluation = tfm_data.mlm_dataset(heldout, tokenizer, sequence_length, d.eval_batch_size, shuffle=False,

@@ -79,6 +79,18 @@ def test_truncation_checks_name_the_file_line_and_the_allowed_values(tmp_path):
         cfg.load_config(None, ["data.truncation=tail"])
 
 
+def test_word_segmenter_needs_whole_word_masking_and_a_known_segmenter(tmp_path):
+    config = cfg.load_config(None, ["data.whole_word_masking=true", "data.word_segmenter=jieba"])
+    assert config.data.word_segmenter == "jieba"
+    path = write(tmp_path / "exp.yaml", "data:\n  mask_rate: 0.2\n  word_segmenter: jieba\n")
+    with pytest.raises(cfg.ConfigError, match=r"exp\.yaml:3: data\.word_segmenter='jieba' needs "
+                                              r"data\.whole_word_masking: true"):
+        cfg.load_config(path)
+    with pytest.raises(cfg.ConfigError, match="data.word_segmenter='thulac' is not allowed; choose one of "
+                                              "wordpiece, jieba"):
+        cfg.load_config(None, ["data.whole_word_masking=true", "data.word_segmenter=thulac"])
+
+
 def test_bad_override_syntax():
     with pytest.raises(cfg.ConfigError, match="expected section.key=value"):
         cfg.load_config(None, ["trainer.learning_rate"])

@@ -114,6 +114,23 @@ def test_in_domain_windows_hold_one_review_each_when_not_packed():
     assert set(features["padding_mask"].numpy().sum(axis=1)) == {3, 8, 11}, "data.length_buckets is fine-tuning's"
 
 
+def test_jieba_whole_word_masking_reaches_both_pretraining_phases():
+    from tfmodels import data as tfm_data
+    reviews = ["这本书很好看", "质量太差了，不推荐"]
+    words = {8: [[1], [2, 3], [4], [5, 6]], 11: [[1, 2], [3, 4], [5], [6], [7], [8, 9]]}  # jieba's cut, by length
+    tokenizer = tfm_data.make_tokenizer(sorted(set("".join(reviews))) + ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    config = load_config(DEMO, ["data.whole_word_masking=true", "data.word_segmenter=jieba", "data.mask_rate=0.3"])
+    for phase in ("general", "in_domain"):
+        features, mask_ids, weights = next(iter(pretrain.mlm_datasets(config, reviews * 40, tokenizer, phase=phase)[0]))
+        assert features["token_ids"].numpy().min() >= 0 and mask_ids.numpy().min() >= 0, phase
+        assert weights.numpy().sum() > 0, phase
+    lengths = features["padding_mask"].numpy().sum(axis=1)
+    for length, positions, row_weights in zip(lengths, features["mask_positions"].numpy(), weights.numpy()):
+        chosen = set(positions[row_weights > 0].tolist())
+        for word in words[length]:
+            assert not chosen & set(word) or set(word) <= chosen, f"word {word} cut in a review of {length} tokens"
+
+
 def test_in_domain_windows_longer_than_the_model_are_refused():
     config = load_config(DEMO, ["pretrain.in_domain_sequence_length=256"])
     with pytest.raises(ConfigError, match="pretrain.in_domain_sequence_length=256 exceeds model.max_sequence_length"):

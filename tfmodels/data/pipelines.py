@@ -7,6 +7,7 @@ Batch formats follow ARCHITECTURE.md:
   mask_weights float32 [B, P])
 * MLP: ({"features": float32 [B, ...]}, labels int32 [B])
 """
+import functools
 import math
 
 import numpy as np
@@ -423,9 +424,9 @@ def _is_not_empty(tokens):
 
 
 def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15,
-                max_predictions=None, whole_word=False, word_segmenter="wordpiece", seed=42, shuffle=True, repeat=False,
-                cache=True, deterministic=True, drop_remainder=False, pack_documents=True,
-                lines_per_pack=256, mask_token_rate=0.8, random_token_rate=0.1,
+                max_predictions=None, whole_word=False, word_segmenter="wordpiece", seed=42,
+                shuffle=True, repeat=False, cache=True, deterministic=True, drop_remainder=False,
+                pack_documents=True, lines_per_pack=256, mask_token_rate=0.8, random_token_rate=0.1,
                 fresh_masks=True, dynamic_padding=False, length_buckets=None, shard=None,
                 input_context=None):
     """Builds the masked-LM pretraining pipeline with dynamic masking.
@@ -494,8 +495,8 @@ def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15
     if segmented:
         texts = segment_words(texts, word_segmenter)
     lines = _tokenized_segments([texts], tokenizer, None if pack_documents else body_length,
-                                deterministic, tokenize_batch=(lambda batch: tokenize_words(
-                                    tokenizer, batch)) if segmented else None)
+                                deterministic, tokenize_batch=functools.partial(
+                                    tokenize_words, tokenizer) if segmented else None)
     lines = lines.filter(_is_not_empty)
     lines, batch_size = _shard(lines, shard, input_context, batch_size)
     if cache:

@@ -72,7 +72,7 @@ def test_masker_selects_whole_segmented_words(reviews, tokenizer):
             rows, positions.numpy(), mask_ids.numpy(), weights.numpy(), decoded):
         chosen = set(row_positions[row_weights > 0].tolist())
         np.testing.assert_array_equal(row_ids[row_weights > 0], original[sorted(chosen)])
-        words = [[p for p in word] for word in _words_of(row[1:]) if original[word[0] + 1] != special["[PAD]"]]
+        words = [word for word in _words_of(row[1:]) if original[word[0] + 1] != special["[PAD]"]]
         for word in words:
             in_word = {p + 1 for p in word} & chosen
             assert not in_word or in_word == {p + 1 for p in word}

@@ -102,3 +102,5 @@ def test_mlm_dataset_with_jieba_masks_words_and_restores_ids(reviews, tokenizer,
         unmasked[rows, masked_positions] = False
     np.testing.assert_array_equal(ids[unmasked], plain["token_ids"].numpy()[unmasked])
     assert weights.numpy().sum() > 0
+    with pytest.raises(ValueError, match="segmented_words=True needs whole_word=True"):
+        pipelines.mlm_dataset(reviews, tokenizer, 64, 16, word_segmenter="jieba")

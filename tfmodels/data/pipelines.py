@@ -487,7 +487,7 @@ def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15
     if not texts:
         raise ValueError("texts is empty; a masked-LM dataset needs at least one line")
     max_predictions = max_predictions or default_max_predictions(sequence_length, mask_rate)
-    segmented = whole_word and segments_text(word_segmenter)
+    segmented = segments_text(word_segmenter)
     masker = MaskedLMMasker(tokenizer.get_vocabulary(), max_predictions, mask_rate,
                             mask_token_rate, random_token_rate, whole_word, segmented)
     special = _special_ids(tokenizer)

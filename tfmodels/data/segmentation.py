@@ -68,10 +68,8 @@ def tokenize_words(tokenizer, lines):
     """
     words = tf.strings.split(lines)
     pieces = tokenizer(words.flat_values)
-    if isinstance(pieces, list):  # keras-hub's eager output
+    if isinstance(pieces, list):  # keras-hub's eager output; in tf.data it is a RaggedTensor
         pieces = tf.ragged.constant(pieces, tf.int32, ragged_rank=1, inner_shape=())
-    elif not isinstance(pieces, tf.RaggedTensor):  # a batch of no words
-        pieces = tf.RaggedTensor.from_tensor(pieces)
     pieces = tf.cast(pieces, tf.int32)
     position_in_word = tf.ragged.range(pieces.row_lengths()).flat_values
     encoded = pieces.with_flat_values(encode_word_continuations(pieces.flat_values, position_in_word > 0))

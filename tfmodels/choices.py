@@ -7,7 +7,7 @@ modules that implement each choice check their arguments against the same tuple.
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 MODEL_KINDS = ("mlp", "bert", "lstm")
-POOLINGS = ("cls", "mean")
+POOLINGS = ("cls", "mean", "max_mean")
 LSTM_POOLINGS = ("last", "max", "mean", "max_mean")
 FINETUNE_MODES = ("full", "frozen", "top_k", "gradual", "lora", "frozen_then_full")
 OPTIMIZERS = ("adamw", "adam")

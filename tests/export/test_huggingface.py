@@ -34,11 +34,11 @@ def encoder():
 
 @pytest.fixture(scope="module")
 def exported(encoder, tmp_path_factory):
-    """{"encoder" | "cls" | "mean": (model, directory)}, exported once."""
+    """{"encoder" | "cls" | "mean" | "max_mean": (model, directory)}, exported once."""
     root = tmp_path_factory.mktemp("hf")
     vocab = tiny.write_vocab(str(root))
     result = {}
-    for name in ("encoder", "cls", "mean"):
+    for name in ("encoder", "cls", "mean", "max_mean"):
         model = encoder if name == "encoder" else models.build_bert_classifier(
             encoder, 3, pooling=name)
         directory = huggingface.export_huggingface(
@@ -61,7 +61,7 @@ def test_directory_layout_and_config(exported):
         files = set(os.listdir(directory))
         assert {"config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json",
                 "special_tokens_map.json", "tfmodels_export.json"} <= files
-        assert ("classifier_head.safetensors" in files) == (name == "mean")
+        assert ("classifier_head.safetensors" in files) == (name in ("mean", "max_mean"))
         with open(os.path.join(directory, "config.json")) as f:
             config = json.load(f)
         assert config["model_type"] == "bert" and config["hidden_act"] == "gelu_new"
@@ -74,6 +74,10 @@ def test_directory_layout_and_config(exported):
     mean_config = json.load(open(os.path.join(exported["mean"][1], "config.json")))
     assert mean_config["architectures"] == ["BertModel"]
     assert mean_config["tfmodels_pooling"] == "mean"
+    max_mean_config = json.load(open(os.path.join(exported["max_mean"][1], "config.json")))
+    assert max_mean_config["tfmodels_pooling"] == "max_mean"
+    head = load_file(os.path.join(exported["max_mean"][1], "classifier_head.safetensors"))
+    assert head["classifier.weight"].shape == (3, 32)  # [C, 2H]: max then mean features
     weights = load_file(os.path.join(exported["cls"][1], "model.safetensors"))
     assert weights["classifier.weight"].shape == (3, 16)
     assert "bert.encoder.layer.1.attention.self.query.weight" in weights
@@ -87,11 +91,11 @@ def test_own_loader_reproduces_encoder_and_classifier_outputs(exported, encoder)
     got = loaded.encoder(inputs, training=False)
     for key in ("sequence_output", "pooled_output"):
         np.testing.assert_allclose(got[key], expected[key], atol=ATOL)
-    for pooling in ("cls", "mean"):
+    for pooling in ("cls", "mean", "max_mean"):
         model, directory = exported[pooling]
         reloaded = models.load_encoder(directory).encoder(inputs, training=False)
-        head = load_file(os.path.join(directory, "classifier_head.safetensors" if pooling == "mean"
-                                      else "model.safetensors"))
+        head = load_file(os.path.join(directory, "model.safetensors" if pooling == "cls"
+                                      else "classifier_head.safetensors"))
         logits = huggingface.classifier_logits(
             reloaded["sequence_output"], reloaded["pooled_output"], inputs["padding_mask"],
             head["classifier.weight"].T, head["classifier.bias"], pooling)

@@ -24,7 +24,7 @@ def test_encoder_output_shapes(tiny_encoder, text_batch):
     assert outputs["pooled_output"].shape == (3, 32)
 
 
-@pytest.mark.parametrize("pooling", ["cls", "mean"])
+@pytest.mark.parametrize("pooling", ["cls", "mean", "max_mean"])
 def test_classifier_logits_shape_dtype_and_inputs(tiny_encoder, text_batch, pooling):
     model = build_bert_classifier(tiny_encoder, num_classes=4, pooling=pooling)
     assert sorted(model.input) == ["padding_mask", "segment_ids", "token_ids"]
@@ -43,12 +43,26 @@ def test_classifier_reads_segment_ids_for_sentence_pairs(tiny_encoder, text_batc
     assert not np.allclose(model(single), model(pair))
 
 
-def test_mean_pooling_ignores_padding(tiny_encoder, text_batch):
-    model = build_bert_classifier(tiny_encoder, num_classes=2, pooling="mean", dropout=0.0)
+@pytest.mark.parametrize("pooling", ["mean", "max_mean"])
+def test_mean_pooling_ignores_padding(tiny_encoder, text_batch, pooling):
+    model = build_bert_classifier(tiny_encoder, num_classes=2, pooling=pooling, dropout=0.0)
     batch = text_batch()
     changed = {key: value.copy() for key, value in batch.items()}
     changed["token_ids"][1, 5:] = 7  # only padded positions differ
     np.testing.assert_allclose(model(batch), model(changed), atol=1e-6)
+
+
+def test_max_mean_features_are_max_then_mean_over_real_tokens(tiny_encoder, text_batch):
+    model = build_bert_classifier(tiny_encoder, num_classes=2, pooling="max_mean")
+    batch = text_batch()
+    features = keras.Model(model.input, model.get_layer("max_mean_pooling").output)(batch)
+    sequence = np.asarray(tiny_encoder(batch)["sequence_output"])
+    hidden = tiny_encoder.hidden_dim
+    assert features.shape == (3, 2 * hidden)
+    for row, mask in enumerate(batch["padding_mask"]):
+        real = sequence[row][mask == 1]
+        np.testing.assert_allclose(features[row, :hidden], real.max(axis=0), atol=1e-6)
+        np.testing.assert_allclose(features[row, hidden:], real.mean(axis=0), atol=1e-6)
 
 
 def test_pretrainer_logits_and_tied_projection(tiny_encoder, text_batch):
@@ -63,7 +77,7 @@ def test_pretrainer_logits_and_tied_projection(tiny_encoder, text_batch):
     assert model.count_params() == tiny_encoder.count_params() + head_params
 
 
-@pytest.mark.parametrize("pooling", ["cls", "mean"])
+@pytest.mark.parametrize("pooling", ["cls", "mean", "max_mean"])
 def test_classifier_keras_round_trip(tiny_encoder, text_batch, round_trip, pooling):
     model = build_bert_classifier(tiny_encoder, num_classes=3, pooling=pooling)
     batch = text_batch()
@@ -136,7 +150,7 @@ def test_encoder_bad_arguments(kwargs, match):
 def test_classifier_bad_arguments(tiny_encoder):
     with pytest.raises(ValueError, match="num_classes=1 is invalid; expected an integer >= 2"):
         build_bert_classifier(tiny_encoder, num_classes=1)
-    with pytest.raises(ValueError, match="pooling='max' unknown; choose one of cls, mean"):
+    with pytest.raises(ValueError, match="pooling='max' unknown; choose one of cls, mean, max_mean$"):
         build_bert_classifier(tiny_encoder, num_classes=2, pooling="max")
     with pytest.raises(ValueError, match="encoder=Sequential is invalid"):
         build_bert_classifier(keras.Sequential(), num_classes=2)

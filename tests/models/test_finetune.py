@@ -87,14 +87,15 @@ def test_replace_head_on_bert_shares_encoder(tiny_encoder, text_batch):
     assert find_encoder(new) is tiny_encoder
 
 
-@pytest.mark.parametrize("pooling, uses_pooler", [("cls", True), ("mean", False)])
-def test_unfreeze_top_k(tiny_encoder, text_batch, pooling, uses_pooler):
+@pytest.mark.parametrize("pooling, uses_pooler, features", [("cls", True, 32), ("mean", False, 32),
+                                                             ("max_mean", False, 64)])
+def test_unfreeze_top_k(tiny_encoder, text_batch, pooling, uses_pooler, features):
     model = build_bert_classifier(tiny_encoder, num_classes=2, pooling=pooling, dropout=0.0)
     layer_params = tiny_encoder.transformer_layers[1].count_params()
     pooler_params = 32 * 32 + 32 if uses_pooler else 0
-    assert unfreeze_top_k(model, 0).trainable == pooler_params + _head_params(32)
+    assert unfreeze_top_k(model, 0).trainable == pooler_params + _head_params(features)
     count = unfreeze_top_k(model, 1)
-    assert count.trainable == layer_params + pooler_params + _head_params(32)
+    assert count.trainable == layer_params + pooler_params + _head_params(features)
     trainable = {variable.path for variable in model.trainable_weights}
     assert all("transformer_layer_0" not in path and "embedding" not in path
                for path in trainable)

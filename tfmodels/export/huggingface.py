@@ -11,11 +11,13 @@ What maps where:
   - a classifier with `pooling="cls"` (pooler on [CLS], dropout, Dense) →
     `BertForSequenceClassification` (weights under `bert.` plus `classifier.weight/bias`),
     the same computation, with `id2label`/`label2id` from the class names;
-  - a classifier with `pooling="mean"` has no `transformers` class (BERT heads read the pooler):
-    the encoder is written as a `BertModel` and the head as `classifier_head.safetensors`
-    (`classifier.weight` [C, H], `classifier.bias` [C]); logits are
-    `mean(last_hidden_state over attention_mask) @ weight.T + bias`. `config.json` records
-    `tfmodels_pooling: "mean"` and the labels.
+  - a classifier with `pooling="mean"` or `"max_mean"` has no `transformers` class (BERT heads
+    read the pooler): the encoder is written as a `BertModel` and the head as
+    `classifier_head.safetensors` (`classifier.weight` [C, H] or [C, 2H], `classifier.bias` [C]);
+    logits are `features @ weight.T + bias`, where the features are
+    `mean(last_hidden_state over attention_mask)`, or for "max_mean"
+    `concat(max(...), mean(...))` over the same tokens. `config.json` records
+    `tfmodels_pooling` and the labels.
 
 keras-hub's BERT uses the tanh approximation of GELU, so `hidden_act` is `gelu_new`.
 Before the directory is moved into place it is reloaded with `load_encoder` and its outputs
@@ -50,7 +52,7 @@ def export_huggingface(model, *, vocab_path, output_dir, lowercase, class_names=
 
     Args:
         model: keras.Model. A `keras_hub.models.BertBackbone`, or a classifier from
-            `models.build_bert_classifier` (cls or mean pooling).
+            `models.build_bert_classifier` (any pooling).
         vocab_path: str. The WordPiece vocab.txt the model was trained with.
         output_dir: str. Directory to create; must not exist or be empty.
         lowercase: bool. Whether the vocabulary expects lowercased text (`do_lower_case`).
@@ -125,9 +127,11 @@ def _classifier_head(model, class_names):
         pooling = "cls"
     elif "mean_pooling" in layer_names:
         pooling = "mean"
+    elif "max_mean_pooling" in layer_names:
+        pooling = "max_mean"
     else:
         raise ExportError(f"model {model.name!r} is not a BERT classifier from "
-                          "build_bert_classifier (no [CLS] or mean pooling layer found)")
+                          "build_bert_classifier (no [CLS], mean or max_mean pooling layer found)")
     logits = model.get_layer("logits")
     kernel, bias = (np.asarray(v.numpy(), np.float32) for v in (logits.kernel, logits.bias))
     num_classes = kernel.shape[-1]
@@ -283,7 +287,7 @@ def _write_metadata(directory, model, head, verification):
         "pooling": None if head is None else head["pooling"],
         "transformers_class": ("BertForSequenceClassification"
                                if head is not None and head["pooling"] == "cls" else "BertModel"),
-        "classifier_head_file": HEAD_FILE if head is not None and head["pooling"] == "mean"
+        "classifier_head_file": HEAD_FILE if head is not None and head["pooling"] != "cls"
         else None,
         "compute_dtype": compute_dtype(model),
         "verification": verification,
@@ -306,14 +310,17 @@ def classifier_logits(sequence_output, pooled_output, padding_mask, head_kernel,
         head_kernel: array [H, C] (Keras layout; the safetensors `classifier.weight` is its
             transpose).
         head_bias: array [C].
-        pooling: str. "cls" or "mean".
+        pooling: str. "cls", "mean" or "max_mean".
     """
     if pooling == "cls":
         features = np.asarray(pooled_output, np.float64)
     else:
         mask = np.asarray(padding_mask, np.float64)[..., None]
-        total = (np.asarray(sequence_output, np.float64) * mask).sum(axis=1)
-        features = total / np.maximum(mask.sum(axis=1), 1.0)
+        sequence = np.asarray(sequence_output, np.float64)
+        features = (sequence * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
+        if pooling == "max_mean":  # a row without real tokens pools to zeros, as in the model
+            maximum = np.where(mask > 0, sequence, -np.inf).max(axis=1)
+            features = np.concatenate([np.where(np.isfinite(maximum), maximum, 0.0), features], axis=-1)
     return features @ np.asarray(head_kernel, np.float64) + np.asarray(head_bias, np.float64)
 
 

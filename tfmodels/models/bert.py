@@ -9,8 +9,8 @@ import keras
 import keras_hub
 
 from tfmodels.choices import POOLINGS as POOLING_MODES
-from tfmodels.models.common import (TEXT_INPUT_NAMES, check_dropout, check_int,
-                                     classifier_head, text_inputs)
+from tfmodels.models.common import (TEXT_INPUT_NAMES, MaskedSequencePooling, check_dropout,
+                                     check_int, classifier_head, pooling_modes, text_inputs)
 from tfmodels.models.encoder_outputs import (PooledEncoderOutput, SequenceOutputAt,
                                              with_encoder_deserialized, wrapped_encoder)
 from tfmodels.models.variants import get_variant
@@ -127,7 +127,8 @@ def build_bert_classifier(
         pooling: str. "cls" uses the encoder's pooled [CLS] output, with the top
             transformer layer computed at [CLS] only (`PooledEncoderOutput`); "mean"
             averages sequence_output over real tokens (better after masked-LM-only
-            pretraining, which never trains [CLS] or the pooler). Defaults to "cls".
+            pretraining, which never trains [CLS] or the pooler); "max_mean" concatenates
+            the maximum and the mean over real tokens ([B, 2H] features). Defaults to "cls".
         name: str. Model name. Defaults to "bert_classifier".
 
     Returns:
@@ -147,8 +148,12 @@ def build_bert_classifier(
     inputs = text_inputs()
     if pooling == "cls":
         features = PooledEncoderOutput(encoder, name="pooled_encoder_output")(inputs)
-    else:
+    elif pooling == "mean":
         features = MaskedMeanPooling(dtype=encoder.dtype_policy, name="mean_pooling")(
+            encoder(inputs)["sequence_output"], inputs["padding_mask"])
+    else:
+        features = MaskedSequencePooling(pooling_modes(pooling), dtype=encoder.dtype_policy,
+                                         name="max_mean_pooling")(
             encoder(inputs)["sequence_output"], inputs["padding_mask"])
     logits = classifier_head(features, num_classes, dropout, _bert_initializer())
     return keras.Model(inputs=inputs, outputs=logits, name=name)

@@ -61,3 +61,47 @@ def classifier_head(features, num_classes: int, dropout: float,
     x = keras.layers.Dropout(dropout, name="head_dropout")(features)
     return keras.layers.Dense(num_classes, kernel_initializer=kernel_initializer,
                               dtype="float32", name="logits")(x)
+
+
+def pooling_modes(pooling: str) -> tuple[str, ...]:
+    """The `MaskedSequencePooling` modes of a pooling choice: "max_mean" → ("max", "mean")."""
+    return ("max", "mean") if pooling == "max_mean" else (pooling,)
+
+
+@keras.saving.register_keras_serializable(package="tfmodels")
+class MaskedSequencePooling(keras.layers.Layer):
+    """Pools [B, L, D] sequence outputs over real tokens (padding_mask == 1), in float32.
+
+    The result has the layer's compute dtype.
+
+    Args:
+        modes: list of str. "max" and/or "mean"; several are concatenated in that order.
+        **kwargs: standard layer arguments (name, dtype).
+    """
+
+    def __init__(self, modes=("max", "mean"), **kwargs):
+        super().__init__(**kwargs)
+        self.modes = list(modes)
+        self.supports_masking = True  # the padding_mask input replaces the Keras mask
+
+    def call(self, sequence, padding_mask, mask=None):
+        real = keras.ops.expand_dims(keras.ops.cast(padding_mask, "float32"), -1)
+        sequence = keras.ops.cast(sequence, "float32")
+        pooled = []
+        for mode in self.modes:
+            if mode == "max":  # padded positions never win; a sequence without real tokens gives 0
+                maximum = keras.ops.max(sequence * real - 1e9 * (1.0 - real), axis=1)
+                pooled.append(maximum * keras.ops.minimum(keras.ops.sum(real, axis=1), 1.0))
+            else:
+                pooled.append(keras.ops.sum(sequence * real, axis=1)
+                              / keras.ops.maximum(keras.ops.sum(real, axis=1), 1.0))
+        return keras.ops.cast(keras.ops.concatenate(pooled, axis=-1), self.compute_dtype)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, sequence_shape, padding_mask_shape=None):
+        return (sequence_shape[0], sequence_shape[-1] * len(self.modes))
+
+    def get_config(self):
+        return {**super().get_config(), "modes": self.modes}

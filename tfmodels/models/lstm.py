@@ -4,7 +4,8 @@ from __future__ import annotations
 import keras
 
 from tfmodels.choices import LSTM_POOLINGS
-from tfmodels.models.common import check_dropout, check_int, classifier_head, text_inputs
+from tfmodels.models.common import (MaskedSequencePooling, check_dropout, check_int, classifier_head,
+                                    pooling_modes, text_inputs)
 
 
 @keras.saving.register_keras_serializable(package="tfmodels")
@@ -20,43 +21,6 @@ class PaddingMaskToBool(keras.layers.Layer):
 
     def compute_output_spec(self, padding_mask):
         return keras.KerasTensor(padding_mask.shape, dtype="bool")
-
-
-@keras.saving.register_keras_serializable(package="tfmodels")
-class MaskedSequencePooling(keras.layers.Layer):
-    """Pools [B, L, D] LSTM outputs over real tokens (padding_mask == 1), in float32.
-
-    Args:
-        modes: list of str. "max" and/or "mean"; several are concatenated in that order.
-        **kwargs: standard layer arguments (name, dtype).
-    """
-
-    def __init__(self, modes=("max", "mean"), **kwargs):
-        super().__init__(**kwargs)
-        self.modes = list(modes)
-        self.supports_masking = True  # the padding_mask input replaces the Keras mask
-
-    def call(self, sequence, padding_mask, mask=None):
-        real = keras.ops.expand_dims(keras.ops.cast(padding_mask, "float32"), -1)
-        sequence = keras.ops.cast(sequence, "float32")
-        pooled = []
-        for mode in self.modes:
-            if mode == "max":  # padded positions never win; a sequence without real tokens gives 0
-                maximum = keras.ops.max(sequence * real - 1e9 * (1.0 - real), axis=1)
-                pooled.append(maximum * keras.ops.minimum(keras.ops.sum(real, axis=1), 1.0))
-            else:
-                pooled.append(keras.ops.sum(sequence * real, axis=1)
-                              / keras.ops.maximum(keras.ops.sum(real, axis=1), 1.0))
-        return keras.ops.cast(keras.ops.concatenate(pooled, axis=-1), self.compute_dtype)
-
-    def compute_mask(self, inputs, mask=None):
-        return None
-
-    def compute_output_shape(self, sequence_shape, padding_mask_shape=None):
-        return (sequence_shape[0], sequence_shape[-1] * len(self.modes))
-
-    def get_config(self):
-        return {**super().get_config(), "modes": self.modes}
 
 
 def build_lstm_classifier(
@@ -110,7 +74,6 @@ def build_lstm_classifier(
         lstm = keras.layers.Bidirectional(lstm, name="trunk_bilstm")
     x = lstm(x, mask=mask)
     if pooling != "last":
-        modes = ("max", "mean") if pooling == "max_mean" else (pooling,)
-        x = MaskedSequencePooling(modes, name="trunk_pooling")(x, inputs["padding_mask"])
+        x = MaskedSequencePooling(pooling_modes(pooling), name="trunk_pooling")(x, inputs["padding_mask"])
     logits = classifier_head(x, num_classes, dropout)
     return keras.Model(inputs=inputs, outputs=logits, name=name)

@@ -85,30 +85,19 @@ def build_bert_encoder(
 
 
 @keras.saving.register_keras_serializable(package="tfmodels")
-class MaskedMeanPooling(keras.layers.Layer):
-    """Averages token vectors over real tokens (padding_mask == 1).
-
-    Computed in float32 for precision; the result has the layer's compute dtype.
+class MaskedMeanPooling(MaskedSequencePooling):
+    """Averages token vectors over real tokens (padding_mask == 1): `MaskedSequencePooling`'s
+    "mean" alone, kept as its own class so that saved mean-pooling classifiers load.
 
     Args:
         **kwargs: standard layer arguments (name, dtype).
     """
 
     def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.supports_masking = False
+        super().__init__(("mean",), **kwargs)
 
     def get_config(self):
-        return super().get_config()
-
-    def call(self, sequence, padding_mask):
-        mask = keras.ops.expand_dims(keras.ops.cast(padding_mask, "float32"), -1)
-        total = keras.ops.sum(keras.ops.cast(sequence, "float32") * mask, axis=1)
-        count = keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
-        return keras.ops.cast(total / count, self.compute_dtype)
-
-    def compute_output_shape(self, sequence_shape, padding_mask_shape=None):
-        return (sequence_shape[0], sequence_shape[-1])
+        return {key: value for key, value in super().get_config().items() if key != "modes"}
 
 
 def build_bert_classifier(
@@ -148,13 +137,11 @@ def build_bert_classifier(
     inputs = text_inputs()
     if pooling == "cls":
         features = PooledEncoderOutput(encoder, name="pooled_encoder_output")(inputs)
-    elif pooling == "mean":
-        features = MaskedMeanPooling(dtype=encoder.dtype_policy, name="mean_pooling")(
-            encoder(inputs)["sequence_output"], inputs["padding_mask"])
     else:
-        features = MaskedSequencePooling(pooling_modes(pooling), dtype=encoder.dtype_policy,
-                                         name="max_mean_pooling")(
-            encoder(inputs)["sequence_output"], inputs["padding_mask"])
+        pool = (MaskedMeanPooling(dtype=encoder.dtype_policy, name="mean_pooling") if pooling == "mean"
+                else MaskedSequencePooling(pooling_modes(pooling), dtype=encoder.dtype_policy,
+                                           name="max_mean_pooling"))
+        features = pool(encoder(inputs)["sequence_output"], inputs["padding_mask"])
     logits = classifier_head(features, num_classes, dropout, _bert_initializer())
     return keras.Model(inputs=inputs, outputs=logits, name=name)
 

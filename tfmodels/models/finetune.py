@@ -18,7 +18,7 @@ from typing import NamedTuple
 import keras
 import keras_hub
 
-from tfmodels.models.bert import BertPretrainer, MaskedMeanPooling, find_encoder
+from tfmodels.models.bert import BertPretrainer, find_encoder
 from tfmodels.models.common import (HEAD_LAYER_NAMES, MaskedSequencePooling, check_dropout, check_int,
                                     classifier_head)
 from tfmodels.models.encoder_outputs import wrapped_encoder
@@ -160,7 +160,7 @@ def _uses_pooler(model: keras.Model) -> bool:
         return True
     if isinstance(model, BertPretrainer):
         return False
-    return not any(isinstance(layer, (MaskedMeanPooling, MaskedSequencePooling)) for layer in model.layers)
+    return not any(isinstance(layer, MaskedSequencePooling) for layer in model.layers)
 
 
 def _embedding_layers(encoder: keras_hub.models.BertBackbone) -> list:

@@ -91,7 +91,7 @@ class ModelConfig:
     num_heads: int | None = None
     intermediate_dim: int | None = None
     max_sequence_length: int = 512
-    dropout: float = 0.1
+    dropout: float = 0.1  # inside the encoder and before the logits; also replaces a loaded encoder's rate
     pooling: str = "mean"
     pretrain_embedding_init: str = "random"  # or "cooccurrence": PPMI-SVD token vectors before masked-LM
     hidden_units: list[int] = dataclasses.field(default_factory=lambda: [256])

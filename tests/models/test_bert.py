@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tfmodels.models import (BertPretrainer, build_bert_classifier, build_bert_encoder,
-                             build_bert_pretrainer, build_mlp, find_encoder)
+                             build_bert_pretrainer, build_mlp, find_encoder, with_encoder_dropout)
 
 from model_test_data import MAX_LENGTH, VOCAB_SIZE
 
@@ -115,6 +115,23 @@ def test_find_encoder_by_type(tiny_encoder):
     assert find_encoder(tiny_encoder) is tiny_encoder
     with pytest.raises(ValueError, match="holds 0 BertBackbone layers"):
         find_encoder(build_mlp((4,), [8], num_classes=2))
+
+
+def test_with_encoder_dropout_changes_the_rate_inside_and_keeps_the_weights(tiny_encoder, text_batch):
+    batch = text_batch()
+    copy = with_encoder_dropout(tiny_encoder, 0.5)
+    assert copy.dropout == 0.5 and tiny_encoder.dropout == 0.0
+    for kept, copied in zip(tiny_encoder.weights, copy.weights, strict=True):
+        assert kept.path == copied.path
+        np.testing.assert_array_equal(kept.numpy(), copied.numpy())
+    inference = tiny_encoder(batch)["sequence_output"]
+    np.testing.assert_allclose(copy(batch)["sequence_output"], inference, atol=1e-6)
+    np.testing.assert_allclose(tiny_encoder(batch, training=True)["sequence_output"], inference, atol=1e-6)
+    changed = np.abs(copy(batch, training=True)["sequence_output"] - inference).max()
+    assert changed > 0.1, "training=True drops units at the new rate"
+    assert with_encoder_dropout(tiny_encoder, 0.0) is tiny_encoder
+    with pytest.raises(ValueError, match=r"dropout=1.0 is invalid; expected a float in \[0, 1\)"):
+        with_encoder_dropout(tiny_encoder, 1.0)
 
 
 def test_mixed_bfloat16_dtypes(bf16_policy, text_batch):

@@ -122,3 +122,18 @@ def test_frozen_then_full_evaluates_every_n_steps_across_both_phases(tiny_encode
     best = max(e["val_accuracy"] for e in evaluations)
     # The saved model is the best over both phases.
     assert result["metrics"]["validation"]["accuracy"] == pytest.approx(best)
+
+
+def test_model_dropout_replaces_the_rate_a_loaded_encoder_was_saved_with(tiny_encoder_dir, tmp_path, capsys):
+    assert tfm_models.load_encoder(tiny_encoder_dir).encoder.dropout == pytest.approx(0.1)
+    config = load_config(config_file("bert_finetune_sentiment_zh.yaml"), [
+        "data.limit=64", "data.sequence_length=32", "data.batch_size=16", "trainer.epochs=1",
+        f"finetune.encoder={tiny_encoder_dir}", "finetune.mode=full", "model.dropout=0.3",
+        "precision=float32", "strategy=default"], model_dir=str(tmp_path))
+    finetune.run(config)
+    assert "encoder dropout: 0.1 as saved, 0.3 for fine-tuning (model.dropout)" in capsys.readouterr().out
+    saved = common.load_model(str(tmp_path / common.MODEL_FILE))
+    encoder = tfm_models.find_encoder(saved)
+    assert encoder.dropout == pytest.approx(0.3)
+    assert encoder.embeddings_dropout.rate == pytest.approx(0.3)
+    assert saved.get_layer("head_dropout").rate == pytest.approx(0.3)

@@ -1,7 +1,7 @@
 """Model builders, named variants, fine-tuning utilities and pretrained loading."""
 from tfmodels.models.bert import (BertPretrainer, MaskedMeanPooling, TiedMaskedLMHead,
                                   build_bert_classifier, build_bert_encoder,
-                                  build_bert_pretrainer, find_encoder)
+                                  build_bert_pretrainer, find_encoder, with_encoder_dropout)
 from tfmodels.models.electra import (ELECTRA_INPUT_NAMES, ElectraPretrainer, build_electra_pretrainer,
                                      generator_sizes)
 from tfmodels.models.encoder_outputs import PooledEncoderOutput, SequenceOutputAt
@@ -27,4 +27,5 @@ __all__ = [
     "layer_decay_multipliers", "load_encoder",
     "load_lora_weights", "merge_lora", "recompute_mode", "replace_head", "save_encoder",
     "save_lora_weights", "set_recompute", "set_trainable", "unfreeze_all", "unfreeze_top_k",
+    "with_encoder_dropout",
 ]

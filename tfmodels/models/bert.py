@@ -84,6 +84,29 @@ def build_bert_encoder(
     )
 
 
+def with_encoder_dropout(encoder: keras_hub.models.BertBackbone,
+                         dropout: float) -> keras_hub.models.BertBackbone:
+    """Returns the encoder with dropout rate `dropout` inside it and the same weights.
+
+    A loaded encoder keeps the rate it was saved with; fine-tuning at another rate needs
+    a copy built with that rate (the backbone's dropout layers take it at construction).
+
+    Args:
+        encoder: keras_hub.models.BertBackbone. The encoder (e.g. `load_encoder(...).encoder`).
+        dropout: float. The rate wanted, in [0, 1).
+
+    Returns:
+        `encoder` itself when it already has that rate, else a new `BertBackbone` with
+        the same config and weights except the rate.
+    """
+    check_dropout(dropout)
+    if encoder.dropout == dropout:
+        return encoder
+    copy = keras_hub.models.BertBackbone.from_config({**encoder.get_config(), "dropout": dropout})
+    copy.set_weights(encoder.get_weights())
+    return copy
+
+
 @keras.saving.register_keras_serializable(package="tfmodels")
 class MaskedMeanPooling(MaskedSequencePooling):
     """Averages token vectors over real tokens (padding_mask == 1): `MaskedSequencePooling`'s

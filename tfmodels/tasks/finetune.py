@@ -56,7 +56,8 @@ def finetune_bert(started: common.Run) -> dict:
     config, ft = started.config, started.config.finetune
     with started.strategy.scope():
         loaded = tfm_models.load_encoder(ft.encoder)
-    tfm_models.check_sequence_length(loaded.encoder, config.data.sequence_length)
+        encoder = encoder_with_config_dropout(loaded.encoder, config.model.dropout)
+    tfm_models.check_sequence_length(encoder, config.data.sequence_length)
     config = _with_vocab(config, loaded.vocab_path, loaded.lowercase)
     started = common.start_run(config, started.model_dir)  # records the encoder's vocabulary settings
     splits = common.load_text_splits(config)
@@ -65,7 +66,7 @@ def finetune_bert(started: common.Run) -> dict:
     train, evaluation = common.text_datasets(config, splits, vocab_path, config.data.lowercase)
     plan = common.step_plan(config, config.trainer, len(splits.train))
     with started.strategy.scope():
-        model = common.build_text_classifier(config, None, splits.num_labels, encoder=loaded.encoder)
+        model = common.build_text_classifier(config, None, splits.num_labels, encoder=encoder)
     history, frozen_phase = {}, None
     if ft.mode == "frozen_then_full" and ft.frozen_epochs > 0:
         frozen_phase, history["frozen"] = run_frozen_phase(started, model, train, evaluation, plan.steps_per_epoch)
@@ -83,6 +84,14 @@ def finetune_bert(started: common.Run) -> dict:
     return {"metrics": metrics, "history": history, "evaluations": evaluations, "param_counts": counts,
             "model_dir": started.model_dir, "output_dir": started.output_dir,
             "tokens_per_second": common.tokens_per_second(history["main"])}
+
+
+def encoder_with_config_dropout(encoder, dropout: float):
+    """The loaded encoder with `model.dropout` inside it (it was saved with its own rate)."""
+    if encoder.dropout != dropout:
+        print(f"encoder dropout: {encoder.dropout} as saved, {dropout} for fine-tuning (model.dropout)",
+              flush=True)
+    return tfm_models.with_encoder_dropout(encoder, dropout)
 
 
 def _with_vocab(config: ExperimentConfig, vocab_path: str, lowercase: bool | None) -> ExperimentConfig:

@@ -167,11 +167,7 @@ def build_pretraining_encoder(config: ExperimentConfig, vocabulary_size: int):
 
 def save_pretrained_encoder(started: common.Run, encoder, vocab_path: str) -> str:
     """Saves the encoder's weights in an encoder built with `model.dropout`, the rate fine-tuning uses."""
-    config = started.config
-    if config.pretrain.dropout is not None and config.pretrain.dropout != config.model.dropout:
-        saved = common.build_encoder(config, encoder.vocabulary_size)
-        saved.set_weights(encoder.get_weights())
-        encoder = saved
+    encoder = tfm_models.with_encoder_dropout(encoder, started.config.model.dropout)
     encoder_dir = started.path(ENCODER_DIR)
     tfm_models.save_encoder(encoder, vocab_path, encoder_dir)
     return encoder_dir

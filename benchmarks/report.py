@@ -289,6 +289,17 @@ def _dropout_lines(results):
                     speedup=_x(ratio(fast, keras_masks)))]
 
 
+def _pooling_lines(results):
+    sides = {row["pooling"]: row for row in results.get("pooling", [])}
+    if set(sides) != {"mean", "max_mean"}:
+        return []
+    mean, max_mean = sides["mean"], sides["max_mean"]
+    return [_phrase("speed_pooling", **max_mean, max_mean_ms=max_mean["median_step_s"] * 1000,
+                    mean_ms=mean["median_step_s"] * 1000,
+                    slowdown=_x(paired_ratio(mean, max_mean)),
+                    spread=_spread(round_ratio_range(mean, max_mean)))]
+
+
 def _batching_lines(results):
     batching = {row["mode"]: row for row in results.get("batching", [])}
     fixed = batching.get("fixed")
@@ -316,7 +327,7 @@ def _thread_lines(results):
 
 
 SPEED_KNOBS = (_precision_lines, _steps_per_execution_lines, _xla_lines, _dropout_lines,
-               _batching_lines, _thread_lines)
+               _pooling_lines, _batching_lines, _thread_lines)
 
 
 def _speed(results, checks):

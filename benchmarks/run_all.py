@@ -183,6 +183,16 @@ def _measure_input(results, settings, assets):
                            for mode in speed.BATCHING_MODES]
 
 
+def _measure_pooling(results, settings, assets):
+    """The demo classifier's poolings (mean vs max + mean) on the real reviews, interleaved."""
+    from benchmarks import speed
+
+    _log("classifier pooling on the demo's encoder: mean vs max + mean (interleaved)")
+    results["pooling"] = speed.measure_pooling(
+        assets, warmup=settings["warmup"], rounds=settings["rounds"],
+        steps_per_round=settings["steps_per_round"])
+
+
 def _measure_dropout_and_threads(results, settings, vocabulary_size):
     """Dropout masks (Keras vs keep_mask, interleaved) and thread-pool sizes."""
     from benchmarks import speed
@@ -266,6 +276,7 @@ def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, work
     _measure_input(results, settings, assets)
     if settings["speed_knobs"]:
         _measure_dropout_and_threads(results, settings, assets.vocabulary_size)
+        _measure_pooling(results, settings, assets)
     _measure_mlp_serving_memory(results, settings, assets, workdir)
 
     results["machine_end"] = common.machine_info()

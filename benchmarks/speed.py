@@ -20,6 +20,10 @@ BATCHING_MODES = {
     "dynamic": {"dynamic_padding": True},
     "buckets": {"dynamic_padding": True, "length_buckets": REVIEW_BUCKETS},
 }
+# The demo's encoder (configs/demo_zh_sentiment.yaml: BERT-mini's width with 2 layers) and the
+# classifier poolings compared on it.
+DEMO_SIZE = common.ModelSize("demo", 2, 256, 4)
+POOLINGS = ("mean", "max_mean")
 # (inter-op, intra-op) thread-pool sizes compared; 0 is TensorFlow's default (one per core).
 THREAD_SETTINGS = ((0, 0), (1, 0), (0, 1), (1, 1))
 
@@ -114,6 +118,49 @@ def measure_dropout(vocabulary_size, size=common.SIZES["mini"], precision="mixed
                          sequence_length=sequence_length, vocabulary_size=vocabulary_size,
                          max_predictions=0, warmup=warmup, fast_dropout=fast)
             for fast, side_turns in turns.items()]
+
+
+def measure_pooling(assets, size=DEMO_SIZE, precision="mixed_bfloat16", batch_size=32,
+                    sequence_length=128, warmup=3, rounds=4, steps_per_round=4):
+    """Fine-tuning throughput of the classifier with each pooling of POOLINGS, interleaved.
+
+    The demo's fine-tuning as it runs: real training reviews in batches padded to their longest
+    review; one Trainer per pooling, built once, taking turns (`interleave.run_rounds`). Each
+    turn reads the dataset from its start, so the sides train on the same batches.
+
+    Args:
+        assets: pipeline.TextAssets.
+        size: common.ModelSize. Defaults to DEMO_SIZE.
+        precision: str. Defaults to "mixed_bfloat16".
+        batch_size: int. Defaults to 32.
+        sequence_length: int. Defaults to 128.
+        warmup: int. Untimed steps per side first. Defaults to 3.
+        rounds: int. Turns per side. Defaults to 4.
+        steps_per_round: int. Steps per turn. Defaults to 4.
+
+    Returns:
+        list of dict: one `turns_result` row per pooling, with its `pooling`.
+    """
+    from tfmodels.data import classification_dataset, make_tokenizer
+
+    from benchmarks import interleave
+    from benchmarks.training import TrainerSide, turns_result
+
+    keras.backend.clear_session()
+    tokenizer = make_tokenizer(assets.vocab_path)
+    data = classification_dataset(assets.train, tokenizer, sequence_length, batch_size,
+                                  repeat=True, dynamic_padding=True)
+    with common.dtype_policy(precision):
+        sides = {pooling: TrainerSide("classification", size, data,
+                                      tokenizer.vocabulary_size(), pooling=pooling)
+                 for pooling in POOLINGS}
+    turns = interleave.run_rounds(sides, rounds, steps_per_round, warmup)
+    return [turns_result("tfmodels", "classification", size, precision, side_turns,
+                         rounds=rounds, steps_per_round=steps_per_round, batch_size=batch_size,
+                         sequence_length=sequence_length,
+                         vocabulary_size=tokenizer.vocabulary_size(), max_predictions=0,
+                         warmup=warmup, pooling=pooling)
+            for pooling, side_turns in turns.items()]
 
 
 def measure_threads(inter_op, intra_op, vocabulary_size, warmup=3, timed_steps=12,

@@ -92,7 +92,7 @@ def tfmodels_optimizer(total_steps, learning_rate=LEARNING_RATE):
 
 
 def build_trainer(task, size, planned_steps, vocabulary_size, steps_per_execution=1,
-                  fast_dropout=None):
+                  fast_dropout=None, pooling="cls"):
     """A tfmodels Trainer as the binaries build it (no model_dir), for the given model size.
 
     Args:
@@ -102,6 +102,7 @@ def build_trainer(task, size, planned_steps, vocabulary_size, steps_per_executio
         vocabulary_size: int. V of the encoder.
         steps_per_execution: int. Steps per tf.function call. Defaults to 1.
         fast_dropout: bool | None. Trainer(fast_dropout=...); None keeps the binaries' default.
+        pooling: str. The classifier's pooling (`build_bert_classifier`). Defaults to "cls".
     """
     from tfmodels.config import TrainerConfig
     from tfmodels.models import build_bert_classifier, build_bert_pretrainer
@@ -111,7 +112,7 @@ def build_trainer(task, size, planned_steps, vocabulary_size, steps_per_executio
     strategy = get_strategy("auto")
     with strategy.scope():
         encoder = _encoder(size, vocabulary_size, common.SEQUENCE_LENGTH)
-        model = (build_bert_classifier(encoder, common.NUM_CLASSES, dropout=0.1)
+        model = (build_bert_classifier(encoder, common.NUM_CLASSES, dropout=0.1, pooling=pooling)
                  if task == "classification" else build_bert_pretrainer(encoder))
         optimizer = tfmodels_optimizer(planned_steps)
     return Trainer(
@@ -180,10 +181,10 @@ class TrainerSide(_FitSide):
     framework = "tfmodels"
 
     def __init__(self, task, size, data, vocabulary_size, steps_per_execution=1,
-                 fast_dropout=None):
+                 fast_dropout=None, pooling="cls"):
         super().__init__(data)
         self.trainer = build_trainer(task, size, PLANNED_STEPS, vocabulary_size,
-                                     steps_per_execution, fast_dropout)
+                                     steps_per_execution, fast_dropout, pooling)
         self.steps_done = 0
 
     def _fit(self, steps, timer):

@@ -125,8 +125,9 @@ def measure_pooling(assets, size=DEMO_SIZE, precision="mixed_bfloat16", batch_si
     """Fine-tuning throughput of the classifier with each pooling of POOLINGS, interleaved.
 
     The demo's fine-tuning as it runs: real training reviews in batches padded to their longest
-    review; one Trainer per pooling, built once, taking turns (`interleave.run_rounds`). Each
-    turn reads the dataset from its start, so the sides train on the same batches.
+    review; one Trainer per pooling, built once, taking turns (`interleave.run_rounds`). Batch
+    widths vary from turn to turn (the reviews are reshuffled), so single rounds are noisy; the
+    report compares the sides by the median of the per-round ratios.
 
     Args:
         assets: pipeline.TextAssets.

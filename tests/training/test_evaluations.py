@@ -90,7 +90,8 @@ def test_early_stopping_counts_evaluations_and_restores_the_best(tmp_path):
     assert trainer.evaluate(validation)["accuracy"] == pytest.approx(accuracies[best])
 
 
-@pytest.mark.parametrize("crash_step", [7, 11, 14])
+# 11 (one evaluation without improvement) repeats 14's path with a smaller count: slow.
+@pytest.mark.parametrize("crash_step", [7, pytest.param(11, marks=pytest.mark.slow), 14])
 def test_resume_keeps_the_evaluations_best_value_and_patience(tmp_path, crash_step):
     # Evaluations at 3, 6 (the best), 9, 12, 15 (the third without improvement: stop); checkpoints
     # at 5, 10, 12 and 15. A crash at 7 replays the best evaluation from checkpoint 5; at 11 and 14

@@ -6,6 +6,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from tensorflow.python.framework import config as tf_config  # noqa: E402  (op determinism's off switch)
 
 _cpus = tf.config.list_physical_devices("CPU")
 try:
@@ -29,6 +30,5 @@ def _op_determinism_off_after():
     that pytest worker, whose tf.data pipelines then run sequentially: 25% slower in our measurement.
     TensorFlow exports only the switch that turns it on."""
     yield
-    from tensorflow.python.framework import config as tf_config
     if tf_config.is_op_determinism_enabled():
         tf_config.disable_op_determinism()

@@ -19,9 +19,8 @@ _TEXT = ["data.limit=192", "data.vocab_size=300", "data.sequence_length=24", "da
          "trainer.checkpoint_every_steps=1000", "trainer.log_every_steps=4", "export.verify_examples=8"]
 _BERT = ["model.variant=tiny", "trainer.learning_rate=1e-3"]
 # The train, masked-LM pretrain and pipeline cells build a one-layer BERT: tracing its steps is most
-# of a cell's time. The encoder the fine-tuning cells load keeps the variant's two
-# (`pretrained_encoder`), so top_k=1 and gradual unfreezing still leave a layer frozen; the ELECTRA
-# cells keep two as well.
+# of a cell's time. The encoder the fine-tuning cells load has two (`pretrained_encoder`), so top_k=1
+# and gradual unfreezing still leave a layer frozen; the ELECTRA cells keep the tiny variant's two.
 _ONE_LAYER = ["model.num_layers=1"]
 _PRETRAIN = _BERT + ["pretrain.steps=12", "pretrain.batch_size=16", "pretrain.checkpoint_every_steps=6",
                      "pretrain.log_every_steps=4", "data.max_predictions=4", "pretrain.steps_per_execution=1",

@@ -25,10 +25,11 @@ def matrix_encoder_dir(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _op_determinism_off_after():
-    """Turns TensorFlow's op determinism off again after a test that turned it on (`deterministic:
-    true`, the exact-resume tests). It is process-wide, so it used to stay on for every later test in
-    that pytest worker, whose tf.data pipelines then run sequentially: 25% slower in our measurement.
-    TensorFlow exports only the switch that turns it on."""
+    """Turns TensorFlow's op determinism off again after a test that turned it on. It is
+    process-wide, so it used to stay on for every later test in that pytest worker, whose tf.data
+    pipelines then run sequentially: 25% slower in our measurement. A run started from a config
+    sets it itself (`tfmodels.training.determinism`); the exact-resume tests that drive the Trainer
+    directly turn it on with TensorFlow's call, and TensorFlow exports only that switch."""
     yield
     if tf_config.is_op_determinism_enabled():
         tf_config.disable_op_determinism()

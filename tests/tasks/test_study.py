@@ -159,6 +159,14 @@ def test_lstm_config_must_train_an_lstm_on_the_same_data():
         pipeline.lstm_config(config, 42)
 
 
+def test_lstm_row_runs_on_the_studys_split_seed_strategy_and_determinism():
+    config = load_config(DEMO, ["study.lstm_config=configs/lstm_sentiment_zh.yaml", "strategy=mirrored",
+                                "deterministic=true", "data.split_seed=7"])
+    lstm = pipeline.lstm_config(config, 43)
+    assert (lstm.model.kind, lstm.seed, lstm.data.split_seed) == ("lstm", 43, 7)
+    assert (lstm.strategy, lstm.deterministic) == ("mirrored", True)
+
+
 @pytest.mark.slow
 def test_two_seed_study_with_an_lstm_row(tmp_path):
     overrides = TINY_PIPELINE + ["study.seeds=2", "study.lstm_config=configs/lstm_sentiment_zh.yaml",

@@ -67,7 +67,8 @@ class Run:
 
 
 def start_run(config: ExperimentConfig, model_dir: str | None = None) -> Run:
-    """Seeds, sets precision and strategy, creates the run directory and writes config.yaml.
+    """Seeds, sets op determinism, precision and strategy, creates the run directory and writes
+    config.yaml.
 
     The strategy is the process's one strategy of that name (`get_strategy` creates it once), so
     stages started one after another in one process share their variables' strategy.
@@ -81,8 +82,7 @@ def start_run(config: ExperimentConfig, model_dir: str | None = None) -> Run:
         raise ConfigError("model_dir is not set: pass --model_dir=DIR or set model_dir in the config")
     check_model_dir(model_dir)
     keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
+    tfm_training.apply_op_determinism(config.deterministic)
     precision = tfm_training.apply_precision(config.precision, model_kind=config.model.kind)
     strategy = tfm_training.get_strategy(config.strategy)
     output_dir = tfm_training.writable_dir(model_dir, strategy)

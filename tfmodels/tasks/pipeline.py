@@ -142,7 +142,7 @@ def run_seed(started: common.Run, watch, config: ExperimentConfig, index: int, l
 
 def lstm_config(config: ExperimentConfig, seed: int) -> ExperimentConfig | None:
     """The LSTM row's config (`study.lstm_config`, with its own vocabulary and recipe) on this run's
-    split and seed, or None."""
+    split, seed, strategy and `deterministic`, or None."""
     if not config.study.lstm_config:
         return None
     from tfmodels.config import load_config
@@ -151,7 +151,8 @@ def lstm_config(config: ExperimentConfig, seed: int) -> ExperimentConfig | None:
         raise common.ConfigError(f"study.lstm_config={config.study.lstm_config!r} must train model.kind=lstm on "
                                  f"data.train={config.data.train!r}")
     data = dataclasses.replace(lstm.data, split_seed=common.split_seed(config), limit=config.data.limit)
-    return dataclasses.replace(lstm, seed=seed, data=data, strategy=config.strategy)
+    return dataclasses.replace(lstm, seed=seed, data=data, strategy=config.strategy,
+                               deterministic=config.deterministic)
 
 
 def random_init_config(config: ExperimentConfig, model_dir: str) -> ExperimentConfig:

@@ -1,4 +1,5 @@
 """Training: strategies, precision, optimizers, metrics and the Trainer loop."""
+from tfmodels.training.determinism import apply_op_determinism
 from tfmodels.training.dropout import keep_mask, use_fast_dropout
 from tfmodels.training.distribute import (
     STRATEGY_NAMES, StrategyError, get_strategy, is_chief, num_workers, split_cpu_devices, worker_id,
@@ -20,6 +21,7 @@ from tfmodels.training.preemption import PREEMPTED_EXIT_STATUS, TrainingPreempte
 from tfmodels.training.trainer import NonFiniteLossError, Trainer, TrainerConfigError, unpack_batch
 
 __all__ = [
+    "apply_op_determinism",
     "keep_mask", "use_fast_dropout",
     "STRATEGY_NAMES", "StrategyError", "get_strategy", "is_chief", "num_workers", "split_cpu_devices", "worker_id",
     "writable_dir",

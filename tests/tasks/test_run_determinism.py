@@ -1,0 +1,44 @@
+"""`deterministic` in a run: each run's config turns TensorFlow's process-wide op determinism on or
+off, so a deterministic run no longer leaves it on for the later runs of the process."""
+import logging
+import os
+
+import pytest
+import tensorflow as tf
+from tensorflow.python.framework import config as tf_framework_config
+
+from tfmodels.config import load_config
+from tfmodels.tasks import common
+
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
+
+
+@pytest.fixture
+def start(tmp_path):
+    """Starts a run of the MLP config with the given `deterministic`; returns whether it is on."""
+    runs = iter(range(100))
+
+    def start_run(deterministic):
+        config = load_config(os.path.join(CONFIGS, "mlp_digits.yaml"),
+                             [f"deterministic={str(deterministic).lower()}", "precision=float32"],
+                             model_dir=str(tmp_path / f"run{next(runs)}"))
+        common.start_run(config)
+        return tf_framework_config.is_op_determinism_enabled()
+    return start_run
+
+
+def test_a_run_without_deterministic_turns_off_what_an_earlier_run_turned_on(start):
+    assert not tf_framework_config.is_op_determinism_enabled()
+    assert start(deterministic=True)
+    assert start(deterministic=True)
+    assert not start(deterministic=False)
+    assert not start(deterministic=False)
+    assert start(deterministic=True)
+
+
+def test_the_config_decides_also_when_the_user_turned_it_on(start, caplog):
+    tf.config.experimental.enable_op_determinism()
+    with caplog.at_level(logging.INFO, logger="tfmodels"):
+        assert not start(deterministic=False)
+    assert "op determinism turned off" in caplog.text
+    assert "set deterministic: true to keep it" in caplog.text

@@ -636,6 +636,16 @@ def load_config(path: str | None = None, overrides: list[str] | tuple[str, ...] 
     return config_from_dict(data, source, where)
 
 
+def check_model_dir(model_dir: str | None) -> None:
+    """Rejects a run directory that is not set or names an existing file (a run needs a directory,
+    new or a previous run's, to resume)."""
+    if not model_dir:
+        raise ConfigError("model_dir is not set: pass --model_dir=DIR or set model_dir in the config")
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise ConfigError(f"model_dir={model_dir!r} is an existing file; allowed: a directory "
+                          "(new or a previous run's, to resume)")
+
+
 def to_dict(config: ExperimentConfig) -> dict:
     """The config as plain data (what `save_config` writes)."""
     return dataclasses.asdict(config)

@@ -11,8 +11,9 @@ common.define_flags()
 
 def main(argv):
     del argv
+    config = common.resolve_config()  # before the task's import loads TensorFlow: bad configs fail fast
     from tfmodels.tasks import finetune
-    finetune.run(common.resolve_config())
+    finetune.run(config)
 
 
 def console_main():

@@ -27,10 +27,13 @@ def define_flags() -> None:
 
 
 def resolve_config(**extra):
-    """Loads --config with --override and the common flags that were given."""
-    from tfmodels.config import load_config
-    return load_config(FLAGS.config, FLAGS.override, model_dir=FLAGS.model_dir, strategy=FLAGS.strategy,
-                       precision=FLAGS.precision, seed=FLAGS.seed, **extra)
+    """Loads --config with --override and the common flags that were given, for a run that
+    writes to its model_dir (checked here, before the run loads TensorFlow)."""
+    from tfmodels.config import check_model_dir, load_config
+    config = load_config(FLAGS.config, FLAGS.override, model_dir=FLAGS.model_dir, strategy=FLAGS.strategy,
+                         precision=FLAGS.precision, seed=FLAGS.seed, **extra)
+    check_model_dir(config.model_dir)
+    return config
 
 
 def run_main(main) -> None:
@@ -40,19 +43,24 @@ def run_main(main) -> None:
     def guarded(argv):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-        from tfmodels.training import PREEMPTED_EXIT_STATUS, TrainingPreempted, split_cpu_devices
         try:
             if FLAGS.cpu_devices:
+                from tfmodels.training import split_cpu_devices
                 split_cpu_devices(FLAGS.cpu_devices)
             return main(argv)
-        except TrainingPreempted as e:
-            print(f"preempted: {e}", file=sys.stderr, flush=True)
-            sys.exit(PREEMPTED_EXIT_STATUS)
         except (ValueError, OSError, KeyError) as e:
             if FLAGS.verbose:
                 raise
             message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             print(f"error: {message}", file=sys.stderr)
             sys.exit(2)
+        except Exception as e:
+            # Imported here, not before main: tfmodels.training loads TensorFlow (10 s or more), which a
+            # bad config must not wait for. Only a training run raises it, so TensorFlow is loaded by then.
+            from tfmodels.training import PREEMPTED_EXIT_STATUS, TrainingPreempted
+            if not isinstance(e, TrainingPreempted):
+                raise
+            print(f"preempted: {e}", file=sys.stderr, flush=True)
+            sys.exit(PREEMPTED_EXIT_STATUS)
 
     app.run(guarded)

@@ -17,8 +17,9 @@ flags.DEFINE_integer("seeds", None, "Fine-tuning seeds of the paired study (stud
 
 def main(argv):
     del argv
+    config = common.resolve_config(**{"study.seeds": flags.FLAGS.seeds})  # before TensorFlow loads
     from tfmodels.tasks import pipeline
-    pipeline.run(common.resolve_config(**{"study.seeds": flags.FLAGS.seeds}))
+    pipeline.run(config)
 
 
 def console_main():

@@ -11,8 +11,9 @@ common.define_flags()
 
 def main(argv):
     del argv
+    config = common.resolve_config()  # before the task's import loads TensorFlow: bad configs fail fast
     from tfmodels.tasks import pretrain
-    pretrain.run(common.resolve_config())
+    pretrain.run(config)
 
 
 def console_main():

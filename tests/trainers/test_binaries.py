@@ -69,6 +69,28 @@ def test_bad_config_gives_one_line_error_and_exit_2(args, message):
     assert len(error_lines) == 1 and re.search(message, error_lines[0]), result.stderr[-2000:]
 
 
+# Runs a binary's entry point, then reports on stderr whether TensorFlow was imported by exit.
+_REPORT_TENSORFLOW_AT_EXIT = """
+import atexit, runpy, sys
+atexit.register(lambda: print(f"tensorflow imported: {'tensorflow' in sys.modules}", file=sys.stderr))
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("name", ["train", "pretrain", "finetune", "pipeline"])
+def test_a_bad_config_fails_before_tensorflow_loads(name):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
+    result = subprocess.run(
+        [sys.executable, "-c", _REPORT_TENSORFLOW_AT_EXIT, f"trainers.{name}", "--config=configs/mlp_digits.yaml",
+         "--model_dir=/tmp/x", "--override=trainer.learning_rat=1"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert lines[-2].startswith("error: --override trainer.learning_rat: unknown key"), result.stderr[-2000:]
+    assert lines[-1] == "tensorflow imported: False"
+
+
 def test_bad_flag_value_is_rejected():
     result = run_binary("train", "--precision=fp8")
     assert result.returncode != 0

@@ -26,7 +26,8 @@ from tfmodels import data as tfm_data
 from tfmodels import models as tfm_models
 from tfmodels import training as tfm_training
 from tfmodels.data import class_weights as class_weights_lib
-from tfmodels.config import ConfigError, ExperimentConfig, TrainerConfig, load_config, save_config
+from tfmodels.config import (
+    ConfigError, ExperimentConfig, TrainerConfig, check_model_dir, load_config, save_config)
 
 log = logging.getLogger("tfmodels")
 
@@ -78,8 +79,6 @@ def start_run(config: ExperimentConfig, model_dir: str | None = None) -> Run:
         model_dir: str | None. Overrides `config.model_dir` (pipeline stages use sub-directories).
     """
     model_dir = model_dir or config.model_dir
-    if not model_dir:
-        raise ConfigError("model_dir is not set: pass --model_dir=DIR or set model_dir in the config")
     check_model_dir(model_dir)
     keras.utils.set_random_seed(config.seed)
     tfm_training.apply_op_determinism(config.deterministic)
@@ -89,13 +88,6 @@ def start_run(config: ExperimentConfig, model_dir: str | None = None) -> Run:
     os.makedirs(output_dir, exist_ok=True)
     save_config(dataclasses.replace(config, model_dir=model_dir), os.path.join(output_dir, "config.yaml"))
     return Run(config, model_dir, strategy, precision, output_dir)
-
-
-def check_model_dir(model_dir: str) -> None:
-    """Rejects a model_dir that names an existing file (the run needs a directory)."""
-    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
-        raise ConfigError(f"model_dir={model_dir!r} is an existing file; allowed: a directory "
-                          "(new or a previous run's, to resume)")
 
 
 def load_run_config(model_dir: str, config_path: str | None = None, overrides=()) -> ExperimentConfig:

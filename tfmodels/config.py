@@ -636,6 +636,16 @@ def load_config(path: str | None = None, overrides: list[str] | tuple[str, ...] 
     return config_from_dict(data, source, where)
 
 
+def load_run_config(model_dir: str, config_path: str | None = None, overrides=()) -> ExperimentConfig:
+    """The config saved in a trained model directory (or `config_path`), with overrides."""
+    saved = os.path.join(model_dir, "config.yaml")
+    path = config_path or saved
+    if not os.path.isfile(path):
+        raise ConfigError(f"{model_dir}: no config.yaml found; is this a tfmodels model directory? "
+                          "Pass --config=FILE otherwise")
+    return load_config(path, list(overrides), model_dir=model_dir)
+
+
 def check_model_dir(model_dir: str | None) -> None:
     """Rejects a run directory that is not set or names an existing file (a run needs a directory,
     new or a previous run's, to resume)."""

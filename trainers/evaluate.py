@@ -17,8 +17,9 @@ flags.mark_flag_as_required("model_dir")
 
 def main(argv):
     del argv
-    from tfmodels.tasks import evaluate
-    config = evaluate.load_run_config(common.FLAGS.model_dir, common.FLAGS.config, common.FLAGS.override)
+    from tfmodels.config import load_run_config
+    config = load_run_config(common.FLAGS.model_dir, common.FLAGS.config, common.FLAGS.override)
+    from tfmodels.tasks import evaluate  # after the config: loading TensorFlow takes 10 s or more
     evaluate.run(config, split=common.FLAGS.split, input_file=common.FLAGS.input_file)
 
 

@@ -22,14 +22,15 @@ flags.mark_flag_as_required("model_dir")
 
 def main(argv):
     del argv
-    from tfmodels.tasks import export
+    from tfmodels.config import load_run_config
     overrides = list(common.FLAGS.override)
     if common.FLAGS.export_base:
         overrides.append(f"export.export_base={common.FLAGS.export_base}")
     if common.FLAGS.model_name:
         overrides.append(f"export.model_name={common.FLAGS.model_name}")
     overrides.append(f"export.verify={str(common.FLAGS.verify).lower()}")
-    config = export.load_run_config(common.FLAGS.model_dir, common.FLAGS.config, overrides)
+    config = load_run_config(common.FLAGS.model_dir, common.FLAGS.config, overrides)
+    from tfmodels.tasks import export  # after the config: loading TensorFlow takes 10 s or more
     export.run(config, format=common.FLAGS.format)
 
 

@@ -78,17 +78,25 @@ runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 """
 
 
-@pytest.mark.parametrize("name", ["train", "pretrain", "finetune", "pipeline"])
-def test_a_bad_config_fails_before_tensorflow_loads(name):
+_TYPO = ["--config=configs/mlp_digits.yaml", "--model_dir=/tmp/x", "--override=trainer.learning_rat=1"]
+
+
+@pytest.mark.parametrize("name, args, message", [
+    *[(name, _TYPO, "error: --override trainer.learning_rat: unknown key")
+      for name in ("train", "pretrain", "finetune", "pipeline")],
+    ("evaluate", ["--model_dir={empty}"], "error: {empty}: no config.yaml found"),
+    ("export", ["--model_dir={empty}", "--export_base={empty}/exports"], "error: {empty}: no config.yaml found"),
+])
+def test_a_bad_config_fails_before_tensorflow_loads(name, args, message, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
-    result = subprocess.run(
-        [sys.executable, "-c", _REPORT_TENSORFLOW_AT_EXIT, f"trainers.{name}", "--config=configs/mlp_digits.yaml",
-         "--model_dir=/tmp/x", "--override=trainer.learning_rat=1"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    args = [arg.format(empty=tmp_path) for arg in args]
+    result = subprocess.run([sys.executable, "-c", _REPORT_TENSORFLOW_AT_EXIT, f"trainers.{name}", *args],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
-    assert lines[-2].startswith("error: --override trainer.learning_rat: unknown key"), result.stderr[-2000:]
+    assert lines[-2].startswith(message.format(empty=tmp_path)), result.stderr[-2000:]
     assert lines[-1] == "tensorflow imported: False"
+    assert os.listdir(tmp_path) == []
 
 
 def test_bad_flag_value_is_rejected():

@@ -27,7 +27,7 @@ from tfmodels import models as tfm_models
 from tfmodels import training as tfm_training
 from tfmodels.data import class_weights as class_weights_lib
 from tfmodels.config import (
-    ConfigError, ExperimentConfig, TrainerConfig, check_model_dir, load_config, save_config)
+    ConfigError, ExperimentConfig, TrainerConfig, check_model_dir, load_run_config, save_config)
 
 log = logging.getLogger("tfmodels")
 
@@ -88,16 +88,6 @@ def start_run(config: ExperimentConfig, model_dir: str | None = None) -> Run:
     os.makedirs(output_dir, exist_ok=True)
     save_config(dataclasses.replace(config, model_dir=model_dir), os.path.join(output_dir, "config.yaml"))
     return Run(config, model_dir, strategy, precision, output_dir)
-
-
-def load_run_config(model_dir: str, config_path: str | None = None, overrides=()) -> ExperimentConfig:
-    """The config saved in a trained model directory (or `config_path`), with overrides."""
-    saved = os.path.join(model_dir, "config.yaml")
-    path = config_path or saved
-    if not os.path.isfile(path):
-        raise ConfigError(f"{model_dir}: no config.yaml found; is this a tfmodels model directory? "
-                          "Pass --config=FILE otherwise")
-    return load_config(path, list(overrides), model_dir=model_dir)
 
 
 def write_json(path: str, value) -> None:

@@ -4,6 +4,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+import keras  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.python.framework import config as tf_config  # noqa: E402  (op determinism's off switch)
@@ -33,3 +34,14 @@ def _op_determinism_off_after():
     yield
     if tf_config.is_op_determinism_enabled():
         tf_config.disable_op_determinism()
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy_after():
+    """Sets Keras's global dtype policy back to float32 after a test that changed it. It is
+    process-wide: a run started from a config sets it (`tfmodels.training.apply_precision`), and with
+    `precision: auto` on a CPU with AVX512-BF16 that is mixed_bfloat16, which every later test of that
+    pytest worker would then build its models in (a float32 test failed on bfloat16 rounding)."""
+    yield
+    if keras.config.dtype_policy().name != "float32":
+        keras.config.set_dtype_policy("float32")

@@ -78,7 +78,7 @@ runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 """
 
 
-_TYPO = ["--config=configs/mlp_digits.yaml", "--model_dir=/tmp/x", "--override=trainer.learning_rat=1"]
+_TYPO = ["--config=configs/mlp_digits.yaml", "--model_dir={empty}/run", "--override=trainer.learning_rat=1"]
 
 
 @pytest.mark.parametrize("name, args, message", [

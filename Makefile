@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 RUN_DIR ?= runs/demo
 # Test processes (pytest-xdist): a test spends most of its time tracing tf.functions in one Python
 # thread, so two processes keep 2 cores busy. TEST_WORKERS=0 runs every test in one process.
@@ -21,6 +22,13 @@ $(STAMP): $(PY) requirements.txt requirements-dev.txt setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+# The benchmark extra (requirements-bench.txt): torch's CPU build with its dependencies, then
+# transformers without its own (keras-hub's requirements already hold what it imports).
+$(BENCH_STAMP): $(STAMP) requirements-bench.txt
+	$(PY) -m pip install --quiet $$(grep '^torch==' requirements-bench.txt)
+	$(PY) -m pip install --quiet --no-deps $$(grep '^transformers==' requirements-bench.txt)
+	touch $(BENCH_STAMP)
+
 test: $(STAMP)
 	$(PYTEST) -m "not slow"
 
@@ -36,7 +44,7 @@ study: $(STAMP)
 	$(PY) -m trainers.pipeline --config=configs/demo_zh_sentiment.yaml --model_dir=runs/study --seeds=3 \
 		--override=study.lstm_config=configs/lstm_sentiment_zh.yaml
 
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(PY) -m benchmarks.run_all
 
 clean:

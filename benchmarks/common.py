@@ -296,6 +296,30 @@ def last_line(text: str, default: str = "no output") -> str:
     return lines[-1] if lines else default
 
 
+def _proc_status_mib(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (Linux), MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    raise OSError(f"{field} not found in /proc/self/status")
+
+
+def rss_mib() -> float:
+    """This process's resident set size now (VmRSS), MiB."""
+    return _proc_status_mib("VmRSS")
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size (VmHWM, the high-water mark of its own memory), MiB.
+
+    Not `ru_maxrss`: on Linux a process started by (v)fork + exec keeps in `ru_maxrss` its
+    parent's peak at the fork, so a child of a large benchmark runner would report the runner's
+    peak instead of its own.
+    """
+    return _proc_status_mib("VmHWM")
+
+
 RESULT_PREFIX = "RESULT "
 
 

@@ -1,12 +1,11 @@
 """Peak resident memory of BERT fine-tuning with the Trainer, measured in a fresh process.
 
 `measure_peak_rss` runs `python -m benchmarks.memory` so the figure is this one job's peak
-(`ru_maxrss` of the child), not the benchmark runner's.
+(the child's own high-water mark, `common.peak_rss_mib`), not the benchmark runner's.
 """
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 
 from benchmarks import common
@@ -48,7 +47,7 @@ def child_main(argv=None):
     result.update(variant=args.variant, batch_size=args.batch_size,
                   sequence_length=args.sequence_length, steps=args.steps,
                   vocabulary_size=args.vocabulary_size,
-                  peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+                  peak_rss_mib=common.peak_rss_mib())
     common.print_result(result)
 
 

@@ -4,7 +4,7 @@ Every measurement is a fresh child process (`python -m benchmarks.recompute --ch
 that builds a BERT classifier, its optimizer and the Trainer as the binaries do, notes its RSS,
 then trains on one fixed batch. Figures per run:
 
-- peak RSS: `ru_maxrss` of the child;
+- peak RSS: the child's own high-water mark (`common.peak_rss_mib`);
 - RSS after build: resident memory once the model, the optimizer (with its slots) and the
   Trainer exist, before the first step;
 - activation memory: peak RSS − RSS after build. It also holds what one step needs besides
@@ -27,23 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 
 from benchmarks import common
 
 SECTION_HEADING = "## Activation recomputation"
-MIB = 1024.0
-
-
-def _rss_mib() -> float:
-    """The current resident set size of this process (Linux /proc), MiB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / MIB
-    raise OSError("VmRSS not found in /proc/self/status")
 
 
 def _train(args) -> dict:
@@ -62,14 +51,14 @@ def _train(args) -> dict:
     trainer = Trainer(model, optimizer, strategy=strategy, best_metric=None, seed=0, verbose=0)
     batch = training.synthetic_batch("classification", args.batch_size, args.sequence_length,
                                      args.vocabulary_size)
-    built = _rss_mib()
+    built = common.rss_mib()
     timer = training.make_step_timer()
     started = time.perf_counter()
     trainer.fit(training.repeated_dataset(batch), steps=args.warmup + args.timed_steps,
                 callbacks=[timer])
     # Intervals between step ends, from the end of the last warm-up step.
     times = common.step_times(timer.events, args.warmup - 1)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / MIB
+    peak = common.peak_rss_mib()
     return {"parameters": int(model.count_params()), "rss_built_mib": built,
             "peak_rss_mib": peak, "activation_mib": peak - built,
             "median_step_s": common.summarize_steps(times, args.batch_size, 1.0)["median_step_s"],

@@ -56,6 +56,24 @@ def test_top_layer_skipped_flops():
     assert common.top_layer_skipped_flops(size, 8, 16, read_positions=1) == pytest.approx(expected)
 
 
+def test_a_child_reports_its_own_peak_memory_not_its_parents():
+    """The children of a large benchmark runner (8.6 GB once) measure memory: their peak must be
+    their own (`ru_maxrss` of a forked + exec'd child starts at the parent's peak)."""
+    import subprocess
+
+    held = bytearray(512 << 20)
+    held[::4096] = b"\x01" * len(range(0, len(held), 4096))  # touch every page: resident
+    parent_peak = common.peak_rss_mib()
+    assert parent_peak >= 512
+    child = subprocess.run(
+        [sys.executable, "-c", "from benchmarks import common; print(common.peak_rss_mib())"],
+        capture_output=True, text=True, check=True, cwd=common.REPO_ROOT, env=common.child_env())
+    child_peak = float(child.stdout.strip())
+    assert 0 < child_peak < 200 < parent_peak - 300, (child_peak, parent_peak)
+    assert common.rss_mib() <= parent_peak
+    del held
+
+
 def test_cpu_use_separates_this_process_from_others():
     start = {"wall_s": 0.0, "own_cpu_s": 1.0, "busy_s": 10.0, "steal_s": 0.0}
     end = {"wall_s": 10.0, "own_cpu_s": 11.0, "busy_s": 25.0, "steal_s": 2.0}
@@ -264,8 +282,8 @@ def test_targets_and_report_render():
     assert "length buckets + dynamic padding: 110.0 examples/s (1.83× fixed), 88% of positions" in markdown
     assert "7,700 vs Keras' masks 7,000 tokens/s = 1.10×" in markdown
     assert ("demo (L2/H256/A4), mixed_bfloat16, real reviews padded to each batch's longest, 2 "
-            "interleaved rounds each): max + mean (`model.pooling: max_mean`, the demo's) 210 vs "
-            "mean 200 ms/step (median); a step takes 1.07× as long (per round 1.05–1.10×)") in markdown
+            "interleaved rounds each): max + mean (`model.pooling: max_mean`) 210 vs mean (the "
+            "demo's) 200 ms/step (median); a max + mean step takes 1.07× as long (per round 1.05–1.10×)") in markdown
     assert "| ≥ 1.0 | 1.20× | 1.10–1.30× | **PASS** |" in markdown  # per-round range
     assert "other processes took 30% of the CPU" in markdown
     assert "this benchmark 60%, other processes 30%, hypervisor steal 0%" in markdown

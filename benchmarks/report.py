@@ -422,8 +422,9 @@ def recompute_section(result) -> str:
 `trainer.recompute: layers` (`tfmodels.models.set_recompute`): BERT-{result['variant']}{parameters},
 classifier with mean pooling, length {result['sequence_length']} (every position a real token),
 {result['precision']}, trained with the Trainer (AdamW, fast dropout masks), each run in a fresh
-process (`python -m benchmarks.recompute`). Peak RSS is the process's own high-water mark (VmHWM); RSS after build
-is read once the model, the optimizer with its slots and the Trainer exist, before the first step;
+process (`python -m benchmarks.recompute`). Peak RSS is the process's own high-water mark (VmHWM);
+RSS after build is read once the model, the optimizer with its slots and the Trainer exist, before
+the first step;
 **activation memory = peak RSS − RSS after build** (so it also holds the step's gradients, the
 traced step and the optimizer's temporaries, the same with and without recomputation). Step time:
 median of the timed steps after {result['warmup']} warm-up step (the runs at the first batch time

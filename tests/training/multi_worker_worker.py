@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 import numpy as np  # noqa: E402
 
 from tests.training.conftest import build_mlp, make_classification_arrays, make_dataset  # noqa: E402
-from tfmodels.training import Trainer, build_optimizer, get_strategy  # noqa: E402
+from tfmodels.training import Trainer, build_optimizer, get_strategy, writable_dir  # noqa: E402
 
 
 def main(model_dir, output_path):
@@ -21,9 +21,11 @@ def main(model_dir, output_path):
         strategy=strategy, seed=0, model_dir=model_dir, checkpoint_every_steps=2, verbose=0)
     x, y = make_classification_arrays(num_examples=64)
     history = trainer.fit(make_dataset(x, y, 16, shuffle_seed=2), epochs=2)
+    # the same model_dir maps to the same directory within a process: where this one wrote
+    write_dir = writable_dir(model_dir, strategy)
     np.savez(output_path, *[w.numpy() for w in trainer.model.weights],
              loss=np.array(history["loss"]), is_chief=np.array(trainer.is_chief),
-             write_dir=np.array(trainer._write_dir))
+             write_dir=np.array(write_dir), wrote=np.array(sorted(os.listdir(write_dir))))
 
 
 if __name__ == "__main__":

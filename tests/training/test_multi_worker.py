@@ -22,5 +22,7 @@ def test_two_workers_train_identically_and_only_chief_writes_model_dir(tmp_path)
         np.testing.assert_array_equal(chief[key], other[key])
     assert str(chief["write_dir"]) == str(model_dir)
     assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-8")
+    assert "ckpt-8.index" in chief["wrote"] and "ckpt-8.index" in other["wrote"]
+    assert str(other["write_dir"]) != str(model_dir)
     assert not os.path.exists(str(other["write_dir"]))
     assert sorted(os.listdir(tmp_path)) == ["model", "worker0.npz", "worker1.npz"]

@@ -123,7 +123,7 @@ def _machine(results, checks):
         + (f"; not installed: {', '.join(missing)}" if missing else ""),
         environment=", ".join(f"{k}={v}" for k, v in machine["env"].items() if v)
         or "defaults (oneDNN on, TF and torch threads = cores)",
-        reliability=_phrase("unreliable", reasons="; ".join(reasons)) + "\n" if reasons else "")
+        reliability="\n" + _phrase("unreliable", reasons="; ".join(reasons)) + "\n" if reasons else "")
 
 
 def _targets(results, checks):

@@ -63,6 +63,13 @@ def test_choice_lists_allowed_values():
         cfg.load_config(None, ["finetune.mode=half"])
 
 
+def test_study_pretraining_is_shared_or_per_seed():
+    assert cfg.load_config(None).study.pretraining == "shared"
+    assert cfg.load_config(None, ["study.pretraining=per_seed"]).study.pretraining == "per_seed"
+    with pytest.raises(cfg.ConfigError, match="study.pretraining='once' is not allowed; choose one of shared, per_seed"):
+        cfg.load_config(None, ["study.pretraining=once"])
+
+
 def test_truncation_checks_name_the_file_line_and_the_allowed_values(tmp_path):
     config = cfg.load_config(None, ["data.truncation=head_tail", "data.head_tokens=32"])
     assert (config.data.truncation, config.data.head_tokens) == ("head_tail", 32)

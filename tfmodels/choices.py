@@ -19,3 +19,4 @@ PRETRAIN_OBJECTIVES = ("mlm", "electra")
 RECOMPUTE = ("none", "layers")
 TRUNCATIONS = ("head", "head_tail")
 WORD_SEGMENTERS = ("wordpiece", "jieba")  # what whole-word masking takes as a word
+STUDY_PRETRAININGS = ("shared", "per_seed")  # one pretraining for every study seed, or one per seed

@@ -241,10 +241,13 @@ class ExportConfig:
 class StudyConfig:
     """The pipeline's paired comparison: `seeds` fine-tuning seeds (seed, seed+1, ...), each training
     (a) the pretrained and (b) the random-init classifier with the same split and budget; the split
-    stays the one of `seed` (`data.split_seed`) and one pretraining is shared by all seeds.
-    `lstm_config` adds an LSTM classifier row trained from that config with each seed."""
+    stays the one of `seed` (`data.split_seed`). `pretraining: shared` pretrains once (with `seed`)
+    for every seed; `per_seed` pretrains again with each seed, so the spread of (a) includes the
+    pretraining run's. `lstm_config` adds an LSTM classifier row trained from that config with each
+    seed."""
 
     seeds: int = 1
+    pretraining: str = "shared"
     lstm_config: str | None = None
 
 
@@ -288,6 +291,7 @@ _CHOICES = {
     "pretrain.objective": choices.PRETRAIN_OBJECTIVES,
     "trainer.recompute": ALLOWED_RECOMPUTE,
     "finetune.mode": ALLOWED_FINETUNE_MODES,
+    "study.pretraining": choices.STUDY_PRETRAININGS,
 }
 
 

@@ -47,6 +47,18 @@ def test_aggregate_reports_mean_sample_std_and_the_paired_difference_per_seed():
     assert "NOT positive for every seed" in table and "per seed +5.00%, +6.00%, +5.00%" in table
 
 
+def test_table_says_whether_pretraining_was_shared_or_one_per_seed():
+    per_seed = [seed_result(42, 0.86, 0.83, 0.84, 0.81), seed_result(43, 0.85, 0.84, 0.85, 0.82)]
+    shared = study.table_markdown({"seeds": per_seed, **study.aggregate(per_seed)})
+    assert "; one shared pretraining;" in shared and "Held-out pretraining" not in shared
+    for seed, s in zip((42, 43), per_seed):
+        s["pretrain"] = {"seed": seed, "heldout": {"loss": 3.0 + seed / 100, "accuracy": seed / 100}}
+    own = study.table_markdown({"seeds": per_seed, **study.aggregate(per_seed)})
+    assert "; one pretraining per seed;" in own
+    assert ("Held-out pretraining metrics of each seed's encoder (after its last phase): "
+            "seed 42: loss 3.420, accuracy 42.00%; seed 43: loss 3.430, accuracy 43.00%.") in own
+
+
 def test_validation_curve_keeps_evaluations_with_validation_accuracy():
     evaluations = [{"step": 10, "epoch": 1, "val_accuracy": 0.5}, {"step": 20, "epoch": 1, "val_loss": 0.7},
                    {"step": 30, "epoch": 2, "val_accuracy": 0.75}]
@@ -182,3 +194,22 @@ def test_two_seed_study_with_an_lstm_row(tmp_path):
     assert len(saved["paired_difference"]["test"]["per_seed"]) == 2
     assert os.path.getsize(tmp_path / study.CURVES_FILE) > 1000
     assert "| LSTM classifier" in open(tmp_path / "results.md", encoding="utf-8").read()
+
+
+@pytest.mark.slow
+def test_per_seed_pretraining_gives_every_seed_its_own_encoder(tmp_path):
+    overrides = TINY_PIPELINE + ["study.seeds=2", "study.pretraining=per_seed", "pretrain.in_domain_steps=2"]
+    results = pipeline.run(load_config(DEMO, overrides, model_dir=str(tmp_path)))
+    assert not os.path.exists(tmp_path / "pretrain"), "no shared pretraining"
+    weights = []
+    for seed, entry in zip((42, 43), results["seeds"]):
+        encoder_dir = str(tmp_path / f"seed_{seed}" / "pretrain" / "encoder")
+        assert (entry["pretrain"]["seed"], entry["pretrain"]["encoder_dir"]) == (seed, encoder_dir)
+        assert load_config(str(tmp_path / f"seed_{seed}" / "pretrain" / "config.yaml")).seed == seed
+        tuned = load_config(str(tmp_path / f"seed_{seed}" / "finetune" / "config.yaml"))
+        assert (tuned.seed, tuned.finetune.encoder) == (seed, encoder_dir)
+        weights.append(tfm_models.load_encoder(encoder_dir).encoder.token_embedding.embeddings.numpy())
+    assert not np.allclose(weights[0], weights[1]), "each seed pretrains its own encoder"
+    assert results["pretrain"]["seed"] == 42  # the first seed's report, as with a shared pretraining
+    text = open(tmp_path / "results.md", encoding="utf-8").read()
+    assert "one pretraining per seed" in text and "seed 43: loss " in text

@@ -103,3 +103,10 @@ def test_bad_flag_value_is_rejected():
     result = run_binary("train", "--precision=fp8")
     assert result.returncode != 0
     assert "--precision" in result.stderr and "mixed_bfloat16" in result.stderr
+
+
+def test_bad_pretraining_flag_of_the_pipeline_lists_the_allowed_values():
+    result = run_binary("pipeline", "--config=configs/demo_zh_sentiment.yaml", "--model_dir=/tmp/x",
+                        "--pretraining=twice")
+    assert result.returncode != 0
+    assert "--pretraining=twice: value should be one of <shared|per_seed>" in result.stderr, result.stderr[-2000:]

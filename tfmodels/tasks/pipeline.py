@@ -10,7 +10,8 @@ Stages (each prints a banner and its wall time):
     5. evaluate     validation and test metrics, next to a TF-IDF baseline
     6. export       SavedModel with a raw-string signature, then predictions through it, and the
                     out-of-corpus check set through it
-With `study.seeds` N > 1, stages 3–4 run per seed into <run>/seed_<seed>/. Results go to
+With `study.seeds` N > 1, stages 3–4 run per seed into <run>/seed_<seed>/ (stage 2 too, with
+`study.pretraining: per_seed`). Results go to
 <run>/results.md, <run>/results.json and <run>/validation_curves.png.
 """
 
@@ -46,8 +47,9 @@ def run(config: ExperimentConfig) -> dict:
     """Runs every stage into `config.model_dir`; returns the results written to results.json.
 
     With `study.seeds` N > 1, stages 3 and 4 run once per seed (seed, seed + 1, ...) on the split of
-    `seed`, after one shared pretraining; results hold each seed, mean ± std and the paired
-    difference (tfmodels/tasks/study.py). The export is the first seed's fine-tuned model.
+    `seed`, after one shared pretraining (or, with `study.pretraining: per_seed`, each after its own
+    pretraining with that seed); results hold each seed, mean ± std and the paired difference
+    (tfmodels/tasks/study.py). The export is the first seed's fine-tuned model.
     """
     started = common.start_run(config)
     print(f"run directory: {os.path.abspath(started.model_dir)}", flush=True)
@@ -62,19 +64,19 @@ def run(config: ExperimentConfig) -> dict:
         results["vocabulary"] = vocabulary_report(vocab_path, config, corpus, splits)
     with_vocab = _replace(config, data={"vocab_path": vocab_path, "split_seed": common.split_seed(config)})
 
-    common.banner(f"Stage 2/6: {config.pretrain.objective} pretraining of the BERT encoder")
-    with watch.stage("pretrain"):
-        pre = pretrain.pretrain_encoder(common.start_run(with_vocab, started.stage_dir("pretrain")), corpus.texts,
-                                        vocab_path)
-        results["pretrain"] = {"objective": config.pretrain.objective, "heldout": pre["metrics"],
-                               "tokens_per_second": pre["tokens_per_second"], "steps": config.pretrain.steps,
-                               "in_domain_steps": config.pretrain.in_domain_steps}
-    tuned_config = _replace(with_vocab, finetune={"encoder": pre["encoder_dir"]})
+    shared = None
+    if config.study.pretraining == "shared":
+        shared = run_pretraining(started, watch, with_vocab, corpus.texts, vocab_path, index=0)
 
     per_seed, first_tuned = [], None
     for index, seed in enumerate(study_seeds(config)):
-        seeded = _replace(tuned_config, seed=seed)
-        tuned, seed_results = run_seed(started, watch, seeded, index, lstm_config(config, seed))
+        seeded = _replace(with_vocab, seed=seed)
+        pre = shared or run_pretraining(started, watch, seeded, corpus.texts, vocab_path, index)
+        results.setdefault("pretrain", pre)
+        tuned_config = _replace(seeded, finetune={"encoder": pre["encoder_dir"]})
+        tuned, seed_results = run_seed(started, watch, tuned_config, index, lstm_config(config, seed))
+        if shared is None:
+            seed_results["pretrain"] = pre
         first_tuned = first_tuned or tuned
         per_seed.append(seed_results)
 
@@ -119,9 +121,29 @@ def seed_dir(started: common.Run, config: ExperimentConfig, stage: str) -> str:
     return started.stage_dir(os.path.join(f"seed_{config.seed}", stage))
 
 
+def run_pretraining(started: common.Run, watch, config: ExperimentConfig, texts, vocab_path: str,
+                    index: int) -> dict:
+    """Stage 2 into `<run>/pretrain` (shared by every seed) or `<run>/seed_<seed>/pretrain` (one
+    pretraining per seed, seeded with it); returns its report with the encoder's directory."""
+    per_seed = config.study.pretraining == "per_seed"
+    of = _seed_label(config, index) if per_seed else ""
+    common.banner(f"Stage 2/6: {config.pretrain.objective} pretraining of the BERT encoder{of}")
+    with watch.stage("pretrain"):
+        stage_dir = seed_dir(started, config, "pretrain") if per_seed else started.stage_dir("pretrain")
+        pre = pretrain.pretrain_encoder(common.start_run(config, stage_dir), texts, vocab_path)
+    return {"objective": config.pretrain.objective, "seed": config.seed, "encoder_dir": pre["encoder_dir"],
+            "heldout": pre["metrics"], "tokens_per_second": pre["tokens_per_second"],
+            "steps": config.pretrain.steps, "in_domain_steps": config.pretrain.in_domain_steps}
+
+
+def _seed_label(config: ExperimentConfig, index: int) -> str:
+    """" (seed 43, 2 of 3)" in a study of several seeds, "" otherwise."""
+    return f" (seed {config.seed}, {index + 1} of {config.study.seeds})" if config.study.seeds > 1 else ""
+
+
 def run_seed(started: common.Run, watch, config: ExperimentConfig, index: int, lstm: ExperimentConfig | None):
     """Stages 3 and 4 (and the LSTM row) for one seed; returns (fine-tuning result, per-seed results)."""
-    of = f" (seed {config.seed}, {index + 1} of {config.study.seeds})" if config.study.seeds > 1 else ""
+    of = _seed_label(config, index)
     common.banner(f"Stage 3/6: fine-tuning the pretrained encoder for sentiment{of}")
     with watch.stage("finetune"):
         tuned = finetune.run(config, seed_dir(started, config, "finetune"))

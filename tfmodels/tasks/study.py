@@ -72,8 +72,9 @@ def table_markdown(results: dict) -> str:
     """The study table: mean ± std over seeds, then one line per seed, then the paired difference."""
     per_seed = results["seeds"]
     n = len(per_seed)
+    pretraining = "one pretraining per seed" if "pretrain" in per_seed[0] else "one shared pretraining"
     lines = [f"Mean ± std over {n} seed(s) ({', '.join(str(s['seed']) for s in per_seed)}); "
-             "one shared pretraining; the same split for every seed.", "",
+             f"{pretraining}; the same split for every seed.", "",
              "| model | val accuracy | val macro-F1 | test accuracy | test macro-F1 |", "|---|---|---|---|---|"]
     for key, title in ROWS:
         if key not in results["test"]:
@@ -93,7 +94,20 @@ def table_markdown(results: dict) -> str:
         lines.append(f"Paired difference (a) − (b), {split} accuracy: {d['mean']:+.2%} ± {d['std']:.2%} "
                      f"(per seed {', '.join(f'{v:+.2%}' for v in d['per_seed'])}; "
                      f"{'positive for every seed' if d['all_positive'] else 'NOT positive for every seed'}).")
+    if "pretrain" in per_seed[0]:
+        lines += ["", _pretraining_line(per_seed)]
     return "\n".join(lines) + "\n"
+
+
+def _pretraining_line(per_seed: list[dict]) -> str:
+    """The held-out loss and accuracies of each seed's own pretraining run (`study.pretraining: per_seed`)."""
+    parts = []
+    for s in per_seed:
+        heldout = s["pretrain"]["heldout"]
+        accuracies = [f"{name.replace('_', ' ')} {value:.2%}" for name, value in sorted(heldout.items())
+                      if name.endswith("accuracy")]
+        parts.append(f"seed {s['seed']}: loss {heldout['loss']:.3f}, " + ", ".join(accuracies))
+    return "Held-out pretraining metrics of each seed's encoder (after its last phase): " + "; ".join(parts) + "."
 
 
 def _mean_cell(entry: dict, metric: str) -> str:

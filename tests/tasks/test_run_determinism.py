@@ -1,5 +1,6 @@
 """`deterministic` in a run: each run's config turns TensorFlow's process-wide op determinism on or
-off, so a deterministic run no longer leaves it on for the later runs of the process."""
+off, so a deterministic run no longer leaves it on for the later runs of the process; the training
+data keeps its seeded order either way."""
 import logging
 import os
 
@@ -42,3 +43,19 @@ def test_the_config_decides_also_when_the_user_turned_it_on(start, caplog):
         assert not start(deterministic=False)
     assert "op determinism turned off" in caplog.text
     assert "set deterministic: true to keep it" in caplog.text
+
+
+def test_training_batches_keep_the_seeded_order_without_op_determinism(tmp_path):
+    """`deterministic: false` leaves ops free, not the data order: a map allowed to run out of order
+    swapped batches of an epoch whenever other work shared the CPU."""
+    from tfmodels import data as tfm_data
+    config = load_config(os.path.join(CONFIGS, "demo_zh_sentiment.yaml"),
+                         ["deterministic=false", "data.limit=300", "data.batch_size=16"])
+    splits = common.load_text_splits(config)
+    vocab = tfm_data.build_wordpiece_vocab(splits.train.texts, vocab_size=400, output_path=str(tmp_path / "vocab.txt"))
+    epochs = []
+    for _ in range(2):  # two runs' first epochs
+        train, _ = common.text_datasets(config, splits, str(tmp_path / "vocab.txt"), lowercase=True)
+        assert train.options().deterministic is True
+        epochs.append([features["token_ids"].numpy().tolist() for features, *_ in train])
+    assert vocab and epochs[0] == epochs[1]

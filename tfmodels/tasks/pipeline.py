@@ -137,7 +137,7 @@ def run_pretraining(started: common.Run, watch, config: ExperimentConfig, texts,
 
 
 def _seed_label(config: ExperimentConfig, index: int) -> str:
-    """" (seed 43, 2 of 3)" in a study of several seeds, "" otherwise."""
+    """A stage banner's suffix: ' (seed 43, 2 of 3)' in a study of several seeds, '' otherwise."""
     return f" (seed {config.seed}, {index + 1} of {config.study.seeds})" if config.study.seeds > 1 else ""
 
 

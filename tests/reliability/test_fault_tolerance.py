@@ -45,11 +45,21 @@ def read_json(path):
 
 
 def kill_at_random_checkpoint(binary, args, model_dir, log_path, candidates, seed):
-    """Starts the binary, waits for a randomly chosen checkpoint step to exist, SIGKILLs it."""
+    """Starts the binary, waits for a randomly chosen checkpoint step to exist, SIGKILLs it.
+
+    It also waits for the state file to name a checkpoint: when the target is the first one, a kill
+    between its files and the state file leaves nothing to resume from (the run starts over), and
+    the callers test resuming.
+    """
     target = random.Random(seed).choice(candidates)
     process = start_binary(binary, *args, f"--model_dir={model_dir}", log_path=log_path)
+
+    def target_reached():
+        return (any(step >= target for step in checkpoint_steps(model_dir))
+                and tf.train.latest_checkpoint(str(model_dir)) is not None)
+
     try:
-        wait_for(lambda: any(step >= target for step in checkpoint_steps(model_dir)), 240, process, 0.01)
+        wait_for(target_reached, 240, process, 0.01)
     finally:
         if process.poll() is None:
             kill_hard(process)

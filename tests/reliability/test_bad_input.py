@@ -101,15 +101,22 @@ def test_sequence_length_above_model_maximum_when_training(binaries, tmp_path):
 
 
 def test_resume_with_a_head_that_does_not_match_num_classes(binaries, tmp_path, mlp_model_dir):
-    """A model dir trained on 10 classes, re-run on 3-class data: refuse, name the shapes."""
+    """A model dir trained on 10 classes, re-run on 3-class data: refuse, name the changed key; and
+    without its config.yaml (nothing to compare), name the checkpoint and the shapes."""
     import shutil
     run_dir = tmp_path / "run"
     shutil.copytree(mlp_model_dir, run_dir)
     os.remove(run_dir / "model.keras")
     os.remove(run_dir / "metrics.json")
     data = write_digits_csv(tmp_path / "three.csv", num_classes=3)
-    result = binaries.run("train", "--config=configs/mlp_digits.yaml", f"--model_dir={run_dir}",
-                          f"--override=data.train={data}", "--override=trainer.epochs=3")
+    args = ("train", "--config=configs/mlp_digits.yaml", f"--model_dir={run_dir}", f"--override=data.train={data}",
+            "--override=trainer.epochs=3", "--override=trainer.best_metric=null")
+    result = binaries.run(*args)
+    assert_one_line_error(result, ["holds a run trained with a different config",
+                                   f"data.train 'builtin:digits' → '{data}'"])
+    assert_no_trained_outputs(run_dir)
+    os.remove(run_dir / "config.yaml")
+    result = binaries.run(*args)
     assert_one_line_error(result, ["ckpt-", "logits"])
     assert_no_trained_outputs(run_dir)
 
@@ -191,7 +198,7 @@ def test_corrupted_checkpoint_is_named(binaries, tmp_path, mlp_model_dir):
     with open(run_dir / latest, "r+b") as f:
         f.truncate(100)
     result = binaries.run("train", "--config=configs/mlp_digits.yaml", f"--model_dir={run_dir}",
-                          "--override=trainer.epochs=3")
+                          "--override=trainer.epochs=3", "--override=trainer.best_metric=null")
     assert_one_line_error(result, [latest.split(".")[0], "corrupt"])
     assert_no_trained_outputs(run_dir)
 

@@ -3,9 +3,11 @@ and a two-seed pipeline run with its table, picture and per-seed directories."""
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfmodels import models as tfm_models
 from tfmodels.config import ConfigError, load_config
@@ -213,3 +215,26 @@ def test_per_seed_pretraining_gives_every_seed_its_own_encoder(tmp_path):
     assert results["pretrain"]["seed"] == 42  # the first seed's report, as with a shared pretraining
     text = open(tmp_path / "results.md", encoding="utf-8").read()
     assert "one pretraining per seed" in text and "seed 43: loss " in text
+
+
+def test_a_run_directory_resumes_only_under_its_own_config(tmp_path):
+    first = tmp_path / "first"
+    results = pipeline.run(load_config(DEMO, TINY_PIPELINE, model_dir=str(first)))
+    saved = (first / "config.yaml").read_bytes()
+    with pytest.raises(ConfigError, match=r"first: holds a run trained with a different config "
+                                          r"\(model.pooling 'mean' → 'max_mean'\)"):
+        pipeline.run(load_config(DEMO, TINY_PIPELINE + ["model.pooling=max_mean"], model_dir=str(first)))
+    assert (first / "config.yaml").read_bytes() == saved
+
+    # A study that changes only pretraining reuses the random-init run, which reads no pretraining key ...
+    second = tmp_path / "second"
+    shutil.copytree(first / "random_init", second / "random_init")
+    checkpoint = tf.train.latest_checkpoint(str(second / "random_init"))
+    rerun = pipeline.run(load_config(DEMO, TINY_PIPELINE + ["data.mask_rate=0.3"], model_dir=str(second)))
+    assert rerun["seeds"][0]["test"]["random_init"] == results["seeds"][0]["test"]["random_init"]
+    assert tf.train.latest_checkpoint(str(second / "random_init")) == checkpoint, "resumed finished, not retrained"
+    # ... but not the pretraining run, which does read the mask rate.
+    third = tmp_path / "third"
+    shutil.copytree(first / "pretrain", third / "pretrain")
+    with pytest.raises(ConfigError, match=r"third/pretrain: holds a run .*\(data.mask_rate 0.25 → 0.3\)"):
+        pipeline.run(load_config(DEMO, TINY_PIPELINE + ["data.mask_rate=0.3"], model_dir=str(third)))

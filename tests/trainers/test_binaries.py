@@ -110,3 +110,24 @@ def test_bad_pretraining_flag_of_the_pipeline_lists_the_allowed_values():
                         "--pretraining=twice")
     assert result.returncode != 0
     assert "--pretraining=twice: value should be one of <shared|per_seed>" in result.stderr, result.stderr[-2000:]
+
+
+def test_rerunning_a_run_under_a_changed_config_is_refused_and_a_raised_total_trains_on(tmp_path):
+    model_dir = tmp_path / "mlp"
+    args = ["--config=configs/mlp_digits.yaml", f"--model_dir={model_dir}"]
+    assert run_binary("train", *args, "--override=trainer.epochs=1").returncode == 0
+    saved_config, files = (model_dir / "config.yaml").read_bytes(), sorted(os.listdir(model_dir))
+
+    result = run_binary("train", *args, "--override=trainer.epochs=1", "--override=trainer.learning_rate=0.1")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {model_dir}: holds a run trained with a different config (trainer.learning_rate 0.001 → 0.1); "
+        f"resuming would mix the two settings or report that run under the new ones: use a new --model_dir, "
+        f"or delete {model_dir} to start over")
+    assert (model_dir / "config.yaml").read_bytes() == saved_config
+    assert sorted(os.listdir(model_dir)) == files
+
+    result = run_binary("train", *args, "--override=trainer.epochs=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"resumed from {model_dir}/ckpt-" in result.stdout
+    assert "epoch 2/2" in result.stdout

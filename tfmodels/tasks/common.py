@@ -26,6 +26,7 @@ from tfmodels import data as tfm_data
 from tfmodels import models as tfm_models
 from tfmodels import training as tfm_training
 from tfmodels.data import class_weights as class_weights_lib
+from tfmodels.tasks import resume_check
 from tfmodels.config import (
     ConfigError, ExperimentConfig, TrainerConfig, check_model_dir, load_run_config, save_config)
 
@@ -67,9 +68,10 @@ class Run:
         return os.path.join(self.model_dir, name)
 
 
-def start_run(config: ExperimentConfig, model_dir: str | None = None) -> Run:
+def start_run(config: ExperimentConfig, model_dir: str | None = None, kind: str | None = None) -> Run:
     """Seeds, sets op determinism, precision and strategy, creates the run directory and writes
-    config.yaml.
+    config.yaml, after refusing to resume a run trained with a different config
+    (`resume_check.check_resume`).
 
     The strategy is the process's one strategy of that name (`get_strategy` creates it once), so
     stages started one after another in one process share their variables' strategy.
@@ -77,9 +79,13 @@ def start_run(config: ExperimentConfig, model_dir: str | None = None) -> Run:
     Args:
         config: ExperimentConfig. The resolved experiment.
         model_dir: str | None. Overrides `config.model_dir` (pipeline stages use sub-directories).
+        kind: str | None. What the run is (`resume_check.KINDS`: which keys it reads); None for a
+            caller that trains nothing, so resumes nothing.
     """
     model_dir = model_dir or config.model_dir
     check_model_dir(model_dir)
+    if kind is not None:
+        resume_check.check_resume(config, model_dir, kind)
     keras.utils.set_random_seed(config.seed)
     tfm_training.apply_op_determinism(config.deterministic)
     precision = tfm_training.apply_precision(config.precision, model_kind=config.model.kind)

@@ -26,7 +26,7 @@ def run(config: ExperimentConfig, model_dir: str | None = None) -> dict:
     if not config.finetune.encoder:
         raise ConfigError("finetune.encoder is not set: pass --override=finetune.encoder=PATH "
                           "(a pretrain run's encoder/ dir, a keras-hub preset dir or a Hugging Face BERT dir)")
-    started = common.start_run(config, model_dir)
+    started = common.start_run(config, model_dir, kind="finetune")
     if config.model.kind == "mlp":
         return finetune_mlp(started)
     return finetune_bert(started)

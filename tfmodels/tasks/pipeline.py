@@ -51,7 +51,7 @@ def run(config: ExperimentConfig) -> dict:
     pretraining with that seed); results hold each seed, mean ± std and the paired difference
     (tfmodels/tasks/study.py). The export is the first seed's fine-tuned model.
     """
-    started = common.start_run(config)
+    started = common.start_run(config, kind="pipeline")
     print(f"run directory: {os.path.abspath(started.model_dir)}", flush=True)
     watch = common.Stopwatch()
     results: dict = {"run_dir": os.path.abspath(started.model_dir), "precision": started.precision}
@@ -130,7 +130,7 @@ def run_pretraining(started: common.Run, watch, config: ExperimentConfig, texts,
     common.banner(f"Stage 2/6: {config.pretrain.objective} pretraining of the BERT encoder{of}")
     with watch.stage("pretrain"):
         stage_dir = seed_dir(started, config, "pretrain") if per_seed else started.stage_dir("pretrain")
-        pre = pretrain.pretrain_encoder(common.start_run(config, stage_dir), texts, vocab_path)
+        pre = pretrain.pretrain_encoder(common.start_run(config, stage_dir, kind="pretrain"), texts, vocab_path)
     return {"objective": config.pretrain.objective, "seed": config.seed, "encoder_dir": pre["encoder_dir"],
             "heldout": pre["metrics"], "tokens_per_second": pre["tokens_per_second"],
             "steps": config.pretrain.steps, "in_domain_steps": config.pretrain.in_domain_steps}

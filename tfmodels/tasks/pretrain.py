@@ -21,7 +21,7 @@ def run(config: ExperimentConfig, model_dir: str | None = None) -> dict:
         dict with `encoder_dir`, `vocab_path`, `history`, `metrics` (held-out masked-LM loss,
         accuracy, perplexity; for electra the `Electra` objective's metrics) and `tokens_per_second`.
     """
-    started = common.start_run(config, model_dir)
+    started = common.start_run(config, model_dir, kind="pretrain")
     corpus = common.read_corpus(config)
     print(f"corpus: {len(corpus.texts):,} lines, {corpus.num_characters():,} characters "
           f"from {', '.join(corpus.part_names)}", flush=True)

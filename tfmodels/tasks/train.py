@@ -17,7 +17,7 @@ def run(config: ExperimentConfig) -> dict:
         optimizer step; also at the top level as `evaluations`, as finetune.run returns it), `metrics` (per
         split), `model_dir` and `output_dir`.
     """
-    started = common.start_run(config)
+    started = common.start_run(config, kind="train")
     if config.model.kind == "mlp":
         return train_mlp(started)
     return train_text_classifier(started)

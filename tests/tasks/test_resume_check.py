@@ -1,0 +1,121 @@
+"""Resuming a run directory: the same config resumes, a config that changes what the run computes is
+refused with the keys that differ, and nothing in the directory changes."""
+
+import os
+import shutil
+
+import pytest
+
+from tfmodels.config import ConfigError, load_config, save_config
+from tfmodels.tasks import resume_check
+
+DEMO = "configs/demo_zh_sentiment.yaml"
+
+
+def demo(*overrides):
+    return load_config(DEMO, list(overrides))
+
+
+@pytest.mark.parametrize("kind, override, key", [
+    ("train", "trainer.learning_rate=0.1", "trainer.learning_rate"),
+    ("train", "model.dropout=0.3", "model.dropout"),
+    ("train", "seed=7", "seed"),
+    ("train", "precision=float32", "precision"),
+    ("finetune", "finetune.mode=frozen", "finetune.mode"),
+    ("finetune", "finetune.encoder=runs/other/encoder", "finetune.encoder"),
+    ("pretrain", "data.mask_rate=0.4", "data.mask_rate"),
+    ("pretrain", "pretrain.learning_rate=5e-4", "pretrain.learning_rate"),
+    ("pretrain", "data.sequence_length=96", "data.sequence_length"),
+    ("pipeline", "model.pooling=max_mean", "model.pooling"),
+    ("pipeline", "study.pretraining=per_seed", "study.pretraining"),
+])
+def test_a_key_the_run_reads_is_a_difference(kind, override, key):
+    differences = resume_check.config_differences(demo(), demo(override), kind)
+    assert [d.split()[0] for d in differences] == [key]
+
+
+@pytest.mark.parametrize("kind, override", [
+    ("train", "pretrain.steps=100"),            # (b) reads no pretraining settings
+    ("train", "data.mask_rate=0.4"),
+    ("train", "finetune.encoder=runs/other/encoder"),
+    ("finetune", "model.pretrain_embedding_init=random"),
+    ("pretrain", "model.pooling=max_mean"),    # pretraining reads no classifier settings
+    ("pretrain", "trainer.learning_rate=2e-4"),
+    ("pretrain", "model.dropout=0.2"),         # behind pretrain.dropout, which the demo sets
+    ("pretrain", "data.batch_size=16"),        # behind pretrain.batch_size, which the demo sets
+    ("pipeline", "trainer.epochs=4"),          # totals and cadence: raising them trains on
+    ("pipeline", "study.seeds=5"),
+    ("pipeline", "strategy=mirrored"),
+    ("pipeline", "trainer.log_every_steps=7"),
+    ("pipeline", "export.model_name=other"),
+])
+def test_mechanics_and_keys_the_run_does_not_read_may_change(kind, override):
+    assert resume_check.config_differences(demo(), demo(override), kind) == []
+
+
+def test_paths_are_compared_where_they_point(monkeypatch, tmp_path):
+    relative = demo("finetune.encoder=runs/pre/encoder")
+    absolute = demo(f"finetune.encoder={tmp_path}/runs/pre/encoder")
+    monkeypatch.chdir(tmp_path)
+    assert resume_check.config_differences(relative, absolute, "finetune") == []
+    monkeypatch.chdir(tmp_path.parent)
+    assert resume_check.config_differences(relative, absolute, "finetune") != []
+
+
+def test_a_fallback_key_counts_when_the_run_reads_it():
+    saved, new = demo("trainer.batch_size=null"), demo("trainer.batch_size=null", "data.batch_size=16")
+    assert resume_check.config_differences(saved, new, "train") == ["data.batch_size 32 → 16"]
+
+
+def finished_run(tmp_path, config):
+    """A run directory as a run leaves it: config.yaml, vocab.txt and a checkpoint index."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    save_config(config, str(run_dir / "config.yaml"))
+    (run_dir / "vocab.txt").write_text("[PAD]\n[UNK]\n好\n", encoding="utf-8")
+    (run_dir / "checkpoint").write_text('model_checkpoint_path: "ckpt-10"\n')
+    return run_dir
+
+
+def test_check_resume_refuses_with_every_difference_and_leaves_the_run_alone(tmp_path):
+    run_dir = finished_run(tmp_path, demo())
+    before = (run_dir / "config.yaml").read_bytes()
+    with pytest.raises(ConfigError) as raised:
+        resume_check.check_resume(demo("trainer.learning_rate=0.1", "model.dropout=0.3"), str(run_dir), "train")
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith(f"{run_dir}: holds a run trained with a different config")
+    assert "model.dropout 0.1 → 0.3, trainer.learning_rate 0.0003 → 0.1" in message
+    assert "use a new --model_dir" in message
+    assert (run_dir / "config.yaml").read_bytes() == before
+
+
+def test_a_new_directory_or_one_without_a_checkpoint_starts_freely(tmp_path):
+    resume_check.check_resume(demo(), str(tmp_path / "new"), "train")
+    run_dir = finished_run(tmp_path, demo())
+    os.remove(run_dir / "checkpoint")
+    resume_check.check_resume(demo("trainer.learning_rate=0.1"), str(run_dir), "train")
+
+
+def test_a_checkpoint_in_a_phase_directory_counts(tmp_path):
+    run_dir = finished_run(tmp_path, demo())
+    (run_dir / "frozen_phase").mkdir()
+    shutil.move(run_dir / "checkpoint", run_dir / "frozen_phase" / "checkpoint")
+    with pytest.raises(ConfigError, match="trainer.learning_rate"):
+        resume_check.check_resume(demo("trainer.learning_rate=0.1"), str(run_dir), "finetune")
+
+
+def test_the_vocabulary_is_compared_by_content(tmp_path):
+    run_dir = finished_run(tmp_path, demo())
+    same, other = tmp_path / "same_vocab.txt", tmp_path / "other_vocab.txt"
+    shutil.copy(run_dir / "vocab.txt", same)
+    other.write_text("[PAD]\n[UNK]\n坏\n", encoding="utf-8")
+    resume_check.check_resume(demo(f"data.vocab_path={same}"), str(run_dir), "train")
+    with pytest.raises(ConfigError, match=r"data.vocab_path '.*other_vocab.txt' is not the vocabulary the run kept"):
+        resume_check.check_resume(demo(f"data.vocab_path={other}"), str(run_dir), "train")
+
+
+def test_an_unreadable_saved_config_is_named(tmp_path):
+    run_dir = finished_run(tmp_path, demo())
+    (run_dir / "config.yaml").write_text("trainer: {learning_rat: 1}\n")
+    with pytest.raises(ConfigError, match=r"config.yaml: cannot read the config this run was trained with"):
+        resume_check.check_resume(demo(), str(run_dir), "train")

@@ -1,0 +1,171 @@
+"""Refuses to resume a run directory under a config that changes what the run computes.
+
+Running the same command again resumes a run from its newest checkpoint, or, when the run is
+finished, evaluates and reports its weights again. Its `config.yaml` records what those weights were
+trained with. A command whose config differs would mix two settings in one set of weights (a run
+part-way through) or report the old weights under the new settings (a finished run), and then
+overwrite `config.yaml` with settings the weights never saw. `check_resume` refuses that before
+anything is written, naming every key that differs.
+
+Two kinds of key may differ:
+- `RUN_MECHANICS`: how a run is carried out, not what it computes: where it runs (strategy,
+  determinism), how often it logs and checkpoints, its totals (`trainer.epochs`, `trainer.steps`:
+  raising them trains on, as the resume message says), export and study bookkeeping;
+- `NOT_READ[kind]`: keys that kind of run does not read (a classifier from random init reads no
+  `pretrain` section; pretraining reads no `trainer` section and no classifier pooling).
+
+`data.vocab_path` is compared by content, not by path: the run directory keeps the vocabulary it
+was trained with (`vocab.txt`), and a copy of it elsewhere is the same vocabulary.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+import yaml
+
+from tfmodels.config import ConfigError, ExperimentConfig, config_from_dict, to_dict
+
+PATH_KEYS = ("finetune.encoder", "data.train", "data.validation", "data.test", "data.corpus")
+CONFIG_FILE = "config.yaml"
+VOCAB_FILE = "vocab.txt"
+KINDS = ("train", "finetune", "pretrain", "pipeline")
+
+_TOTALS_AND_CADENCE = ("epochs", "steps", "checkpoint_every_steps", "keep_checkpoints", "log_every_steps",
+                       "steps_per_execution", "recompute")
+RUN_MECHANICS = frozenset({
+    "name", "description", "model_dir", "strategy", "deterministic", "export",
+    "study.seeds", "study.lstm_config",
+    "data.cache", "data.eval_batch_size",
+    *(f"{section}.{key}" for section in ("trainer", "pretrain") for key in _TOTALS_AND_CADENCE),
+    "pretrain.in_domain_steps",
+})
+
+# Read only by pretraining, by the classifier stages, or by the pipeline that runs both.
+_PRETRAINING_ONLY = ("pretrain", "data.corpus", "data.pretrain_sequence_length", "data.mask_rate",
+                     "data.max_predictions", "data.whole_word_masking", "data.word_segmenter",
+                     "model.pretrain_embedding_init")
+_CLASSIFIER_ONLY = ("trainer", "finetune", "model.pooling", "data.class_weights", "data.length_buckets",
+                    "data.truncation", "data.head_tokens")
+NOT_READ = {
+    "train": frozenset({*_PRETRAINING_ONLY, "finetune", "study"}),
+    "finetune": frozenset({*_PRETRAINING_ONLY, "study"}),
+    "pretrain": frozenset({*_CLASSIFIER_ONLY, "study"}),
+    "pipeline": frozenset(),
+}
+
+
+def check_resume(config: ExperimentConfig, model_dir: str, kind: str) -> None:
+    """Raises ConfigError when `model_dir` holds a run whose config differs from `config` in a key
+    that `kind` of run reads (see the module docstring); returns quietly for a new directory.
+
+    Args:
+        config: ExperimentConfig. The config about to run.
+        model_dir: str. The run directory.
+        kind: str. One of `KINDS`: which keys the run reads.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r} is invalid; allowed: {', '.join(KINDS)}")
+    saved_path = os.path.join(model_dir, CONFIG_FILE)
+    if not tf.io.gfile.exists(saved_path) or not holds_checkpoint(model_dir):
+        return
+    differences = config_differences(read_saved_config(saved_path), config, kind)
+    differences += vocabulary_difference(config, model_dir)
+    if differences:
+        shown = ", ".join(differences[:6]) + (f" and {len(differences) - 6} more" if len(differences) > 6 else "")
+        raise ConfigError(
+            f"{model_dir}: holds a run trained with a different config ({shown}); resuming would mix the "
+            f"two settings or report that run under the new ones: use a new --model_dir, or delete "
+            f"{model_dir} to start over")
+
+
+def holds_checkpoint(model_dir: str) -> bool:
+    """Whether `model_dir` or a directory under it (a phase, a pipeline stage) holds a checkpoint."""
+    return any("checkpoint" in files for _, _, files in tf.io.gfile.walk(model_dir))
+
+
+def read_saved_config(path: str) -> ExperimentConfig:
+    """The config a run directory recorded, with today's defaults for keys it predates."""
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            data = yaml.safe_load(f)
+        return config_from_dict(data or {}, source=path)
+    except (yaml.YAMLError, ConfigError) as error:
+        reason = str(error).strip().splitlines()[0]
+        raise ConfigError(f"{path}: cannot read the config this run was trained with ({reason}); "
+                          "use a new --model_dir") from error
+
+
+def config_differences(saved: ExperimentConfig, new: ExperimentConfig, kind: str) -> list[str]:
+    """'key saved → new' for every key `kind` reads that differs (vocab_path is compared by content)."""
+    ignored = RUN_MECHANICS | NOT_READ[kind] | _fallbacks_not_read(saved, new, kind) | {"data.vocab_path"}
+    old_values, new_values = _comparable(to_dict(saved)), _comparable(to_dict(new))
+    return [f"{key} {old_values.get(key)!r} → {new_values.get(key)!r}"
+            for key in sorted(old_values.keys() | new_values.keys())
+            if not _is_ignored(key, ignored) and old_values.get(key) != new_values.get(key)]
+
+
+def _fallbacks_not_read(saved: ExperimentConfig, new: ExperimentConfig, kind: str) -> frozenset:
+    """Shared keys a run reads only as a fallback, when both configs set the run's own key instead:
+    `data.batch_size` behind `trainer.batch_size` / `pretrain.batch_size`, and `model.dropout`
+    behind `pretrain.dropout` (pretraining)."""
+    section = "pretrain" if kind == "pretrain" else "trainer"
+    both_set = lambda get: get(saved) is not None and get(new) is not None  # noqa: E731
+    keys = set()
+    if kind != "pipeline" and both_set(lambda c: getattr(c, section).batch_size):
+        keys.add("data.batch_size")
+    if kind == "pretrain" and both_set(lambda c: c.pretrain.dropout):
+        keys.add("model.dropout")
+    return frozenset(keys)
+
+
+def vocabulary_difference(config: ExperimentConfig, model_dir: str) -> list[str]:
+    """['data.vocab_path ...'] when `data.vocab_path` names a vocabulary other than the run's own."""
+    kept = os.path.join(model_dir, VOCAB_FILE)
+    given = config.data.vocab_path
+    if not given or not tf.io.gfile.exists(kept) or os.path.abspath(given) == os.path.abspath(kept):
+        return []
+    if tf.io.gfile.exists(given) and _read_bytes(given) == _read_bytes(kept):
+        return []
+    return [f"data.vocab_path {given!r} is not the vocabulary the run kept ({kept})"]
+
+
+def _comparable(config: dict) -> dict:
+    """The config's keys under dotted names, with local paths made absolute (`runs/x` and
+    `/home/me/runs/x` name the same encoder or file)."""
+    flat = _flatten(config)
+    for key in PATH_KEYS:
+        value = flat.get(key)
+        flat[key] = [_absolute(v) for v in value] if isinstance(value, list) else _absolute(value)
+    return flat
+
+
+def _absolute(value):
+    """A local path made absolute; None, `builtin:...`, `tfds:...` and URLs (`gs://...`) as they are."""
+    if not isinstance(value, str) or ":" in value:
+        return value
+    return os.path.realpath(value)
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    """{'trainer.learning_rate': 0.001, ...}: a section's keys under their dotted names."""
+    flat = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _is_ignored(key: str, ignored: frozenset) -> bool:
+    """Whether `key` or a section it belongs to is ignored."""
+    parts = key.split(".")
+    return any(".".join(parts[:i]) in ignored for i in range(1, len(parts) + 1))
+
+
+def _read_bytes(path: str) -> bytes:
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return f.read()

@@ -244,11 +244,14 @@ class StudyConfig:
     stays the one of `seed` (`data.split_seed`). `pretraining: shared` pretrains once (with `seed`)
     for every seed; `per_seed` pretrains again with each seed, so the spread of (a) includes the
     pretraining run's. `lstm_config` adds an LSTM classifier row trained from that config with each
-    seed."""
+    seed. `reuse_from` names an earlier pipeline run whose pretraining, random-init and LSTM stage
+    directories are copied in wherever their recorded settings match what the stage reads, so a
+    study that changes only fine-tuning, or only pretraining, does not train the rest again."""
 
     seeds: int = 1
     pretraining: str = "shared"
     lstm_config: str | None = None
+    reuse_from: str | None = None
 
 
 @dataclasses.dataclass

@@ -217,7 +217,8 @@ def test_per_seed_pretraining_gives_every_seed_its_own_encoder(tmp_path):
     assert "one pretraining per seed" in text and "seed 43: loss " in text
 
 
-def test_a_run_directory_resumes_only_under_its_own_config(tmp_path):
+def test_a_run_directory_resumes_only_under_its_own_config_and_a_study_reuses_the_stages_that_match(
+        tmp_path, capsys):
     first = tmp_path / "first"
     results = pipeline.run(load_config(DEMO, TINY_PIPELINE, model_dir=str(first)))
     saved = (first / "config.yaml").read_bytes()
@@ -225,16 +226,42 @@ def test_a_run_directory_resumes_only_under_its_own_config(tmp_path):
                                           r"\(model.pooling 'mean' → 'max_mean'\)"):
         pipeline.run(load_config(DEMO, TINY_PIPELINE + ["model.pooling=max_mean"], model_dir=str(first)))
     assert (first / "config.yaml").read_bytes() == saved
+    capsys.readouterr()
 
-    # A study that changes only pretraining reuses the random-init run, which reads no pretraining key ...
+    # A study that changes only pretraining reuses the random-init run, which reads no pretraining key,
+    # and pretrains again.
     second = tmp_path / "second"
-    shutil.copytree(first / "random_init", second / "random_init")
-    checkpoint = tf.train.latest_checkpoint(str(second / "random_init"))
-    rerun = pipeline.run(load_config(DEMO, TINY_PIPELINE + ["data.mask_rate=0.3"], model_dir=str(second)))
+    checkpoint = tf.train.latest_checkpoint(str(first / "random_init"))
+    rerun = pipeline.run(load_config(DEMO, TINY_PIPELINE + ["data.mask_rate=0.3", f"study.reuse_from={first}"],
+                                     model_dir=str(second)))
+    printed = capsys.readouterr().out
+    assert f"not reused: {first / 'pretrain'} (data.mask_rate 0.25 → 0.3)" in printed
+    assert f"reused: {first / 'random_init'}, trained with the settings this stage reads" in printed
     assert rerun["seeds"][0]["test"]["random_init"] == results["seeds"][0]["test"]["random_init"]
-    assert tf.train.latest_checkpoint(str(second / "random_init")) == checkpoint, "resumed finished, not retrained"
-    # ... but not the pretraining run, which does read the mask rate.
+    assert tf.train.latest_checkpoint(str(second / "random_init")).endswith(os.path.basename(checkpoint))
+    assert not os.path.samefile(rerun["pretrain"]["encoder_dir"], results["pretrain"]["encoder_dir"])
+
+    # A change of the classifier only reuses the pretraining, in a study's layout too.
     third = tmp_path / "third"
-    shutil.copytree(first / "pretrain", third / "pretrain")
-    with pytest.raises(ConfigError, match=r"third/pretrain: holds a run .*\(data.mask_rate 0.25 → 0.3\)"):
-        pipeline.run(load_config(DEMO, TINY_PIPELINE + ["data.mask_rate=0.3"], model_dir=str(third)))
+    pipeline.run(load_config(DEMO, TINY_PIPELINE + ["model.pooling=max_mean", "study.seeds=2",
+                                                    f"study.reuse_from={first}"], model_dir=str(third)))
+    printed = capsys.readouterr().out
+    assert f"reused: {first / 'pretrain'}, trained with the settings this stage reads" in printed
+    assert f"not reused: {first / 'random_init'} (model.pooling 'mean' → 'max_mean')" in printed
+    assert f"not reused: {first / 'random_init'} (model.pooling 'mean' → 'max_mean', seed 42 → 43)" in printed
+    assert [line for line in printed.splitlines() if line.startswith("reused: ")] == [
+        f"reused: {first / 'pretrain'}, trained with the settings this stage reads"]
+
+    # A copied stage directory resumes only under the settings it was trained with.
+    fourth = tmp_path / "fourth"
+    shutil.copytree(first / "pretrain", fourth / "pretrain")
+    with pytest.raises(ConfigError, match=r"fourth/pretrain: holds a run .*\(data.mask_rate 0.25 → 0.3\)"):
+        pipeline.run(load_config(DEMO, TINY_PIPELINE + ["data.mask_rate=0.3"], model_dir=str(fourth)))
+
+
+def test_reuse_from_must_name_a_directory(tmp_path):
+    config = load_config(DEMO, TINY_PIPELINE + [f"study.reuse_from={tmp_path / 'nope'}"],
+                         model_dir=str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match=r"study.reuse_from='.*nope' is not a directory"):
+        pipeline.run(config)
+    assert not os.path.exists(tmp_path / "run")

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 
 from tfmodels import data as tfm_data
 from tfmodels import export as tfm_export
 from tfmodels.config import ExperimentConfig
-from tfmodels.tasks import common, export as export_task, finetune, pretrain, study, train
+from tfmodels.tasks import common, export as export_task, finetune, pretrain, resume_check, study, train
 
 EXAMPLE_TEXTS = [
     "这是一部非常好的电影！",
@@ -49,8 +50,13 @@ def run(config: ExperimentConfig) -> dict:
     With `study.seeds` N > 1, stages 3 and 4 run once per seed (seed, seed + 1, ...) on the split of
     `seed`, after one shared pretraining (or, with `study.pretraining: per_seed`, each after its own
     pretraining with that seed); results hold each seed, mean ± std and the paired difference
-    (tfmodels/tasks/study.py). The export is the first seed's fine-tuned model.
+    (tfmodels/tasks/study.py). The export is the first seed's fine-tuned model. With
+    `study.reuse_from`, stages whose settings match that run's are copied from it (`reuse_stage`).
     """
+    reference = config.study.reuse_from
+    if reference and not os.path.isdir(reference):
+        raise common.ConfigError(f"study.reuse_from={reference!r} is not a directory; allowed: an earlier "
+                                 "pipeline run's directory")
     started = common.start_run(config, kind="pipeline")
     print(f"run directory: {os.path.abspath(started.model_dir)}", flush=True)
     watch = common.Stopwatch()
@@ -130,6 +136,7 @@ def run_pretraining(started: common.Run, watch, config: ExperimentConfig, texts,
     common.banner(f"Stage 2/6: {config.pretrain.objective} pretraining of the BERT encoder{of}")
     with watch.stage("pretrain"):
         stage_dir = seed_dir(started, config, "pretrain") if per_seed else started.stage_dir("pretrain")
+        reuse_stage(started, config, stage_dir, "pretrain")
         pre = pretrain.pretrain_encoder(common.start_run(config, stage_dir, kind="pretrain"), texts, vocab_path)
     return {"objective": config.pretrain.objective, "seed": config.seed, "encoder_dir": pre["encoder_dir"],
             "heldout": pre["metrics"], "tokens_per_second": pre["tokens_per_second"],
@@ -149,17 +156,51 @@ def run_seed(started: common.Run, watch, config: ExperimentConfig, index: int, l
         tuned = finetune.run(config, seed_dir(started, config, "finetune"))
     common.banner(f"Stage 4/6: the same classifier from random initialization, same budget{of}")
     with watch.stage("random_init"):
-        scratch = train.run(random_init_config(config, seed_dir(started, config, "random_init")))
+        scratch_config = random_init_config(config, seed_dir(started, config, "random_init"))
+        reuse_stage(started, scratch_config, scratch_config.model_dir, "train")
+        scratch = train.run(scratch_config)
     runs = {"pretrained_finetuned": tuned, "random_init": scratch}
     if lstm is not None:
         common.banner(f"Stage 4/6: the LSTM classifier, same split{of}")
         with watch.stage("lstm"):
-            runs["lstm"] = train.run(_replace(lstm, model_dir=seed_dir(started, config, "lstm")))
+            lstm = _replace(lstm, model_dir=seed_dir(started, config, "lstm"))
+            reuse_stage(started, lstm, lstm.model_dir, "train")
+            runs["lstm"] = train.run(lstm)
     seed_results = {"seed": config.seed,
                     **{split: {key: study.summary(r["metrics"][split]) for key, r in runs.items()}
                        for split in study.SPLITS},
                     "curves": {key: study.validation_curve(r.get("evaluations")) for key, r in runs.items()}}
     return tuned, seed_results
+
+
+def reuse_stage(started: common.Run, config: ExperimentConfig, stage_dir: str, kind: str) -> None:
+    """Copies this stage's directory from the run `study.reuse_from` names when this run has none and
+    that one was trained with every setting the stage reads (`resume_check.run_differences`); the
+    stage then resumes it, finished, instead of training. Prints what was reused, or why not."""
+    reference = started.config.study.reuse_from
+    if not reference or resume_check.holds_run(stage_dir):
+        return
+    for source in reference_stage_dirs(started, reference, stage_dir):
+        if not resume_check.holds_run(source):
+            continue
+        differences = resume_check.run_differences(config, source, kind)
+        if differences:
+            print(f"not reused: {source} ({', '.join(differences)})", flush=True)
+            continue
+        if os.path.isdir(stage_dir):
+            shutil.rmtree(stage_dir)
+        shutil.copytree(source, stage_dir)
+        print(f"reused: {source}, trained with the settings this stage reads", flush=True)
+        return
+
+
+def reference_stage_dirs(started: common.Run, reference: str, stage_dir: str) -> list[str]:
+    """Where the reference run may hold this stage: at the same place, or in the other layout (a
+    one-seed run's `<run>/random_init` is a study's `<run>/seed_<seed>/random_init`)."""
+    relative = os.path.relpath(stage_dir, started.model_dir)
+    first, _, rest = relative.partition(os.sep)
+    other = rest if first.startswith("seed_") and rest else os.path.join(f"seed_{started.config.seed}", relative)
+    return [os.path.join(reference, relative), os.path.join(reference, other)]
 
 
 def lstm_config(config: ExperimentConfig, seed: int) -> ExperimentConfig | None:

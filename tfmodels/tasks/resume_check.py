@@ -14,8 +14,9 @@ Two kinds of key may differ:
 - `NOT_READ[kind]`: keys that kind of run does not read (a classifier from random init reads no
   `pretrain` section; pretraining reads no `trainer` section and no classifier pooling).
 
-`data.vocab_path` is compared by content, not by path: the run directory keeps the vocabulary it
-was trained with (`vocab.txt`), and a copy of it elsewhere is the same vocabulary.
+`data.vocab_path` is compared by content, not by path: a run keeps the vocabulary it was trained
+with (`KEPT_VOCABULARIES`), and a copy of it elsewhere is the same vocabulary. The same comparison
+tells the pipeline which stages of an earlier run it can reuse (`study.reuse_from`).
 """
 
 from __future__ import annotations
@@ -29,14 +30,16 @@ from tfmodels.config import ConfigError, ExperimentConfig, config_from_dict, to_
 
 PATH_KEYS = ("finetune.encoder", "data.train", "data.validation", "data.test", "data.corpus")
 CONFIG_FILE = "config.yaml"
-VOCAB_FILE = "vocab.txt"
+# Where a run keeps the vocabulary it was trained with: a classifier in its directory, pretraining
+# with the encoder it saves.
+KEPT_VOCABULARIES = ("vocab.txt", os.path.join("encoder", "vocab.txt"))
 KINDS = ("train", "finetune", "pretrain", "pipeline")
 
 _TOTALS_AND_CADENCE = ("epochs", "steps", "checkpoint_every_steps", "keep_checkpoints", "log_every_steps",
                        "steps_per_execution", "recompute")
 RUN_MECHANICS = frozenset({
     "name", "description", "model_dir", "strategy", "deterministic", "export",
-    "study.seeds", "study.lstm_config",
+    "study.seeds", "study.lstm_config", "study.reuse_from",
     "data.cache", "data.eval_batch_size",
     *(f"{section}.{key}" for section in ("trainer", "pretrain") for key in _TOTALS_AND_CADENCE),
     "pretrain.in_domain_steps",
@@ -65,19 +68,30 @@ def check_resume(config: ExperimentConfig, model_dir: str, kind: str) -> None:
         model_dir: str. The run directory.
         kind: str. One of `KINDS`: which keys the run reads.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind={kind!r} is invalid; allowed: {', '.join(KINDS)}")
-    saved_path = os.path.join(model_dir, CONFIG_FILE)
-    if not tf.io.gfile.exists(saved_path) or not holds_checkpoint(model_dir):
-        return
-    differences = config_differences(read_saved_config(saved_path), config, kind)
-    differences += vocabulary_difference(config, model_dir)
+    differences = run_differences(config, model_dir, kind)
     if differences:
         shown = ", ".join(differences[:6]) + (f" and {len(differences) - 6} more" if len(differences) > 6 else "")
         raise ConfigError(
             f"{model_dir}: holds a run trained with a different config ({shown}); resuming would mix the "
             f"two settings or report that run under the new ones: use a new --model_dir, or delete "
             f"{model_dir} to start over")
+
+
+def run_differences(config: ExperimentConfig, model_dir: str, kind: str) -> list[str]:
+    """What `config` changes, among the keys `kind` reads, against the run `model_dir` holds ([] for a
+    directory that holds no run: no config.yaml or no checkpoint)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r} is invalid; allowed: {', '.join(KINDS)}")
+    saved_path = os.path.join(model_dir, CONFIG_FILE)
+    if not holds_run(model_dir):
+        return []
+    return (config_differences(read_saved_config(saved_path), config, kind)
+            + vocabulary_difference(config, model_dir))
+
+
+def holds_run(model_dir: str) -> bool:
+    """Whether `model_dir` holds a run to resume: its config.yaml and a checkpoint."""
+    return tf.io.gfile.exists(os.path.join(model_dir, CONFIG_FILE)) and holds_checkpoint(model_dir)
 
 
 def holds_checkpoint(model_dir: str) -> bool:
@@ -122,9 +136,10 @@ def _fallbacks_not_read(saved: ExperimentConfig, new: ExperimentConfig, kind: st
 
 def vocabulary_difference(config: ExperimentConfig, model_dir: str) -> list[str]:
     """['data.vocab_path ...'] when `data.vocab_path` names a vocabulary other than the run's own."""
-    kept = os.path.join(model_dir, VOCAB_FILE)
+    kept = next((path for path in (os.path.join(model_dir, name) for name in KEPT_VOCABULARIES)
+                 if tf.io.gfile.exists(path)), None)
     given = config.data.vocab_path
-    if not given or not tf.io.gfile.exists(kept) or os.path.abspath(given) == os.path.abspath(kept):
+    if not given or not kept or os.path.abspath(given) == os.path.abspath(kept):
         return []
     if tf.io.gfile.exists(given) and _read_bytes(given) == _read_bytes(kept):
         return []

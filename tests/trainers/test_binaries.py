@@ -131,3 +131,13 @@ def test_rerunning_a_run_under_a_changed_config_is_refused_and_a_raised_total_tr
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resumed from {model_dir}/ckpt-" in result.stdout
     assert "epoch 2/2" in result.stdout
+
+
+def test_pipeline_reuse_from_must_name_a_directory(tmp_path):
+    result = run_binary("pipeline", "--config=configs/demo_zh_sentiment.yaml", f"--model_dir={tmp_path / 'run'}",
+                        f"--reuse_from={tmp_path / 'nope'}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: study.reuse_from='{tmp_path / 'nope'}' is not a directory; allowed: an earlier pipeline run's "
+        f"directory")
+    assert not os.path.exists(tmp_path / "run")

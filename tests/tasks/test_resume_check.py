@@ -62,6 +62,13 @@ def test_paths_are_compared_where_they_point(monkeypatch, tmp_path):
     assert resume_check.config_differences(relative, absolute, "finetune") != []
 
 
+def test_totals_may_grow_in_place_but_a_reused_run_must_match_them():
+    saved, longer = demo(), demo("pretrain.steps=2800", "pretrain.in_domain_steps=1060")
+    assert resume_check.config_differences(saved, longer, "pretrain") == []
+    assert resume_check.config_differences(saved, longer, "pretrain", totals_may_differ=False) == [
+        "pretrain.in_domain_steps 1500 → 1060", "pretrain.steps 2000 → 2800"]
+
+
 def test_a_fallback_key_counts_when_the_run_reads_it():
     saved, new = demo("trainer.batch_size=null"), demo("trainer.batch_size=null", "data.batch_size=16")
     assert resume_check.config_differences(saved, new, "train") == ["data.batch_size 32 → 16"]

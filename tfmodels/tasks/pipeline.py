@@ -183,7 +183,7 @@ def reuse_stage(started: common.Run, config: ExperimentConfig, stage_dir: str, k
     for source in reference_stage_dirs(started, reference, stage_dir):
         if not resume_check.holds_run(source):
             continue
-        differences = resume_check.run_differences(config, source, kind)
+        differences = resume_check.run_differences(config, source, kind, totals_may_differ=False)
         if differences:
             print(f"not reused: {source} ({', '.join(differences)})", flush=True)
             continue

@@ -7,10 +7,11 @@ part-way through) or report the old weights under the new settings (a finished r
 overwrite `config.yaml` with settings the weights never saw. `check_resume` refuses that before
 anything is written, naming every key that differs.
 
-Two kinds of key may differ:
+Three kinds of key may differ:
 - `RUN_MECHANICS`: how a run is carried out, not what it computes: where it runs (strategy,
-  determinism), how often it logs and checkpoints, its totals (`trainer.epochs`, `trainer.steps`:
-  raising them trains on, as the resume message says), export and study bookkeeping;
+  determinism), how often it logs and checkpoints, export and study bookkeeping;
+- `TOTALS` (`trainer.epochs`, `pretrain.steps`, ...) when the run is resumed in place: raising them
+  trains on, as the resume message says. A run reused as another run's stage must match them;
 - `NOT_READ[kind]`: keys that kind of run does not read (a classifier from random init reads no
   `pretrain` section; pretraining reads no `trainer` section and no classifier pooling).
 
@@ -35,15 +36,15 @@ CONFIG_FILE = "config.yaml"
 KEPT_VOCABULARIES = ("vocab.txt", os.path.join("encoder", "vocab.txt"))
 KINDS = ("train", "finetune", "pretrain", "pipeline")
 
-_TOTALS_AND_CADENCE = ("epochs", "steps", "checkpoint_every_steps", "keep_checkpoints", "log_every_steps",
-                       "steps_per_execution", "recompute")
+_CADENCE = ("checkpoint_every_steps", "keep_checkpoints", "log_every_steps", "steps_per_execution", "recompute")
 RUN_MECHANICS = frozenset({
     "name", "description", "model_dir", "strategy", "deterministic", "export",
     "study.seeds", "study.lstm_config", "study.reuse_from",
     "data.cache", "data.eval_batch_size",
-    *(f"{section}.{key}" for section in ("trainer", "pretrain") for key in _TOTALS_AND_CADENCE),
-    "pretrain.in_domain_steps",
+    *(f"{section}.{key}" for section in ("trainer", "pretrain") for key in _CADENCE),
 })
+# A resumed run may raise its totals to train on; a run reused elsewhere must have the same totals.
+TOTALS = frozenset({"trainer.epochs", "trainer.steps", "pretrain.epochs", "pretrain.steps", "pretrain.in_domain_steps"})
 
 # Read only by pretraining, by the classifier stages, or by the pipeline that runs both.
 _PRETRAINING_ONLY = ("pretrain", "data.corpus", "data.pretrain_sequence_length", "data.mask_rate",
@@ -77,15 +78,20 @@ def check_resume(config: ExperimentConfig, model_dir: str, kind: str) -> None:
             f"{model_dir} to start over")
 
 
-def run_differences(config: ExperimentConfig, model_dir: str, kind: str) -> list[str]:
+def run_differences(config: ExperimentConfig, model_dir: str, kind: str, totals_may_differ: bool = True) -> list[str]:
     """What `config` changes, among the keys `kind` reads, against the run `model_dir` holds ([] for a
-    directory that holds no run: no config.yaml or no checkpoint)."""
+    directory that holds no run: no config.yaml or no checkpoint).
+
+    Args:
+        totals_may_differ: bool. True to resume the run in place (raised totals train on); False to
+            reuse it as another run's stage, which must have trained exactly as long.
+    """
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} is invalid; allowed: {', '.join(KINDS)}")
-    saved_path = os.path.join(model_dir, CONFIG_FILE)
     if not holds_run(model_dir):
         return []
-    return (config_differences(read_saved_config(saved_path), config, kind)
+    saved = read_saved_config(os.path.join(model_dir, CONFIG_FILE))
+    return (config_differences(saved, config, kind, totals_may_differ)
             + vocabulary_difference(config, model_dir))
 
 
@@ -111,9 +117,11 @@ def read_saved_config(path: str) -> ExperimentConfig:
                           "use a new --model_dir") from error
 
 
-def config_differences(saved: ExperimentConfig, new: ExperimentConfig, kind: str) -> list[str]:
+def config_differences(saved: ExperimentConfig, new: ExperimentConfig, kind: str,
+                       totals_may_differ: bool = True) -> list[str]:
     """'key saved → new' for every key `kind` reads that differs (vocab_path is compared by content)."""
-    ignored = RUN_MECHANICS | NOT_READ[kind] | _fallbacks_not_read(saved, new, kind) | {"data.vocab_path"}
+    ignored = (RUN_MECHANICS | NOT_READ[kind] | _fallbacks_not_read(saved, new, kind) | {"data.vocab_path"}
+               | (TOTALS if totals_may_differ else frozenset()))
     old_values, new_values = _comparable(to_dict(saved)), _comparable(to_dict(new))
     return [f"{key} {old_values.get(key)!r} → {new_values.get(key)!r}"
             for key in sorted(old_values.keys() | new_values.keys())

@@ -39,6 +39,7 @@ def test_a_key_the_run_reads_is_a_difference(kind, override, key):
     ("train", "data.mask_rate=0.4"),
     ("train", "finetune.encoder=runs/other/encoder"),
     ("finetune", "model.pretrain_embedding_init=random"),
+    ("finetune", "data.lowercase=false"),      # the encoder's tokenizer decides, and the run records it
     ("pretrain", "model.pooling=max_mean"),    # pretraining reads no classifier settings
     ("pretrain", "trainer.learning_rate=2e-4"),
     ("pretrain", "model.dropout=0.2"),         # behind pretrain.dropout, which the demo sets

@@ -221,6 +221,10 @@ def test_a_run_directory_resumes_only_under_its_own_config_and_a_study_reuses_th
         tmp_path, capsys):
     first = tmp_path / "first"
     results = pipeline.run(load_config(DEMO, TINY_PIPELINE, model_dir=str(first)))
+    # The same command again resumes every stage finished (each recorded its resolved config, such
+    # as the encoder's lowercasing) and reports the same figures.
+    again = pipeline.run(load_config(DEMO, TINY_PIPELINE, model_dir=str(first)))
+    assert again["seeds"] == results["seeds"]
     saved = (first / "config.yaml").read_bytes()
     with pytest.raises(ConfigError, match=r"first: holds a run trained with a different config "
                                           r"\(model.pooling 'mean' → 'max_mean'\)"):

@@ -178,7 +178,7 @@ def reuse_stage(started: common.Run, config: ExperimentConfig, stage_dir: str, k
     that one was trained with every setting the stage reads (`resume_check.run_differences`); the
     stage then resumes it, finished, instead of training. Prints what was reused, or why not."""
     reference = started.config.study.reuse_from
-    if not reference or resume_check.holds_run(stage_dir):
+    if not reference or resume_check.holds_checkpoint(stage_dir):  # never replaces a run's checkpoints
         return
     for source in reference_stage_dirs(started, reference, stage_dir):
         if not resume_check.holds_run(source):

@@ -54,7 +54,7 @@ _CLASSIFIER_ONLY = ("trainer", "finetune", "model.pooling", "data.class_weights"
                     "data.truncation", "data.head_tokens")
 NOT_READ = {
     "train": frozenset({*_PRETRAINING_ONLY, "finetune", "study"}),
-    "finetune": frozenset({*_PRETRAINING_ONLY, "study"}),
+    "finetune": frozenset({*_PRETRAINING_ONLY, "study", "data.lowercase"}),  # the encoder's tokenizer decides
     "pretrain": frozenset({*_CLASSIFIER_ONLY, "study"}),
     "pipeline": frozenset(),
 }

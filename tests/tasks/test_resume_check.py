@@ -10,6 +10,7 @@ from tfmodels.config import ConfigError, load_config, save_config
 from tfmodels.tasks import resume_check
 
 DEMO = "configs/demo_zh_sentiment.yaml"
+VOCAB = "[PAD]\r\n[UNK]\r\n[CLS]\r\n[SEP]\r\n[MASK]\r\n好\r\n"  # as a Windows editor saves it
 
 
 def demo(*overrides):
@@ -80,7 +81,7 @@ def finished_run(tmp_path, config):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     save_config(config, str(run_dir / "config.yaml"))
-    (run_dir / "vocab.txt").write_text("[PAD]\n[UNK]\n好\n", encoding="utf-8")
+    (run_dir / "vocab.txt").write_text(VOCAB.replace("\r\n", "\n"), encoding="utf-8")
     (run_dir / "checkpoint").write_text('model_checkpoint_path: "ckpt-10"\n')
     return run_dir
 
@@ -116,7 +117,9 @@ def test_the_vocabulary_is_compared_by_content(tmp_path):
     run_dir = finished_run(tmp_path, demo())
     same, other = tmp_path / "same_vocab.txt", tmp_path / "other_vocab.txt"
     shutil.copy(run_dir / "vocab.txt", same)
-    other.write_text("[PAD]\n[UNK]\n坏\n", encoding="utf-8")
+    other.write_text(VOCAB.replace("好", "坏"), encoding="utf-8")
+    resume_check.check_resume(demo(f"data.vocab_path={same}"), str(run_dir), "train")
+    same.write_bytes(VOCAB.encode("utf-8"))  # the same tokens, with the line endings the run did not keep
     resume_check.check_resume(demo(f"data.vocab_path={same}"), str(run_dir), "train")
     with pytest.raises(ConfigError, match=r"data.vocab_path '.*other_vocab.txt' is not the vocabulary the run kept"):
         resume_check.check_resume(demo(f"data.vocab_path={other}"), str(run_dir), "train")

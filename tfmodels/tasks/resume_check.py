@@ -28,6 +28,7 @@ import tensorflow as tf
 import yaml
 
 from tfmodels.config import ConfigError, ExperimentConfig, config_from_dict, to_dict
+from tfmodels.data.vocab import load_vocab
 
 PATH_KEYS = ("finetune.encoder", "data.train", "data.validation", "data.test", "data.corpus")
 CONFIG_FILE = "config.yaml"
@@ -143,13 +144,17 @@ def _fallbacks_not_read(saved: ExperimentConfig, new: ExperimentConfig, kind: st
 
 
 def vocabulary_difference(config: ExperimentConfig, model_dir: str) -> list[str]:
-    """['data.vocab_path ...'] when `data.vocab_path` names a vocabulary other than the run's own."""
+    """['data.vocab_path ...'] when `data.vocab_path` names a vocabulary other than the run's own.
+
+    Tokens are compared as `load_vocab` reads them: the run keeps its vocabulary re-written
+    (`common.ensure_vocab`), so line endings or a byte-order mark may differ from the file given.
+    """
     kept = next((path for path in (os.path.join(model_dir, name) for name in KEPT_VOCABULARIES)
                  if tf.io.gfile.exists(path)), None)
     given = config.data.vocab_path
     if not given or not kept or os.path.abspath(given) == os.path.abspath(kept):
         return []
-    if tf.io.gfile.exists(given) and _read_bytes(given) == _read_bytes(kept):
+    if tf.io.gfile.exists(given) and load_vocab(given) == load_vocab(kept):
         return []
     return [f"data.vocab_path {given!r} is not the vocabulary the run kept ({kept})"]
 
@@ -187,8 +192,3 @@ def _is_ignored(key: str, ignored: frozenset) -> bool:
     """Whether `key` or a section it belongs to is ignored."""
     parts = key.split(".")
     return any(".".join(parts[:i]) in ignored for i in range(1, len(parts) + 1))
-
-
-def _read_bytes(path: str) -> bytes:
-    with tf.io.gfile.GFile(path, "rb") as f:
-        return f.read()

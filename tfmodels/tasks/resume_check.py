@@ -27,7 +27,7 @@ import os
 import tensorflow as tf
 import yaml
 
-from tfmodels.config import ConfigError, ExperimentConfig, config_from_dict, to_dict
+from tfmodels.config import ConfigError, ExperimentConfig, config_from_dict, get_value, to_dict
 from tfmodels.data.vocab import load_vocab
 
 PATH_KEYS = ("finetune.encoder", "data.train", "data.validation", "data.test", "data.corpus")
@@ -70,6 +70,8 @@ def check_resume(config: ExperimentConfig, model_dir: str, kind: str) -> None:
         model_dir: str. The run directory.
         kind: str. One of `KINDS`: which keys the run reads.
     """
+    if not holds_run(model_dir):
+        return
     differences = run_differences(config, model_dir, kind)
     if differences:
         shown = ", ".join(differences[:6]) + (f" and {len(differences) - 6} more" if len(differences) > 6 else "")
@@ -80,8 +82,8 @@ def check_resume(config: ExperimentConfig, model_dir: str, kind: str) -> None:
 
 
 def run_differences(config: ExperimentConfig, model_dir: str, kind: str, totals_may_differ: bool = True) -> list[str]:
-    """What `config` changes, among the keys `kind` reads, against the run `model_dir` holds ([] for a
-    directory that holds no run: no config.yaml or no checkpoint).
+    """What `config` changes, among the keys `kind` reads, against the run `model_dir` holds
+    (`holds_run` must be true).
 
     Args:
         totals_may_differ: bool. True to resume the run in place (raised totals train on); False to
@@ -89,8 +91,6 @@ def run_differences(config: ExperimentConfig, model_dir: str, kind: str, totals_
     """
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} is invalid; allowed: {', '.join(KINDS)}")
-    if not holds_run(model_dir):
-        return []
     saved = read_saved_config(os.path.join(model_dir, CONFIG_FILE))
     return (config_differences(saved, config, kind, totals_may_differ)
             + vocabulary_difference(config, model_dir))
@@ -134,13 +134,16 @@ def _fallbacks_not_read(saved: ExperimentConfig, new: ExperimentConfig, kind: st
     `data.batch_size` behind `trainer.batch_size` / `pretrain.batch_size`, and `model.dropout`
     behind `pretrain.dropout` (pretraining)."""
     section = "pretrain" if kind == "pretrain" else "trainer"
-    both_set = lambda get: get(saved) is not None and get(new) is not None  # noqa: E731
     keys = set()
-    if kind != "pipeline" and both_set(lambda c: getattr(c, section).batch_size):
+    if kind != "pipeline" and _set_in_both(saved, new, f"{section}.batch_size"):
         keys.add("data.batch_size")
-    if kind == "pretrain" and both_set(lambda c: c.pretrain.dropout):
+    if kind == "pretrain" and _set_in_both(saved, new, "pretrain.dropout"):
         keys.add("model.dropout")
     return frozenset(keys)
+
+
+def _set_in_both(saved: ExperimentConfig, new: ExperimentConfig, key: str) -> bool:
+    return get_value(saved, key) is not None and get_value(new, key) is not None
 
 
 def vocabulary_difference(config: ExperimentConfig, model_dir: str) -> list[str]:

@@ -65,10 +65,22 @@ def test_paths_are_compared_where_they_point(monkeypatch, tmp_path):
 
 
 def test_totals_may_grow_in_place_but_a_reused_run_must_match_them():
-    saved, longer = demo(), demo("pretrain.steps=2800", "pretrain.in_domain_steps=1060")
+    saved, longer = demo(), demo("pretrain.steps=2800", "pretrain.in_domain_steps=1600")
     assert resume_check.config_differences(saved, longer, "pretrain") == []
     assert resume_check.config_differences(saved, longer, "pretrain", totals_may_differ=False) == [
-        "pretrain.in_domain_steps 1500 → 1060", "pretrain.steps 2000 → 2800"]
+        "pretrain.in_domain_steps 1500 → 1600", "pretrain.steps 2000 → 2800"]
+
+
+@pytest.mark.parametrize("kind, overrides, expected", [
+    # the weights may have trained past the new total, and config.yaml would claim the shorter run
+    ("train", ["trainer.epochs=2"], ["trainer.epochs 3 → 2"]),
+    ("pretrain", ["pretrain.steps=2800", "pretrain.in_domain_steps=1060"], ["pretrain.in_domain_steps 1500 → 1060"]),
+    # with both set a run ends at the first, so setting a total where there was none can shorten it
+    ("train", ["trainer.steps=100"], ["trainer.steps None → 100"]),
+    ("pipeline", ["pretrain.in_domain_steps=0"], ["pretrain.in_domain_steps 1500 → 0"]),
+])
+def test_a_total_lowered_or_newly_set_in_place_is_a_difference(kind, overrides, expected):
+    assert resume_check.config_differences(demo(), demo(*overrides), kind) == expected
 
 
 def test_a_fallback_key_counts_when_the_run_reads_it():

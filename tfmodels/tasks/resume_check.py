@@ -10,8 +10,9 @@ anything is written, naming every key that differs.
 Three kinds of key may differ:
 - `RUN_MECHANICS`: how a run is carried out, not what it computes: where it runs (strategy,
   determinism), how often it logs and checkpoints, export and study bookkeeping;
-- `TOTALS` (`trainer.epochs`, `pretrain.steps`, ...) when the run is resumed in place: raising them
-  trains on, as the resume message says. A run reused as another run's stage must match them;
+- `TOTALS` (`trainer.epochs`, `pretrain.steps`, ...) when the run is resumed in place, if raised:
+  the run trains on, as the resume message says. Lowering one is refused, since the weights may
+  have trained past it. A run reused as another run's stage must match them;
 - `NOT_READ[kind]`: keys that kind of run does not read (a classifier from random init reads no
   `pretrain` section; pretraining reads no `trainer` section and no classifier pooling).
 
@@ -44,7 +45,7 @@ RUN_MECHANICS = frozenset({
     "data.cache", "data.eval_batch_size",
     *(f"{section}.{key}" for section in ("trainer", "pretrain") for key in _CADENCE),
 })
-# A resumed run may raise its totals to train on; a run reused elsewhere must have the same totals.
+# A resumed run may raise its totals to train on, not lower them; a run reused elsewhere must have the same totals.
 TOTALS = frozenset({"trainer.epochs", "trainer.steps", "pretrain.epochs", "pretrain.steps", "pretrain.in_domain_steps"})
 
 # Read only by pretraining, by the classifier stages, or by the pipeline that runs both.
@@ -121,12 +122,19 @@ def read_saved_config(path: str) -> ExperimentConfig:
 def config_differences(saved: ExperimentConfig, new: ExperimentConfig, kind: str,
                        totals_may_differ: bool = True) -> list[str]:
     """'key saved → new' for every key `kind` reads that differs (vocab_path is compared by content)."""
-    ignored = (RUN_MECHANICS | NOT_READ[kind] | _fallbacks_not_read(saved, new, kind) | {"data.vocab_path"}
-               | (TOTALS if totals_may_differ else frozenset()))
+    ignored = RUN_MECHANICS | NOT_READ[kind] | _fallbacks_not_read(saved, new, kind) | {"data.vocab_path"}
     old_values, new_values = _comparable(to_dict(saved)), _comparable(to_dict(new))
     return [f"{key} {old_values.get(key)!r} → {new_values.get(key)!r}"
             for key in sorted(old_values.keys() | new_values.keys())
-            if not _is_ignored(key, ignored) and old_values.get(key) != new_values.get(key)]
+            if not _is_ignored(key, ignored) and old_values.get(key) != new_values.get(key)
+            and not (totals_may_differ and key in TOTALS and _raised(old_values.get(key), new_values.get(key)))]
+
+
+def _raised(old, new) -> bool:
+    """Whether a total was raised: the resumed run trains on. A lowered total would report weights
+    trained longer than the config that claims them; one set or unset can shorten the run too (with
+    both epochs and steps set, a run ends at the first)."""
+    return old is not None and new is not None and new >= old
 
 
 def _fallbacks_not_read(saved: ExperimentConfig, new: ExperimentConfig, kind: str) -> frozenset:

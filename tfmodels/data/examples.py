@@ -43,6 +43,12 @@ class TextExamples:
             labels=self.labels[indices],
             text_pairs=None if self.text_pairs is None else [self.text_pairs[i] for i in indices])
 
+    def shortest_first(self):
+        """Indices of the examples from the shortest text (pair included) to the longest, ties in order."""
+        pairs = self.text_pairs if self.text_pairs is not None else [""] * len(self)
+        lengths = [len(text) + len(pair) for text, pair in zip(self.texts, pairs)]
+        return np.argsort(lengths, kind="stable")
+
     def label_counts(self, num_labels):
         """Returns a list with the number of examples per label id."""
         return np.bincount(self.labels, minlength=num_labels).tolist()

@@ -152,13 +152,6 @@ def _cache_shuffle_repeat(dataset, cache, shuffle, size, seed, repeat):
     return dataset
 
 
-def _shortest_first(examples):
-    """Indices of `examples` from the shortest text (pair included) to the longest, ties in order."""
-    pairs = examples.text_pairs if examples.text_pairs is not None else [""] * len(examples)
-    lengths = [len(text) + len(pair) for text, pair in zip(examples.texts, pairs)]
-    return np.argsort(lengths, kind="stable")
-
-
 def _check_length_buckets(length_buckets, sequence_length):
     """Returns the boundaries below `sequence_length` as a tuple, or raises naming what is allowed.
 
@@ -255,7 +248,7 @@ def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
     if order_by_length:
         if shuffle:
             raise ValueError("order_by_length=True needs shuffle=False: it fixes the order of the examples")
-        examples = examples.subset(_shortest_first(examples))
+        examples = examples.subset(examples.shortest_first())
     special = _special_ids(tokenizer)
     segments = [examples.texts] + ([examples.text_pairs] if examples.text_pairs is not None
                                    else [])

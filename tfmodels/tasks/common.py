@@ -37,6 +37,7 @@ VOCAB_FILE = "vocab.txt"
 LABELS_FILE = "labels.json"
 NORMALIZER_FILE = "normalizer.json"
 METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.json"
 HEAD_VARIABLES = "logits"  # the classifier head's Dense layer (models name it so)
 
 
@@ -208,12 +209,25 @@ def text_datasets(config: ExperimentConfig, splits, vocab_path: str, lowercase: 
 
 
 def evaluation_text_dataset(config: ExperimentConfig, examples, tokenizer):
-    """Batches of `examples` for metrics only: in order of length when `data.dynamic_padding` is on,
-    so that a batch pads to reviews of similar length (about half the evaluation time here)."""
+    """Batches of `examples` for evaluation, in `evaluation_order`."""
     d = config.data
     return tfm_data.classification_dataset(
-        examples, tokenizer, d.sequence_length, d.eval_batch_size, shuffle=False, cache=d.cache,
-        dynamic_padding=d.dynamic_padding, order_by_length=d.dynamic_padding, **truncation_args(config))
+        examples.subset(evaluation_order(config, examples)), tokenizer, d.sequence_length, d.eval_batch_size,
+        shuffle=False, cache=d.cache, dynamic_padding=d.dynamic_padding, **truncation_args(config))
+
+
+def evaluation_order(config: ExperimentConfig, examples) -> np.ndarray:
+    """The order evaluation batches take `examples` in: from the shortest text to the longest when
+    `data.dynamic_padding` is on, so that a batch pads to reviews of similar length (about half the
+    evaluation time here); otherwise as given."""
+    return examples.shortest_first() if config.data.dynamic_padding else np.arange(len(examples))
+
+
+def evaluation_orders(config: ExperimentConfig, splits) -> dict[str, np.ndarray]:
+    """`evaluation_order` of the validation and test splits that are present."""
+    return {name: evaluation_order(config, examples)
+            for name, examples in (("validation", splits.validation), ("test", splits.test))
+            if examples is not None and len(examples)}
 
 
 def truncation_args(config: ExperimentConfig) -> dict:
@@ -352,6 +366,29 @@ def tokens_per_second(history: dict) -> float | None:
     resumed from its last checkpoint)."""
     values = history.get("tokens_per_second")
     return float(sum(values) / len(values)) if values else None
+
+
+def write_predictions(run: Run, trainer, datasets: dict, orders: dict | None = None) -> None:
+    """predictions.json: {split: [predicted class id of every example, in the split's own order]}.
+
+    Args:
+        datasets: dict. {split name: evaluation dataset}.
+        orders: dict | None. {split name: the order the dataset takes the split's examples in
+            (`evaluation_orders`)}; None when the datasets keep the splits' order.
+    """
+    content = {}
+    for name, dataset in datasets.items():
+        predicted = np.argmax(trainer.predict(dataset), axis=-1)
+        in_split_order = np.empty_like(predicted)
+        in_split_order[(orders or {}).get(name, np.arange(len(predicted)))] = predicted
+        content[name] = in_split_order.tolist()
+    write_json(run.path(PREDICTIONS_FILE), content)
+
+
+def read_predictions(output_dir: str) -> dict[str, np.ndarray]:
+    """A run's predictions.json (`write_predictions`) as {split: int array}."""
+    with tf.io.gfile.GFile(os.path.join(output_dir, PREDICTIONS_FILE)) as f:
+        return {name: np.asarray(values, dtype=np.int64) for name, values in json.load(f).items()}
 
 
 def evaluate_splits(trainer, datasets: dict) -> dict:

@@ -75,6 +75,7 @@ def finetune_bert(started: common.Run) -> dict:
     trainer, history["main"] = fit_phase(started, model, train, evaluation, plan, callbacks, frozen_phase)
     trainer.restore_best()  # the best over both phases of frozen_then_full
     metrics = common.evaluate_splits(trainer, evaluation)
+    common.write_predictions(started, trainer, evaluation, common.evaluation_orders(config, splits))
     if ft.mode == "lora":
         tfm_models.merge_lora(model)
     common.save_model(model, started.path(common.MODEL_FILE))

@@ -21,6 +21,8 @@ import dataclasses
 import os
 import shutil
 
+import numpy as np
+
 from tfmodels import data as tfm_data
 from tfmodels import export as tfm_export
 from tfmodels.config import ExperimentConfig
@@ -74,28 +76,32 @@ def run(config: ExperimentConfig) -> dict:
     if config.study.pretraining == "shared":
         shared = run_pretraining(started, watch, with_vocab, corpus.texts, vocab_path, index=0)
 
-    per_seed, first_tuned = [], None
+    per_seed, predictions, first_tuned = [], [], None
     for index, seed in enumerate(study_seeds(config)):
         seeded = _replace(with_vocab, seed=seed)
         pre = shared or run_pretraining(started, watch, seeded, corpus.texts, vocab_path, index)
         results.setdefault("pretrain", pre)
         tuned_config = _replace(seeded, finetune={"encoder": pre["encoder_dir"]})
-        tuned, seed_results = run_seed(started, watch, tuned_config, index, lstm_config(config, seed))
+        tuned, seed_results, seed_predictions = run_seed(started, watch, tuned_config, index, lstm_config(config, seed))
         if shared is None:
             seed_results["pretrain"] = pre
         first_tuned = first_tuned or tuned
         per_seed.append(seed_results)
+        predictions.append(seed_predictions)
 
     common.banner("Stage 5/6: evaluation on the test split")
     with watch.stage("evaluate"):
         tfidf = fit_tfidf(splits)
-        tfidf_metrics = tfidf_baseline(tfidf, splits)
-        for seed_results in per_seed:
+        tfidf_predicted = {split: tfidf.predict(getattr(splits, split).texts) for split in study.SPLITS}
+        tfidf_metrics = tfidf_baseline(tfidf_predicted, splits)
+        for seed_results, seed_predictions in zip(per_seed, predictions):
+            seed_predictions["tfidf_logreg"] = tfidf_predicted
             for split in study.SPLITS:
                 seed_results[split]["tfidf_logreg"] = tfidf_metrics[split]
         results["finetune"] = {"tokens_per_second": first_tuned["tokens_per_second"]}
         results["seeds"] = per_seed
         results.update(study.aggregate(per_seed))
+        results["review_level"] = study.review_level([review_correctness(p, splits) for p in predictions])
         results["curves_png"] = study.plot_curves(per_seed, started.path(study.CURVES_FILE))
 
     common.banner("Stage 6/6: export as a SavedModel and predict through it")
@@ -149,7 +155,8 @@ def _seed_label(config: ExperimentConfig, index: int) -> str:
 
 
 def run_seed(started: common.Run, watch, config: ExperimentConfig, index: int, lstm: ExperimentConfig | None):
-    """Stages 3 and 4 (and the LSTM row) for one seed; returns (fine-tuning result, per-seed results)."""
+    """Stages 3 and 4 (and the LSTM row) for one seed; returns the fine-tuning result, the per-seed
+    results and each row's predictions ({row: {split: predicted class ids}})."""
     of = _seed_label(config, index)
     common.banner(f"Stage 3/6: fine-tuning the pretrained encoder for sentiment{of}")
     with watch.stage("finetune"):
@@ -170,7 +177,7 @@ def run_seed(started: common.Run, watch, config: ExperimentConfig, index: int, l
                     **{split: {key: study.summary(r["metrics"][split]) for key, r in runs.items()}
                        for split in study.SPLITS},
                     "curves": {key: study.validation_curve(r.get("evaluations")) for key, r in runs.items()}}
-    return tuned, seed_results
+    return tuned, seed_results, {key: common.read_predictions(r["output_dir"]) for key, r in runs.items()}
 
 
 def reuse_stage(started: common.Run, config: ExperimentConfig, stage_dir: str, kind: str) -> None:
@@ -252,17 +259,23 @@ def fit_tfidf(splits):
         splits.train.texts, splits.train.labels)
 
 
-def tfidf_baseline(tfidf, splits) -> dict:
-    """The fitted TF-IDF model's {"validation": {...}, "test": {...}} accuracy and macro-F1."""
+def tfidf_baseline(predicted: dict, splits) -> dict:
+    """The TF-IDF model's {"validation": {...}, "test": {...}} accuracy and macro-F1 from its
+    predictions ({split: predicted class ids})."""
     from sklearn.metrics import accuracy_score, f1_score
 
     result = {}
     for split in study.SPLITS:
-        examples = getattr(splits, split)
-        predicted = tfidf.predict(examples.texts)
-        result[split] = {"accuracy": float(accuracy_score(examples.labels, predicted)),
-                         "macro_f1": float(f1_score(examples.labels, predicted, average="macro"))}
+        labels = getattr(splits, split).labels
+        result[split] = {"accuracy": float(accuracy_score(labels, predicted[split])),
+                         "macro_f1": float(f1_score(labels, predicted[split], average="macro"))}
     return result
+
+
+def review_correctness(predictions: dict, splits) -> dict:
+    """{row: {split: bool array}}: whether each row's model classifies each review of the split right."""
+    return {row: {split: np.asarray(by_split[split]) == getattr(splits, split).labels for split in study.SPLITS}
+            for row, by_split in predictions.items()}
 
 
 def out_of_corpus_check(config: ExperimentConfig, servable, tfidf, splits) -> dict | None:

@@ -169,5 +169,5 @@ def save_pretrained_encoder(started: common.Run, encoder, vocab_path: str) -> st
     """Saves the encoder's weights in an encoder built with `model.dropout`, the rate fine-tuning uses."""
     encoder = tfm_models.with_encoder_dropout(encoder, started.config.model.dropout)
     encoder_dir = started.path(ENCODER_DIR)
-    tfm_models.save_encoder(encoder, vocab_path, encoder_dir)
+    tfm_models.save_encoder(encoder, vocab_path, encoder_dir, lowercase=started.config.data.lowercase)
     return encoder_dir

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 ROWS = (("pretrained_finetuned", "(a) pretrained + fine-tuned BERT"),
         ("random_init", "(b) same BERT from random init, same budget"),
         ("lstm", "LSTM classifier (BiLSTM, random init)"),
@@ -17,6 +19,8 @@ ROWS = (("pretrained_finetuned", "(a) pretrained + fine-tuned BERT"),
 SHORT_NAMES = {"pretrained_finetuned": "(a)", "random_init": "(b)", "lstm": "LSTM", "tfidf_logreg": "(c)"}
 SPLITS = ("validation", "test")
 METRICS = ("accuracy", "macro_f1")
+# The rows (a) is compared with review by review, and how the comparison is named.
+PAIRED_AGAINST_A = {"random_init": "(a) − (b)", "tfidf_logreg": "(a) − (c)"}
 CURVES_FILE = "validation_curves.png"
 
 
@@ -68,6 +72,44 @@ def paired_difference(per_seed: list[dict]) -> dict:
     return result
 
 
+def paired_review_difference(correct_a, correct_b) -> dict:
+    """The accuracy difference of two classifiers on the same reviews, with its standard error over
+    the reviews: how far the difference would move on another sample of reviews of the same kind.
+
+    Args:
+        correct_a, correct_b: bool arrays [reviews] (one run each) or [seeds, reviews] (one row per
+            seed; the seeds share the split's reviews, so the per-review differences are averaged
+            over seeds before their spread is taken).
+
+    Returns:
+        {"difference", "standard_error", "disagreement"}: the mean difference, the standard error of
+        that mean over reviews, and the fraction of (review, seed) pairs where exactly one is right.
+    """
+    differences = np.asarray(correct_a, dtype=np.float64) - np.asarray(correct_b, dtype=np.float64)
+    per_review = differences.reshape(-1, differences.shape[-1]).mean(axis=0)
+    return {"difference": float(per_review.mean()),
+            "standard_error": float(per_review.std(ddof=1) / math.sqrt(len(per_review))),
+            "disagreement": float(np.mean(differences != 0))}
+
+
+def review_level(correct: list[dict]) -> dict:
+    """(a) − (b) and (a) − (c) per split, per seed and over the seeds, with their standard errors
+    over the split's reviews (`paired_review_difference`).
+
+    Args:
+        correct: list of dict, one per seed: {row: {split: bool array, whether each review is
+            classified right}} for the rows `pretrained_finetuned`, `random_init`, `tfidf_logreg`.
+    """
+    result = {}
+    for split in SPLITS:
+        rows = {row: np.stack([seed[row][split] for seed in correct]) for row in PAIRED_AGAINST_A}
+        a = np.stack([seed["pretrained_finetuned"][split] for seed in correct])
+        result[split] = {name: {"per_seed": [paired_review_difference(a[i], rows[row][i]) for i in range(len(a))],
+                                "mean": paired_review_difference(a, rows[row])}
+                         for row, name in PAIRED_AGAINST_A.items()}
+    return result
+
+
 def table_markdown(results: dict) -> str:
     """The study table: mean ± std over seeds, then one line per seed, then the paired difference."""
     per_seed = results["seeds"]
@@ -94,9 +136,25 @@ def table_markdown(results: dict) -> str:
         lines.append(f"Paired difference (a) − (b), {split} accuracy: {d['mean']:+.2%} ± {d['std']:.2%} "
                      f"(per seed {', '.join(f'{v:+.2%}' for v in d['per_seed'])}; "
                      f"{'positive for every seed' if d['all_positive'] else 'NOT positive for every seed'}).")
+    if "review_level" in results:
+        lines += [""] + _review_level_lines(results["review_level"])
     if "pretrain" in per_seed[0]:
         lines += ["", _pretraining_line(per_seed)]
     return "\n".join(lines) + "\n"
+
+
+def _review_level_lines(review_level: dict) -> list[str]:
+    """The paired differences with their standard errors over the split's reviews."""
+    lines = ["Standard error over the reviews (how far a paired difference would move on another sample of "
+             "reviews of the same kind; every seed sees the same reviews):"]
+    for split in SPLITS:
+        for name, entry in review_level[split].items():
+            mean, seeds = entry["mean"], entry["per_seed"]
+            per_seed = ", ".join(f"{s['difference']:+.2%} ± {s['standard_error']:.2%}" for s in seeds)
+            lines.append(f"- {name}, {split} accuracy: {mean['difference']:+.2%} ± {mean['standard_error']:.2%} "
+                         f"over {len(seeds)} seed(s) (per seed {per_seed}; the two disagree on "
+                         f"{mean['disagreement']:.1%} of the reviews).")
+    return lines
 
 
 def _pretraining_line(per_seed: list[dict]) -> str:

@@ -70,16 +70,19 @@ def train_text_classifier(started: common.Run) -> dict:
     with started.strategy.scope():
         model = common.build_text_classifier(config, vocab_size, splits.num_labels)
         return fit_and_save(started, model, train, evaluation, len(splits.train),
-                            class_weights=common.class_weights(config, splits))
+                            class_weights=common.class_weights(config, splits),
+                            orders=common.evaluation_orders(config, splits))
 
 
 def fit_and_save(started: common.Run, model, train, evaluation: dict, num_train: int,
-                 model_file: str | None = None, class_weights: dict | None = None) -> dict:
+                 model_file: str | None = None, class_weights: dict | None = None,
+                 orders: dict | None = None) -> dict:
     """Fits with the trainer config, restores the best checkpoint, evaluates and saves.
 
     metrics.json holds the metrics per split, the training's validation `evaluations` (step, epoch,
     val_* values; `history["evaluations"]`) and `class_weights` ({label: weight}, already applied to
-    `train`) when set.
+    `train`) when set; predictions.json each example's predicted class (`orders`: see
+    `common.write_predictions`).
     """
     config, tc = started.config, started.config.trainer
     plan = common.step_plan(config, tc, num_train)
@@ -88,6 +91,7 @@ def fit_and_save(started: common.Run, model, train, evaluation: dict, num_train:
     history = common.fit(trainer, plan, train, evaluation.get("validation"))
     trainer.restore_best()
     metrics = common.evaluate_splits(trainer, evaluation)
+    common.write_predictions(started, trainer, evaluation, orders)
     common.save_model(model, model_file or started.path(common.MODEL_FILE))
     common.write_json(started.path(common.METRICS_FILE),
                       common.run_metrics(metrics, history["evaluations"], class_weights))

@@ -88,6 +88,27 @@ def test_own_early_stopping_on_best_metric():
     assert len(history["loss"]) < 6
 
 
+def test_a_loss_as_best_metric_keeps_the_lowest_evaluation(tmp_path):
+    x, y = make_classification_arrays()
+    trainer = Trainer(build_mlp(), _optimizer(1e-2), model_dir=str(tmp_path), verbose=0, best_metric="val_loss",
+                      early_stopping_patience=2)
+    history = trainer.fit(make_dataset(x, y, 32), make_dataset(x, y, 32), epochs=5)
+    losses = history["val_loss"]
+    assert trainer.best_mode == "min" and losses[-1] < losses[0]
+    assert len(losses) == 5, "a falling loss is an improvement, so training does not stop early"
+    trainer.restore_best()
+    assert trainer.evaluate(make_dataset(x, y, 32))["loss"] == pytest.approx(min(losses), rel=1e-5)
+
+
+@pytest.mark.parametrize("validation, metric", [(True, "val_acc"), (True, "acc"), (False, "acc")])
+def test_a_best_metric_the_run_does_not_log_is_refused_with_the_logged_names(validation, metric):
+    x, y = make_classification_arrays()
+    trainer = Trainer(build_mlp(), _optimizer(), verbose=0, best_metric=metric)
+    with pytest.raises(TrainerConfigError, match=rf"best_metric='{metric}' is not a metric this run logs; "
+                                                 r"allowed: .*accuracy, .*loss"):
+        trainer.fit(make_dataset(x, y, 32), make_dataset(x, y, 32) if validation else None, epochs=2)
+
+
 def test_mirrored_training_matches_single_device_with_clipping():
     x, y = make_classification_arrays()
     keras.utils.set_random_seed(0)

@@ -123,6 +123,11 @@ class RunCheckpoints:
         return restore_model_weights(model, best_dir)
 
 
+def default_best_mode(metric: str | None) -> str:
+    """"min" for a loss or a perplexity (lower is better), "max" for any other metric."""
+    return "min" if metric and metric.endswith(("loss", "perplexity")) else "max"
+
+
 class BestTracker(tf.train.experimental.PythonState):
     """Follows one log value across evaluations: its best, the evaluations since, and each evaluation.
 

@@ -148,7 +148,8 @@ class Trainer:
       best_metric: str or None. Log key selecting `model_dir/best/` and early stopping: a val_*
         key is compared at every evaluation, a training key (e.g. "loss") at epoch ends.
         Defaults to "val_accuracy".
-      best_mode: str. "max" or "min". Defaults to "max".
+      best_mode: str or None. "max" or "min"; None picks "min" for a loss or perplexity and "max"
+        for any other metric (`checkpointing.default_best_mode`). Defaults to None.
       early_stopping_patience: int or None. Evaluations (step or epoch) in a row without
         improvement of best_metric before training stops; `restore_best()` then loads the best
         weights. The count is checkpointed: a resumed run keeps it (and does not train on when it
@@ -173,9 +174,10 @@ class Trainer:
     def __init__(self, model, optimizer=None, *, objective="classification", strategy=None,
                  model_dir=None, label_smoothing=0.0, grad_accum_steps=1,
                  checkpoint_every_steps=None, keep_checkpoints=3, log_every_steps=50,
-                 best_metric="val_accuracy", best_mode="max", early_stopping_patience=None,
+                 best_metric="val_accuracy", best_mode=None, early_stopping_patience=None,
                  steps_per_execution=1, fast_dropout=True, seed=None, verbose=1, eval_every_steps=None,
                  previous_phase=None):
+        best_mode = best_mode or checkpointing.default_best_mode(best_metric)
         self._check_arguments(best_mode, grad_accum_steps, steps_per_execution, checkpoint_every_steps,
                               log_every_steps, eval_every_steps, early_stopping_patience)
         try:
@@ -597,7 +599,7 @@ class Trainer:
             logs, completed = self._run_epoch(run, epoch)
             if run.validation_data is not None:
                 logs.update(self._evaluate(run, epoch + 1 if completed else epoch, logs))
-            elif self._best.update(logs):  # e.g. best_metric="loss" without validation data
+            elif self._best_improved(logs, training_logs=True):  # e.g. best_metric="loss" without validation data
                 self._save_best()
             if completed:
                 self.epoch.assign(epoch + 1)
@@ -636,9 +638,24 @@ class Trainer:
         run.last_evaluation = (step, val_logs)
         epochs_done = step / run.plan.steps_per_epoch if run.plan.steps_per_epoch else epoch
         self._best.record(self._step_offset + step, self._epoch_offset + epochs_done, val_logs)
-        if self._best.update({**(train_logs or {}), **val_logs}):
+        if self._best_improved({**(train_logs or {}), **val_logs}, training_logs=train_logs is not None):
             self._save_best()
         return val_logs
+
+    def _best_improved(self, logs, training_logs):
+        """Records an evaluation's logs in the best tracker; whether `best_metric` improved.
+
+        Raises TrainerConfigError when `best_metric` is missing from logs that should hold it (a
+        val_* key from validation logs; a training key from an epoch's logs): a misspelt name
+        would otherwise turn off `best/` and early stopping without a word.
+        """
+        metric = self.best_metric
+        validation_key = metric is not None and metric.startswith("val_")
+        expected = any(k.startswith("val_") for k in logs) if validation_key else training_logs
+        if metric is not None and metric not in logs and expected:
+            raise TrainerConfigError(f"best_metric={metric!r} is not a metric this run logs; allowed: "
+                                     f"{', '.join(sorted(logs))}")
+        return self._best.update(logs)
 
     def _evaluation_due(self, run, step, epoch_end):
         """Whether an `eval_every_steps` evaluation falls on `step` (an epoch's end has its own)."""

@@ -3,11 +3,14 @@ steps across the phases of frozen_then_full, and one-line errors for bad values.
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfmodels import data as tfm_data
 from tfmodels import models as tfm_models
+from tfmodels import training as tfm_training
 from tfmodels.config import ConfigError, TrainerConfig, load_config
 from tfmodels.tasks import common, finetune
 
@@ -137,3 +140,41 @@ def test_model_dropout_replaces_the_rate_a_loaded_encoder_was_saved_with(tiny_en
     assert encoder.dropout == pytest.approx(0.3)
     assert encoder.embeddings_dropout.rate == pytest.approx(0.3)
     assert saved.get_layer("head_dropout").rate == pytest.approx(0.3)
+
+
+class _CrashAt(keras.callbacks.Callback):
+    """Raises at the `at`-th train batch end (a kill part-way through)."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at, self.batches = at, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+        if self.batches == self.at:
+            raise RuntimeError("killed")
+
+
+def _gradual_run(model_dir, crash_at=None):
+    """3 epochs of gradual unfreezing (one more layer per epoch) on random tokens; the final weights."""
+    keras.utils.set_random_seed(0)
+    model = _tiny_bert_classifier(num_layers=2)
+    unfreezer = tfm_models.GradualUnfreezer(model, every=1)
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(5, 100, size=(64, 16)).astype("int32")
+    features = {"token_ids": tokens, "padding_mask": np.ones_like(tokens), "segment_ids": np.zeros_like(tokens)}
+    data = tf.data.Dataset.from_tensor_slices((features, (tokens[:, 0] % 2).astype("int32"))).batch(16)
+    trainer = tfm_training.Trainer(model, tfm_training.build_optimizer("adamw", 1e-3, decay="constant"),
+                                   model_dir=str(model_dir), checkpoint_every_steps=2, best_metric=None,
+                                   verbose=0, seed=0)
+    callbacks = [finetune.GradualUnfreezing(unfreezer)] + ([_CrashAt(crash_at)] if crash_at else [])
+    trainer.fit(data, epochs=3, callbacks=callbacks)
+    return [w.numpy() for w in model.weights]
+
+
+def test_gradual_unfreezing_resumed_part_way_trains_the_layers_the_uninterrupted_run_did(tmp_path):
+    uninterrupted = _gradual_run(tmp_path / "a")
+    with pytest.raises(RuntimeError, match="killed"):
+        _gradual_run(tmp_path / "b", crash_at=6)  # in epoch 2 of 3 (4 batches each), after ckpt-6
+    resumed = _gradual_run(tmp_path / "b")
+    assert all(np.array_equal(a, b) for a, b in zip(uninterrupted, resumed))

@@ -120,15 +120,19 @@ def adapt_model(started: common.Run, model):
 
 
 class GradualUnfreezing(keras.callbacks.Callback):
-    """Unfreezes one more encoder layer every N epochs; the Trainer re-traces its step on change."""
+    """Unfreezes one more encoder layer every N epochs; the Trainer re-traces its step on change.
+
+    The stage follows the epochs done when an epoch begins, so a run resumed part-way through
+    trains the layers the uninterrupted run trained at that point.
+    """
 
     def __init__(self, unfreezer):
         super().__init__()
         self.unfreezer = unfreezer
 
-    def on_epoch_end(self, epoch, logs=None):
-        if self.unfreezer.update(epoch + 1):
-            print(f"gradual unfreezing after epoch {epoch + 1}: {tfm_models.count_params(self.model)}", flush=True)
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.unfreezer.update(epoch):
+            print(f"gradual unfreezing after epoch {epoch}: {tfm_models.count_params(self.model)}", flush=True)
 
 
 def run_frozen_phase(started: common.Run, model, train, evaluation, per_epoch: int):

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from tfmodels import data as tfm_data
 from tfmodels.config import ConfigError, load_config
 from tfmodels.tasks import common, evaluate, export, finetune, train
 
@@ -80,3 +81,15 @@ def test_throughput_of_a_run_resumed_after_its_last_step_is_not_reported_as_zero
     assert common.tokens_per_second({"loss": [0.5]}) is None  # no step ran: nothing was measured
     assert pipeline._throughput(None) == "not measured (resumed after its last step)"
     assert pipeline._throughput(12345.6) == "12,346 tokens/s"
+
+
+def test_a_vocabulary_left_by_a_failed_start_is_rebuilt_and_a_resuming_runs_is_kept(tmp_path):
+    config = load_config(config_file("lstm_sentiment_zh.yaml"), ["data.vocab_size=200"])
+    stale = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "awful", "great"]  # another dataset's
+    tfm_data.save_vocab(stale, str(tmp_path / "vocab.txt"))
+    texts = ["这本书很好看", "质量太差了，不推荐"] * 10
+    path = common.ensure_vocab(config, str(tmp_path), texts)
+    assert "好" in tfm_data.load_vocab(path) and "awful" not in tfm_data.load_vocab(path)
+    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\n')  # a run to resume
+    tfm_data.save_vocab(stale, path)
+    assert tfm_data.load_vocab(common.ensure_vocab(config, str(tmp_path), texts)) == stale

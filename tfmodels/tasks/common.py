@@ -175,14 +175,18 @@ def read_corpus(config: ExperimentConfig):
 
 
 def ensure_vocab(config: ExperimentConfig, model_dir: str, texts) -> str:
-    """Returns the run's vocab.txt: copied from `data.vocab_path`, or built from `texts`."""
+    """Returns the run's vocab.txt: copied from `data.vocab_path`, or built from `texts`.
+
+    A built vocab.txt is kept only by a run that resumes (one with a checkpoint): one left by a
+    start that failed before its first checkpoint may come from other data or settings.
+    """
     target = os.path.join(model_dir, VOCAB_FILE)
     if config.data.vocab_path:
         tokens = tfm_data.load_vocab(config.data.vocab_path)
         if os.path.abspath(config.data.vocab_path) != os.path.abspath(target):
             tfm_data.save_vocab(tokens, target)
         return target
-    if not os.path.isfile(target):
+    if not (os.path.isfile(target) and resume_check.holds_checkpoint(model_dir)):
         tfm_data.build_wordpiece_vocab(texts, vocab_size=config.data.vocab_size,
                                        lowercase=config.data.lowercase, output_path=target)
     return target

@@ -98,3 +98,16 @@ def mlp_normalization(num_features=4):
     std = np.linspace(1.0, 5.0, num_features).astype(np.float32)
     std[-1] = 0.0
     return mean, std
+
+
+def permissions_under_umask(tree):
+    """The paths in `tree` (itself included) whose permissions differ from what a new directory or
+    file gets under the process's umask: [] when a published export is as readable as any file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    wrong = [tree] if os.stat(tree).st_mode & 0o777 != 0o777 & ~umask else []
+    for root, directories, files in os.walk(tree):
+        for name, mode in [(d, 0o777) for d in directories] + [(f, 0o666) for f in files]:
+            if os.stat(os.path.join(root, name)).st_mode & 0o777 != mode & ~umask:
+                wrong.append(os.path.join(root, name))
+    return wrong

@@ -66,6 +66,7 @@ def test_text_export_writes_version_one_with_metadata(text_export):
         "outputs": {"class_ids": ["int64", [None]], "class_names": ["string", [None]],
                     "probabilities": ["float32", [None, 2]]}}
     assert os.path.isfile(os.path.join(text_export, "assets.extra", "vocab.txt"))
+    assert tiny.permissions_under_umask(text_export) == []  # readable by a server under another user
 
 
 def test_text_export_in_fresh_process_equals_in_memory_model(text_export):

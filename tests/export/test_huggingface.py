@@ -68,6 +68,7 @@ def test_directory_layout_and_config(exported):
         assert config["num_hidden_layers"] == 2 and config["vocab_size"] == tiny.vocabulary_size()
         with open(os.path.join(directory, "tfmodels_export.json")) as f:
             assert json.load(f)["verification"]["passed"] is True
+        assert tiny.permissions_under_umask(directory) == []
     cls_config = json.load(open(os.path.join(exported["cls"][1], "config.json")))
     assert cls_config["architectures"] == ["BertForSequenceClassification"]
     assert cls_config["id2label"] == {"0": "neg", "1": "neutral", "2": "pos"}

@@ -35,7 +35,7 @@ import numpy as np
 
 from tfmodels.export.saved_model import (FLOAT32_ATOL, LOW_PRECISION_ATOL, METADATA_FILENAME,
                                          ExportError, ExportVerificationError, compute_dtype,
-                                         tfmodels_version)
+                                         tfmodels_version, with_umask_permissions)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -97,7 +97,7 @@ def export_huggingface(model, *, vocab_path, output_dir, lowercase, class_names=
         _write_metadata(temp_dir, model, head, record)
         if os.path.isdir(output_dir):
             os.rmdir(output_dir)  # empty (checked above)
-        os.rename(temp_dir, output_dir)
+        os.rename(with_umask_permissions(temp_dir), output_dir)
     except BaseException:
         shutil.rmtree(temp_dir, ignore_errors=True)
         raise

@@ -585,7 +585,7 @@ def _publish(plan, export_base, model_name, model, verify):
         verification = (verify_export(temp_dir, plan.verify_inputs, plan.reference_outputs,
                                       plan.atol) if verify else {"performed": False})
         _write_extra_assets(temp_dir, plan, model_name, model, verification)
-        return _rename_into_place(temp_dir, model_dir)
+        return _rename_into_place(with_umask_permissions(temp_dir), model_dir)
     except BaseException:
         shutil.rmtree(temp_dir, ignore_errors=True)
         raise
@@ -642,6 +642,21 @@ def custom_ops_in(export_dir):
         export_dir: str. SavedModel directory.
     """
     return [op for op in verify_worker.graph_op_names(export_dir) if not hasattr(tf.raw_ops, op)]
+
+
+def with_umask_permissions(tree):
+    """Gives `tree` and everything in it the permissions a new directory or file gets under the
+    process's umask (a temporary directory is created private, 0700), so that a model server or a
+    colleague under another user can read a published export as they could any other file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tree, 0o777 & ~umask)
+    for root, directories, files in os.walk(tree):
+        for name in directories:
+            os.chmod(os.path.join(root, name), 0o777 & ~umask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~umask)
+    return tree
 
 
 def _rename_into_place(temp_dir, model_dir):

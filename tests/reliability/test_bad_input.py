@@ -92,6 +92,19 @@ def test_sequence_length_above_encoder_maximum(binaries, tmp_path, tiny_encoder_
     assert_no_trained_outputs(tmp_path / "run")
 
 
+def test_an_encoder_without_its_vocabulary(binaries, tmp_path, tiny_encoder_dir):
+    import shutil
+    encoder = tmp_path / "encoder"
+    shutil.copytree(tiny_encoder_dir, encoder)
+    for vocabulary in ("vocab.txt", "assets/tokenizer/vocabulary.txt"):  # its own and the keras-hub preset's
+        os.remove(encoder / vocabulary)
+    args, _ = text_case(tmp_path, "train", GOOD_CSV)
+    args[0] = "finetune"
+    result = binaries.run(*args, f"--override=finetune.encoder={encoder}", "--override=model.kind=bert")
+    assert_one_line_error(result, [f"finetune.encoder='{encoder}' holds no vocab.txt", "allowed:"])
+    assert_no_trained_outputs(tmp_path / "run")
+
+
 def test_sequence_length_above_model_maximum_when_training(binaries, tmp_path):
     args, _ = text_case(tmp_path, "train", GOOD_CSV)
     result = binaries.run(*args, "--override=model.kind=bert", "--override=model.variant=tiny",

@@ -93,3 +93,12 @@ def test_a_vocabulary_left_by_a_failed_start_is_rebuilt_and_a_resuming_runs_is_k
     (tmp_path / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\n')  # a run to resume
     tfm_data.save_vocab(stale, path)
     assert tfm_data.load_vocab(common.ensure_vocab(config, str(tmp_path), texts)) == stale
+
+
+def test_evaluating_a_split_the_data_does_not_have_names_the_available_ones():
+    examples = tfm_data.TextExamples(["很好", "太差"], [1, 0])
+    splits = tfm_data.TextSplits(train=examples, validation=examples, label_names=["negative", "positive"])
+    assert evaluate.split_examples(splits, "validation") is examples
+    with pytest.raises(ConfigError, match=r"^--split=test: this run's data has no test split; available: "
+                                          r"train, validation \(or --input_file=FILE\)$"):
+        evaluate.split_examples(splits, "test")

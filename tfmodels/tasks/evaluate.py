@@ -77,13 +77,22 @@ def evaluation_dataset(started: common.Run, label_names, split: str, input_file:
         if input_file:
             examples = input_file_examples(config, input_file, label_names)
         else:
-            examples = getattr(train_task.load_feature_splits(config), split)
+            examples = split_examples(train_task.load_feature_splits(config), split)
         normalizer = tfm_data.Normalizer.load(started.path(common.NORMALIZER_FILE))
         return tfm_data.features_dataset(normalizer(examples.features), examples.labels, d.eval_batch_size,
                                          shuffle=False)
     if input_file:
         examples = input_file_examples(config, input_file, label_names)
     else:
-        examples = getattr(common.load_text_splits(config), split)
+        examples = split_examples(common.load_text_splits(config), split)
     tokenizer = tfm_data.make_tokenizer(started.path(common.VOCAB_FILE), lowercase=d.lowercase)
     return common.evaluation_text_dataset(config, examples, tokenizer)
+
+
+def split_examples(splits, split: str):
+    """The examples of `split`, or a ConfigError naming the splits the run's data has."""
+    present = splits.splits()
+    if split not in present:
+        raise common.ConfigError(f"--split={split}: this run's data has no {split} split; available: "
+                                 f"{', '.join(present)} (or --input_file=FILE)")
+    return present[split]

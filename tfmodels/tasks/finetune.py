@@ -57,6 +57,9 @@ def finetune_bert(started: common.Run) -> dict:
     with started.strategy.scope():
         loaded = tfm_models.load_encoder(ft.encoder)
         encoder = encoder_with_config_dropout(loaded.encoder, config.model.dropout)
+    if loaded.vocab_path is None:
+        raise common.ConfigError(f"finetune.encoder={ft.encoder!r} holds no vocab.txt; allowed: an encoder "
+                                 "with the vocabulary it was trained with beside it")
     tfm_models.check_sequence_length(encoder, config.data.sequence_length)
     config = _with_vocab(config, loaded.vocab_path, loaded.lowercase)
     started = common.start_run(config, started.model_dir)  # records the encoder's vocabulary settings

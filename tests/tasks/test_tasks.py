@@ -51,6 +51,16 @@ def test_mlp_frozen_trunk_finetune_keeps_trunk_weights(mlp_run, tmp_path):
     assert result["param_counts"].trainable < result["param_counts"].total
 
 
+@pytest.mark.parametrize("mode", ["lora", "top_k", "gradual", "frozen_then_full"])
+def test_an_mlp_is_fine_tuned_only_in_full_or_frozen_mode(mlp_run, tmp_path, mode):
+    config = load_config(config_file("mlp_digits.yaml"), [f"finetune.encoder={mlp_run['model_dir']}",
+                                                           f"finetune.mode={mode}"], model_dir=str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match=rf"^finetune.mode='{mode}' needs a BERT model; allowed for "
+                                          r"model.kind=mlp: full, frozen$"):
+        finetune.run(config)
+    assert not os.path.exists(tmp_path / "run")
+
+
 def test_evaluate_and_export_mlp(mlp_run, tmp_path):
     config = evaluate.load_run_config(mlp_run["model_dir"])
     metrics = evaluate.run(config, split="test")

@@ -13,6 +13,7 @@ from tfmodels.config import ConfigError, ExperimentConfig
 from tfmodels.tasks import common, train as train_task
 
 FROZEN_PHASE_DIR = "frozen_phase"
+MLP_MODES = ("full", "frozen")  # an MLP's trunk trains with its new head, or stays frozen
 
 
 def run(config: ExperimentConfig, model_dir: str | None = None) -> dict:
@@ -26,6 +27,9 @@ def run(config: ExperimentConfig, model_dir: str | None = None) -> dict:
     if not config.finetune.encoder:
         raise ConfigError("finetune.encoder is not set: pass --override=finetune.encoder=PATH "
                           "(a pretrain run's encoder/ dir, a keras-hub preset dir or a Hugging Face BERT dir)")
+    if config.model.kind == "mlp" and config.finetune.mode not in MLP_MODES:
+        raise ConfigError(f"finetune.mode={config.finetune.mode!r} needs a BERT model; allowed for "
+                          f"model.kind=mlp: {', '.join(MLP_MODES)}")
     started = common.start_run(config, model_dir, kind="finetune")
     if config.model.kind == "mlp":
         return finetune_mlp(started)
@@ -45,7 +49,7 @@ def finetune_mlp(started: common.Run) -> dict:
     with started.strategy.scope():
         base = common.load_model(source_file)
         model = tfm_models.replace_head(base, config.finetune.num_classes or splits.num_labels)
-        counts = tfm_models.freeze_base(model) if config.finetune.mode != "full" else tfm_models.count_params(model)
+        counts = tfm_models.freeze_base(model) if config.finetune.mode == "frozen" else tfm_models.count_params(model)
     print(f"fine-tuning {source_file}: {counts}", flush=True)
     result = train_task.train_mlp(started, model=model)
     result["param_counts"] = counts

@@ -302,8 +302,8 @@ def test_export_disagreeing_with_in_memory_model_fails(tmp_path, monkeypatch):
 def test_bf16_models_get_documented_tolerance():
     model = tiny.build_classifier(dtype="mixed_bfloat16")
     assert saved_model.compute_dtype(model) == "bfloat16"
-    assert saved_model._resolve_atol(model, None) == saved_model.LOW_PRECISION_ATOL == 1e-2
-    assert saved_model._resolve_atol(tiny.build_mlp(), None) == saved_model.FLOAT32_ATOL
+    assert saved_model.resolve_atol(model, None) == saved_model.LOW_PRECISION_ATOL == 1e-2
+    assert saved_model.resolve_atol(tiny.build_mlp(), None) == saved_model.FLOAT32_ATOL
 
 
 @pytest.mark.slow

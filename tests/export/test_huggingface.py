@@ -69,6 +69,8 @@ def test_directory_layout_and_config(exported):
         with open(os.path.join(directory, "tfmodels_export.json")) as f:
             assert json.load(f)["verification"]["passed"] is True
         assert tiny.permissions_under_umask(directory) == []
+        with open(os.path.join(directory, "tokenizer_config.json")) as f:
+            assert json.load(f)["strip_accents"] is False  # as keras-hub's BertTokenizer: accents kept
     cls_config = json.load(open(os.path.join(exported["cls"][1], "config.json")))
     assert cls_config["architectures"] == ["BertForSequenceClassification"]
     assert cls_config["id2label"] == {"0": "neg", "1": "neutral", "2": "pos"}
@@ -211,6 +213,14 @@ def test_huggingface_export_records_a_head_tail_truncation(bert_run, tmp_path):
         hf_config = json.load(f)
     assert hf_config["tfmodels_truncation"] == {"truncation": "head_tail", "head_tokens": 3,
                                                 "sequence_length": 16}
+
+
+def test_huggingface_export_verifies_with_the_configs_tolerance(bert_run, tmp_path):
+    config = export_task.load_run_config(bert_run, overrides=[
+        f"export.export_base={tmp_path}", "export.model_name=tight", "export.verify_atol=1e-12"])
+    with pytest.raises(ExportError, match=r"differs from the model by .* > atol 1e-12; nothing was written"):
+        export_task.run(config, format="huggingface")
+    assert not os.path.exists(tmp_path / "tight")
 
 
 def test_export_binary_format_flag(bert_run, tmp_path):

@@ -33,9 +33,9 @@ import tempfile
 
 import numpy as np
 
-from tfmodels.export.saved_model import (FLOAT32_ATOL, LOW_PRECISION_ATOL, METADATA_FILENAME,
-                                         ExportError, ExportVerificationError, compute_dtype,
-                                         tfmodels_version, with_umask_permissions)
+from tfmodels.export.saved_model import (METADATA_FILENAME, ExportError, ExportVerificationError,
+                                         compute_dtype, resolve_atol, tfmodels_version,
+                                         with_umask_permissions)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -47,7 +47,7 @@ HIDDEN_ACT = "gelu_new"  # tanh-approximated GELU, keras-hub's `gelu_approximate
 
 
 def export_huggingface(model, *, vocab_path, output_dir, lowercase, class_names=None,
-                       verify=True, training_truncation=None):
+                       verify=True, verify_atol=None, training_truncation=None):
     """Writes a BERT encoder or classifier as a Hugging Face `transformers` BERT directory.
 
     Args:
@@ -59,6 +59,8 @@ def export_huggingface(model, *, vocab_path, output_dir, lowercase, class_names=
         class_names: list of str. One name per logit (classifiers). Defaults to
             LABEL_0, LABEL_1, ...
         verify: bool. Reload with `models.load_encoder` and compare outputs. Defaults to True.
+        verify_atol: float | None. Max abs difference allowed; None: 1e-5 for float32 models,
+            1e-2 for bfloat16/float16 ones (as the SavedModel export).
         training_truncation: dict | None. How the classifier's training cut long texts when
             that was not head-only, e.g. {"truncation": "head_tail", "head_tokens": 31,
             "sequence_length": 128}: `transformers` tokenizers truncate from one side only, so
@@ -92,7 +94,7 @@ def export_huggingface(model, *, vocab_path, output_dir, lowercase, class_names=
     temp_dir = tempfile.mkdtemp(prefix=".tmp-hf-", dir=parent)
     try:
         _write_directory(temp_dir, encoder, head, vocabulary, lowercase)
-        record = (verify_huggingface_export(temp_dir, model, head) if verify
+        record = (verify_huggingface_export(temp_dir, model, head, resolve_atol(model, verify_atol)) if verify
                   else {"performed": False})
         _write_metadata(temp_dir, model, head, record)
         if os.path.isdir(output_dir):
@@ -172,9 +174,11 @@ def _write_directory(directory, encoder, head, vocabulary, lowercase):
                 huggingface_config(encoder, head, vocabulary.index("[PAD]")))
     with open(os.path.join(directory, VOCAB_FILE), "w", encoding="utf-8") as f:
         f.write("\n".join(vocabulary) + "\n")
+    # strip_accents: keras-hub's BertTokenizer keeps accents; transformers' strips them when it
+    # lowercases unless told not to.
     _write_json(os.path.join(directory, "tokenizer_config.json"), {
-        "tokenizer_class": "BertTokenizer", "do_lower_case": bool(lowercase),
-        "strip_accents": None, "tokenize_chinese_chars": True,
+        "tokenizer_class": "BertTokenizer", "do_lower_case": bool(lowercase), "strip_accents": False,
+        "tokenize_chinese_chars": True,
         "model_max_length": int(encoder.max_sequence_length),
         "clean_up_tokenization_spaces": False, **SPECIAL_TOKENS})
     _write_json(os.path.join(directory, "special_tokens_map.json"), SPECIAL_TOKENS)
@@ -344,13 +348,14 @@ def sample_token_inputs(encoder, batch=3, length=None, seed=0):
     return {"token_ids": token_ids, "padding_mask": padding_mask, "segment_ids": segment_ids}
 
 
-def verify_huggingface_export(directory, model, head):
+def verify_huggingface_export(directory, model, head, atol):
     """Reloads a written directory with `load_encoder` and compares outputs with `model`.
 
     Args:
         directory: str. The written Hugging Face directory.
         model: keras.Model. The exported encoder or classifier.
         head: dict or None. From `_classifier_head`.
+        atol: float. Max abs difference allowed on the outputs.
 
     Returns:
         dict. The verification record.
@@ -372,7 +377,6 @@ def verify_huggingface_export(directory, model, head):
         pairs = {"logits": (logits, model(inputs, training=False))}
     differences = {name: float(np.max(np.abs(actual - np.asarray(expected, np.float64))))
                    for name, (actual, expected) in pairs.items()}
-    atol = FLOAT32_ATOL if compute_dtype(model) == "float32" else LOW_PRECISION_ATOL
     if any(diff > atol for diff in differences.values()):
         worst = max(differences, key=differences.get)
         raise ExportVerificationError(

@@ -202,7 +202,7 @@ def export_text_classifier(model, *, vocab_path, sequence_length, lowercase, cla
                               _truncation_note(truncate, head, sequence_length))
     token_inputs = _to_numpy(tokenize(*(tf.constant(verify_inputs[k]) for k in sorted(verify_inputs))))
     plan = _ExportPlan(archive, endpoints, verify_inputs, reference,
-                       _resolve_atol(model, verify_atol), metadata,
+                       resolve_atol(model, verify_atol), metadata,
                        extra_files={"vocab.txt": vocab_text},
                        extra_warmup_inputs={TOKEN_IDS_SIGNATURE: token_inputs})
     return _publish(plan, export_base, model_name, model, verify)
@@ -359,7 +359,7 @@ def export_mlp(model, *, mean, std, class_names, export_base, model_name, input_
                           "mean": mean.tolist(), "std": std.tolist()},
     }
     plan = _ExportPlan(archive, endpoints, verify_inputs, reference,
-                       _resolve_atol(model, verify_atol), metadata)
+                       resolve_atol(model, verify_atol), metadata)
     return _publish(plan, export_base, model_name, model, verify)
 
 
@@ -409,7 +409,7 @@ def export_encoder(encoder, *, export_base, model_name, sequence_length=None,
                 "max_sequence_length": getattr(encoder, "max_sequence_length", None),
                 "vocabulary_size": getattr(encoder, "vocabulary_size", None)}
     plan = _ExportPlan(archive, endpoints, verify_inputs, reference,
-                       _resolve_atol(encoder, verify_atol), metadata)
+                       resolve_atol(encoder, verify_atol), metadata)
     return _publish(plan, export_base, model_name, encoder, verify)
 
 
@@ -563,7 +563,7 @@ def compute_dtype(model):
     return "float32"
 
 
-def _resolve_atol(model, verify_atol):
+def resolve_atol(model, verify_atol):
     if verify_atol is not None:
         if not verify_atol > 0:
             raise ExportError(f"verify_atol={verify_atol!r} invalid; use a float > 0")

@@ -85,6 +85,9 @@ def read_predict_inputs(texts=None, input_file=None, column=None, stdin=None):
         text = _decode(stream.read(), STDIN_NAME)
         inputs.extend(_column_values(text, STDIN_NAME, "jsonl", column) if column else
                       files.split_lines(text))
+        if not inputs:
+            raise PredictInputError(f"{STDIN_NAME}: holds no input (allowed: one text per line, or JSON "
+                                    "lines with --column; or pass --text / --input_file)")
     return inputs
 
 

@@ -156,3 +156,16 @@ def test_runtime_check_reports_unknown_ops_and_attributes():
 def test_client_command_line_without_inputs_is_an_error(mlp_export, capsys):
     assert serving_client.main([f"--model={mlp_export}", "--text=ignored"]) == 2
     assert "pass --features at least once (the signature takes features)" in capsys.readouterr().err
+
+
+def test_client_command_line_names_a_server_that_does_not_answer(mlp_export, capsys):
+    import socket
+    with socket.socket() as unused:  # a free port nobody listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    assert serving_client.main([f"--model={mlp_export}", "--features=1,2,3,4", f"--rest=http://127.0.0.1:{port}"]) == 2
+    assert f"error: REST http://127.0.0.1:{port}/v1/models/" in capsys.readouterr().err
+    assert serving_client.main([f"--model={mlp_export}", "--features=1,2,3,4", f"--grpc=127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: gRPC 127.0.0.1:{port}: the model server did not answer the request (UNAVAILABLE")
+    assert len(err.strip().splitlines()) == 1

@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import sys
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -176,9 +177,13 @@ def send_grpc(target, request, timeout=10.0):
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-    with grpc.insecure_channel(target) as channel:
-        return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
-            request, timeout=timeout)
+    try:
+        with grpc.insecure_channel(target) as channel:
+            return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+                request, timeout=timeout)
+    except grpc.RpcError as error:
+        raise ExportError(f"gRPC {target}: the model server did not answer the request "
+                          f"({error.code().name}: {error.details()})") from None
 
 
 def send_rest(base_url, model_name, body, timeout=10.0):
@@ -194,8 +199,15 @@ def send_rest(base_url, model_name, body, timeout=10.0):
         f"{base_url.rstrip('/')}/v1/models/{model_name}:predict",
         data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
         headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310 - user URL
-        return json.loads(reply.read().decode("utf-8"))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310 - user URL
+            return json.loads(reply.read().decode("utf-8"))
+    except urllib.error.HTTPError as error:  # the server answered with an error, e.g. an unknown model
+        raise ExportError(f"REST {request.full_url}: HTTP {error.code}: "
+                          f"{error.read().decode('utf-8', 'replace').strip()}") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise ExportError(f"REST {request.full_url}: the model server did not answer ({reason})") from None
 
 
 def response_to_dict(response):

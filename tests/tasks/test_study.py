@@ -200,10 +200,15 @@ def test_the_out_of_corpus_check_set_is_balanced_and_not_in_the_corpus():
     assert tfm_data.out_of_corpus_check("builtin:digits") is None
 
 
-def test_lstm_config_must_train_an_lstm_on_the_same_data():
+def test_lstm_config_must_train_an_lstm_on_the_same_data(tmp_path):
     config = load_config(DEMO, [f"study.lstm_config={DEMO}"])
     with pytest.raises(ConfigError, match="study.lstm_config=.*must train model.kind=lstm"):
         pipeline.lstm_config(config, 42)
+    # The pipeline checks it before its first stage, not after pretraining.
+    missing = load_config(DEMO, [f"study.lstm_config={tmp_path / 'missing.yaml'}"], model_dir=str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match="missing.yaml"):
+        pipeline.run(missing)
+    assert not os.path.exists(tmp_path / "run")
 
 
 def test_lstm_row_runs_on_the_studys_split_seed_strategy_and_determinism():

@@ -47,6 +47,14 @@ def test_unknown_key_names_file_line_and_suggestion(tmp_path):
         cfg.load_config(path)
 
 
+def test_an_unknown_section_from_an_override_names_the_override(tmp_path):
+    path = write(tmp_path / "exp.yaml", "name: x\ntrainer:\n  epochs: 1\n")
+    with pytest.raises(cfg.ConfigError, match=r"^--override trainr\.epochs: unknown key 'trainr'"):
+        cfg.load_config(path, ["trainr.epochs=2"])
+    with pytest.raises(cfg.ConfigError, match=r"^--override trainer\.epoch: unknown key 'trainer\.epoch'"):
+        cfg.load_config(path, ["trainer.epoch=2"])
+
+
 def test_wrong_type_names_key(tmp_path):
     path = write(tmp_path / "exp.yaml", "trainer:\n  epochs: three\n")
     with pytest.raises(cfg.ConfigError, match=r"exp\.yaml:2: trainer\.epochs must be int"):

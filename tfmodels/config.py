@@ -636,6 +636,9 @@ def load_config(path: str | None = None, overrides: list[str] | tuple[str, ...] 
         key, value = parse_override(text)
         _set_dotted(data, key, value)
         where[key] = f"--override {key}"
+        parts = key.split(".")
+        for end in range(1, len(parts)):  # a section the override adds is its own, not the file's
+            where.setdefault(".".join(parts[:end]), f"--override {key}")
     for key, value in top_level.items():
         if value is not None:
             _set_dotted(data, key, value)

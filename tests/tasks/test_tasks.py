@@ -112,3 +112,15 @@ def test_evaluating_a_split_the_data_does_not_have_names_the_available_ones():
     with pytest.raises(ConfigError, match=r"^--split=test: this run's data has no test split; available: "
                                           r"train, validation \(or --input_file=FILE\)$"):
         evaluate.split_examples(splits, "test")
+
+
+def test_skipped_bad_records_are_reported_per_reason(tmp_path, capsys):
+    rows = [f"{'很好看' if i % 2 else '太差了'}{i},{'positive' if i % 2 else 'negative'}" for i in range(40)]
+    data = tmp_path / "reviews.csv"
+    data.write_text("text,label\n" + "\n".join(rows[:20] + ["多余,positive,extra"] + rows[20:]) + "\n",
+                    encoding="utf-8")
+    config = load_config(config_file("lstm_sentiment_zh.yaml"), [f"data.train={data}", "data.on_bad_record=skip"])
+    splits = common.load_text_splits(config)
+    assert sum(len(e) for e in splits.splits().values()) == 40
+    printed = capsys.readouterr().out
+    assert "bad records skipped: 1 of 41 read" in printed and f"{data}:22" in printed

@@ -157,16 +157,24 @@ def load_text_splits(config: ExperimentConfig):
         train=d.train, validation=d.validation, test=d.test, text_column=d.text_column,
         text_pair_column=d.text_pair_column, label_column=d.label_column,
         on_bad_record=d.on_bad_record, seed=split_seed(config))
+    print_skipped_records(splits.report)
     if d.limit:
         for name, examples in splits.splits().items():
             setattr(splits, name, examples.subset(range(min(d.limit, len(examples)))))
     return splits
 
 
+def print_skipped_records(report) -> None:
+    """Prints what `data.on_bad_record: skip` skipped, per reason with examples; nothing when none was."""
+    if report is not None and report.skipped:
+        print(report, flush=True)
+
+
 def read_corpus(config: ExperimentConfig):
     """The pretraining corpus named by `data.corpus` (first `data.limit` lines when set)."""
     corpus = tfm_data.read_corpus(config.data.corpus, on_bad_record=config.data.on_bad_record,
                                   seed=split_seed(config))  # a corpus may hold a training split's texts
+    print_skipped_records(corpus.report)
     if config.data.limit:
         n = config.data.limit
         corpus = dataclasses.replace(corpus, texts=corpus.texts[:n], document_ids=corpus.document_ids[:n],

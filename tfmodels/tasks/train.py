@@ -25,9 +25,11 @@ def run(config: ExperimentConfig) -> dict:
 
 def load_feature_splits(config: ExperimentConfig):
     d = config.data
-    return tfm_data.load_feature_splits(
+    splits = tfm_data.load_feature_splits(
         train=d.train, validation=d.validation, test=d.test, label_column=d.label_column,
         on_bad_record=d.on_bad_record, seed=common.split_seed(config))
+    common.print_skipped_records(splits.report)
+    return splits
 
 
 def feature_datasets(config: ExperimentConfig, splits, normalizer):

@@ -110,6 +110,17 @@ def test_check_resume_refuses_with_every_difference_and_leaves_the_run_alone(tmp
     assert (run_dir / "config.yaml").read_bytes() == before
 
 
+def test_a_run_of_another_kind_is_refused_by_its_kind(tmp_path):
+    run_dir = finished_run(tmp_path, demo())
+    resume_check.record_kind(str(run_dir), "finetune")
+    with pytest.raises(ConfigError, match=rf"^{run_dir}: holds a finetune run, and this command starts a train run; "
+                                          r"use a new --model_dir"):
+        resume_check.check_resume(demo(), str(run_dir), "train")
+    resume_check.check_resume(demo(), str(run_dir), "finetune")
+    os.remove(run_dir / resume_check.KIND_FILE)  # a run written before kinds were recorded
+    resume_check.check_resume(demo(), str(run_dir), "train")
+
+
 def test_a_new_directory_or_one_without_a_checkpoint_starts_freely(tmp_path):
     resume_check.check_resume(demo(), str(tmp_path / "new"), "train")
     run_dir = finished_run(tmp_path, demo())

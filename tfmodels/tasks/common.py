@@ -94,6 +94,8 @@ def start_run(config: ExperimentConfig, model_dir: str | None = None, kind: str 
     output_dir = tfm_training.writable_dir(model_dir, strategy)
     os.makedirs(output_dir, exist_ok=True)
     save_config(dataclasses.replace(config, model_dir=model_dir), os.path.join(output_dir, "config.yaml"))
+    if kind is not None:
+        resume_check.record_kind(output_dir, kind)
     return Run(config, model_dir, strategy, precision, output_dir)
 
 

@@ -31,6 +31,7 @@ import yaml
 from tfmodels.config import ConfigError, ExperimentConfig, config_from_dict, get_value, to_dict
 from tfmodels.data.vocab import load_vocab
 
+KIND_FILE = "run_kind.txt"  # which kind of run (`KINDS`) a directory holds
 PATH_KEYS = ("finetune.encoder", "data.train", "data.validation", "data.test", "data.corpus")
 CONFIG_FILE = "config.yaml"
 # Where a run keeps the vocabulary it was trained with: a classifier in its directory, pretraining
@@ -73,6 +74,10 @@ def check_resume(config: ExperimentConfig, model_dir: str, kind: str) -> None:
     """
     if not holds_run(model_dir):
         return
+    recorded = recorded_kind(model_dir)
+    if recorded is not None and recorded != kind:
+        raise ConfigError(f"{model_dir}: holds a {recorded} run, and this command starts a {kind} run; use a "
+                          f"new --model_dir, or delete {model_dir} to start over")
     differences = run_differences(config, model_dir, kind)
     if differences:
         shown = ", ".join(differences[:6]) + (f" and {len(differences) - 6} more" if len(differences) > 6 else "")
@@ -95,6 +100,21 @@ def run_differences(config: ExperimentConfig, model_dir: str, kind: str, totals_
     saved = read_saved_config(os.path.join(model_dir, CONFIG_FILE))
     return (config_differences(saved, config, kind, totals_may_differ)
             + vocabulary_difference(config, model_dir))
+
+
+def record_kind(output_dir: str, kind: str) -> None:
+    """Writes which kind of run `output_dir` holds (`check_resume` compares it)."""
+    with tf.io.gfile.GFile(os.path.join(output_dir, KIND_FILE), "w") as f:
+        f.write(kind + "\n")
+
+
+def recorded_kind(model_dir: str) -> str | None:
+    """The kind of run `model_dir` holds; None for a run written before kinds were recorded."""
+    path = os.path.join(model_dir, KIND_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return f.read().strip()
 
 
 def holds_run(model_dir: str) -> bool:

@@ -8,7 +8,7 @@ import pytest
 
 from tfmodels import data as tfm_data
 from tfmodels.config import ConfigError, load_config
-from tfmodels.tasks import common, evaluate, export, finetune, train
+from tfmodels.tasks import common, evaluate, export, finetune, resume_check, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -124,3 +124,17 @@ def test_skipped_bad_records_are_reported_per_reason(tmp_path, capsys):
     assert sum(len(e) for e in splits.splits().values()) == 40
     printed = capsys.readouterr().out
     assert "bad records skipped: 1 of 41 read" in printed and f"{data}:22" in printed
+
+
+def test_evaluate_and_export_name_a_pretraining_or_pipeline_run_they_cannot_read(tmp_path):
+    for kind, expected in (("pretrain", "holds a pretraining run, not a classifier; allowed: a train or finetune "
+                                        f"run (to fine-tune its encoder: --override=finetune.encoder={tmp_path}/encoder)"),
+                           ("pipeline", f"holds a pipeline run; allowed: one of its classifier stages, such as "
+                                        f"{tmp_path}/finetune")):
+        resume_check.record_kind(str(tmp_path), kind)
+        config = load_config(config_file("mlp_digits.yaml"), [f"export.export_base={tmp_path}/exports"],
+                             model_dir=str(tmp_path))
+        for task in (evaluate.run, export.run):
+            with pytest.raises(ConfigError, match=f"^--model_dir={tmp_path} " + expected.replace("(", r"\(")
+                               .replace(")", r"\)")):
+                task(config)

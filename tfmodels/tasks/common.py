@@ -318,6 +318,19 @@ def save_model(model: keras.Model, path: str) -> None:
     os.replace(tmp, path)
 
 
+def require_classifier_run(model_dir: str) -> None:
+    """Raises a ConfigError naming what `model_dir` holds when its recorded kind is not a trained
+    classifier (what evaluate and export read)."""
+    kind = resume_check.recorded_kind(model_dir)
+    if kind == "pretrain":
+        raise ConfigError(f"--model_dir={model_dir} holds a pretraining run, not a classifier; allowed: a train "
+                          f"or finetune run (to fine-tune its encoder: --override=finetune.encoder="
+                          f"{os.path.join(model_dir, 'encoder')})")
+    if kind == "pipeline":
+        raise ConfigError(f"--model_dir={model_dir} holds a pipeline run; allowed: one of its classifier stages, "
+                          f"such as {os.path.join(model_dir, 'finetune')}")
+
+
 def load_model(path: str) -> keras.Model:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no trained model found (expected {MODEL_FILE} from train/finetune)")

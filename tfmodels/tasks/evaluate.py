@@ -21,6 +21,7 @@ def run(config: ExperimentConfig, split: str = "test", input_file: str | None = 
         split: str. train, validation or test of the config's data. Defaults to "test".
         input_file: str | None. A labelled source instead (see input_file_examples).
     """
+    common.require_classifier_run(config.model_dir)
     started = common.Run(config, config.model_dir, None, config.precision)
     label_names = tfm_data.load_label_names(started.path(common.LABELS_FILE))
     dataset = evaluation_dataset(started, label_names, split, input_file)

@@ -34,6 +34,7 @@ def run(config: ExperimentConfig, format: str = "saved_model") -> str:  # noqa: 
         raise ConfigError(f"--format={format!r} unknown; choose one of {', '.join(FORMATS)}")
     if not e.export_base:
         raise ConfigError("export.export_base is not set: pass --export_base=DIR")
+    common.require_classifier_run(config.model_dir)
     started = common.Run(config, config.model_dir, None, config.precision)
     model = common.load_model(started.path(common.MODEL_FILE))
     class_names = tfm_data.load_label_names(started.path(common.LABELS_FILE))

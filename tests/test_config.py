@@ -55,6 +55,16 @@ def test_an_unknown_section_from_an_override_names_the_override(tmp_path):
         cfg.load_config(path, ["trainer.epoch=2"])
 
 
+def test_a_key_given_twice_is_refused_at_its_second_line(tmp_path):
+    path = write(tmp_path / "exp.yaml", "name: x\ntrainer:\n  learning_rate: 0.1\ntrainer:\n  epochs: 2\n")
+    with pytest.raises(cfg.ConfigError, match=r"exp\.yaml:4: duplicate key 'trainer' \(first at line 2\); "
+                                              r"allowed: each key once$"):
+        cfg.load_config(path)
+    path = write(tmp_path / "exp2.yaml", "trainer:\n  epochs: 1\n  epochs: 2\n")
+    with pytest.raises(cfg.ConfigError, match=r"exp2\.yaml:3: duplicate key 'trainer\.epochs'"):
+        cfg.load_config(path)
+
+
 def test_wrong_type_names_key(tmp_path):
     path = write(tmp_path / "exp.yaml", "trainer:\n  epochs: three\n")
     with pytest.raises(cfg.ConfigError, match=r"exp\.yaml:2: trainer\.epochs must be int"):

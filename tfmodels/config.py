@@ -399,6 +399,20 @@ def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
     return lines
 
 
+def _check_unique_keys(node: yaml.Node, path: str, prefix: str = "") -> None:
+    """Raises a ConfigError at a key given twice in one mapping (YAML would keep the last silently)."""
+    if not isinstance(node, yaml.MappingNode):
+        return
+    first_lines = {}
+    for key_node, value_node in node.value:
+        key, line = f"{prefix}{key_node.value}", key_node.start_mark.line + 1
+        if key in first_lines:
+            raise ConfigError(f"{path}:{line}: duplicate key '{key}' (first at line {first_lines[key]}); "
+                              "allowed: each key once")
+        first_lines[key] = line
+        _check_unique_keys(value_node, path, key + ".")
+
+
 def text_line_of_offset(path: str, offset: int) -> int:
     """The 1-based line of byte `offset` in a file."""
     with open(path, "rb") as f:
@@ -430,6 +444,7 @@ def _read_yaml(path: str) -> tuple[dict, dict[str, int]]:
         return {}, {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: top level must be a mapping of sections, got {type(data).__name__}")
+    _check_unique_keys(node, path)
     return data, _key_lines(node)
 
 

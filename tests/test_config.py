@@ -65,6 +65,12 @@ def test_a_key_given_twice_is_refused_at_its_second_line(tmp_path):
         cfg.load_config(path)
 
 
+def test_a_missing_base_file_is_named_where_it_is_included(tmp_path):
+    path = write(tmp_path / "exp.yaml", "name: x\nbase: [nonexistent.yaml]\n")
+    with pytest.raises(cfg.ConfigError, match=r"exp\.yaml:2: base file 'nonexistent\.yaml' not found"):
+        cfg.load_config(path)
+
+
 def test_wrong_type_names_key(tmp_path):
     path = write(tmp_path / "exp.yaml", "trainer:\n  epochs: three\n")
     with pytest.raises(cfg.ConfigError, match=r"exp\.yaml:2: trainer\.epochs must be int"):

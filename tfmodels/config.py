@@ -470,6 +470,9 @@ def _load_with_bases(path: str, seen: tuple[str, ...] = ()) -> tuple[dict, dict[
     merged, where = {}, {}
     for base in bases:
         base_path = os.path.join(os.path.dirname(path), base)
+        if not os.path.isfile(base_path):
+            raise ConfigError(f"{path}:{lines.get('base', 1)}: base file {base!r} not found ({base_path}); allowed: "
+                              "a YAML file, relative to this one")
         base_data, base_where = _load_with_bases(base_path, seen + (real,))
         merged = _deep_merge(merged, base_data)
         where.update(base_where)

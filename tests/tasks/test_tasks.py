@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tfmodels import data as tfm_data
+from tfmodels import models as tfm_models
 from tfmodels.config import ConfigError, load_config
 from tfmodels.tasks import common, evaluate, export, finetune, resume_check, train
 
@@ -138,3 +139,14 @@ def test_evaluate_and_export_name_a_pretraining_or_pipeline_run_they_cannot_read
             with pytest.raises(ConfigError, match=f"^--model_dir={tmp_path} " + expected.replace("(", r"\(")
                                .replace(")", r"\)")):
                 task(config)
+
+
+def test_an_mlp_is_fine_tuned_only_from_an_mlp_run(tmp_path):
+    encoder = tfm_models.build_bert_encoder("tiny", vocabulary_size=50, max_sequence_length=16)
+    os.makedirs(tmp_path / "bert")
+    common.save_model(tfm_models.build_bert_classifier(encoder, 2), str(tmp_path / "bert" / "model.keras"))
+    config = load_config(config_file("mlp_digits.yaml"), [f"finetune.encoder={tmp_path / 'bert'}", "trainer.epochs=1"],
+                         model_dir=str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match=r"is not an MLP run \(its model takes padding_mask, segment_ids, "
+                                          r"token_ids\); allowed for model.kind=mlp: an MLP run's directory"):
+        finetune.run(config)

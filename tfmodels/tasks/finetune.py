@@ -48,6 +48,11 @@ def finetune_mlp(started: common.Run) -> dict:
                           f"{config.data.train}; allowed: >= {splits.num_labels} or null (from the data)")
     with started.strategy.scope():
         base = common.load_model(source_file)
+        inputs = sorted(base.input) if isinstance(base.input, dict) else []
+        if inputs != ["features"]:
+            raise ConfigError(f"finetune.encoder={source!r} is not an MLP run (its model takes "
+                              f"{', '.join(inputs) or 'one unnamed input'}); allowed for model.kind=mlp: an MLP "
+                              "run's directory or its model.keras")
         model = tfm_models.replace_head(base, config.finetune.num_classes or splits.num_labels)
         counts = tfm_models.freeze_base(model) if config.finetune.mode == "frozen" else tfm_models.count_params(model)
     print(f"fine-tuning {source_file}: {counts}", flush=True)

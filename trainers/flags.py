@@ -36,9 +36,13 @@ def resolve_config(**extra):
     return config
 
 
+INTERRUPTED_EXIT_STATUS = 130  # the shell's status for a process ended by SIGINT
+
+
 def run_main(main) -> None:
-    """Runs an absl main; user errors become one line on stderr and exit status 2, and a preempted
-    run (SIGTERM) one `preempted:` line naming its checkpoint and exit status 75."""
+    """Runs an absl main; user errors become one line on stderr and exit status 2, a preempted
+    run (SIGTERM) one `preempted:` line naming its checkpoint and exit status 75, and Ctrl-C
+    (SIGINT) one `interrupted:` line and exit status 130."""
 
     def guarded(argv):
         if len(argv) > 1:
@@ -48,6 +52,12 @@ def run_main(main) -> None:
                 from tfmodels.training import split_cpu_devices
                 split_cpu_devices(FLAGS.cpu_devices)
             return main(argv)
+        except KeyboardInterrupt:
+            if FLAGS.verbose:
+                raise
+            print("interrupted: a training run resumes from its last checkpoint when the same command runs "
+                  "again", file=sys.stderr)
+            sys.exit(INTERRUPTED_EXIT_STATUS)
         except (ValueError, OSError, KeyError) as e:
             if FLAGS.verbose:
                 raise

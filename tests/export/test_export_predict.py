@@ -56,9 +56,9 @@ def test_non_utf8_line_reports_file_and_line(tmp_path):
         predict.read_predict_inputs(input_file=str(path))
     with pytest.raises(predict.PredictInputError, match=r"<stdin>:1: line is not valid UTF-8"):
         predict.read_predict_inputs(stdin=io.BytesIO(b"\xff\n"))
-    for empty in (b"", b"\n\n"):  # nothing to predict is an error, as an empty --input_file is
-        with pytest.raises(predict.PredictInputError, match=r"^<stdin>: holds no input \(allowed: "):
-            predict.read_predict_inputs(stdin=io.BytesIO(empty))
+    # Nothing to predict is an error, as an empty --input_file is (a blank line is an empty text).
+    with pytest.raises(predict.PredictInputError, match=r"^<stdin>: holds no input \(allowed: "):
+        predict.read_predict_inputs(stdin=io.BytesIO(b""))
 
 
 def test_input_errors_name_file_line_and_column(tmp_path):

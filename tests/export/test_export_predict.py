@@ -138,6 +138,11 @@ def test_predict_texts_batches_give_same_results(text_export):
     assert predict.predict_texts(servable, []) == []
     with pytest.raises(predict.PredictInputError, match="batch_size=0 invalid"):
         predict.predict_texts(servable, texts, batch_size=0)
+    # A number in a JSONL text field is a text, as the training reader takes it; an array is not.
+    number = predict.predict_texts(servable, [5])[0]
+    assert number["probabilities"] == pytest.approx(predict.predict_texts(servable, ["5"])[0]["probabilities"])
+    with pytest.raises(predict.PredictInputError, match=r"^input 2: \['a'\] is not a text; allowed: a string or a number$"):
+        predict.predict_texts(servable, ["好", ["a"]])
 
 
 def test_run_predict_on_mlp_export_from_stdin(mlp_export):

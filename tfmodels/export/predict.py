@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from tfmodels.data import files
 from tfmodels.data.errors import BadRecordReport, DataError
+from tfmodels.data.text_records import SCALAR_TYPES
 from tfmodels.export.saved_model import Servable, load_servable
 
 DEFAULT_COLUMN = "text"
@@ -210,13 +211,21 @@ def _text_inputs(servable, batch, start):
         for offset, item in enumerate(batch):
             if not (isinstance(item, (tuple, list)) and len(item) == 2):
                 raise PredictInputError(f"input {start + offset + 1}: {item!r} is not a (text, "
-                                        "text_pair) pair; this export takes sentence pairs")
-        return {"text": tf.constant([a for a, _ in batch], tf.string),
-                "text_pair": tf.constant([b for _, b in batch], tf.string)}
-    for offset, item in enumerate(batch):
-        if not isinstance(item, str):
-            raise PredictInputError(f"input {start + offset + 1}: {item!r} is not a str")
-    return {"text": tf.constant(batch, tf.string)}
+                                        "text_pair) pair; this export takes sentence pairs (from a CSV or "
+                                        "JSONL file: --column=text,text_pair)")
+        pairs = [tuple(_text(value, start + offset) for value in item) for offset, item in enumerate(batch)]
+        return {"text": tf.constant([a for a, _ in pairs], tf.string),
+                "text_pair": tf.constant([b for _, b in pairs], tf.string)}
+    return {"text": tf.constant([_text(item, start + offset) for offset, item in enumerate(batch)], tf.string)}
+
+
+def _text(value, index):
+    """One input text: a string, or a number or boolean as the training reader takes it (its str)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, SCALAR_TYPES):
+        return str(value)
+    raise PredictInputError(f"input {index + 1}: {value!r} is not a text; allowed: a string or a number")
 
 
 def _feature_inputs(servable, batch, start):

@@ -37,6 +37,8 @@ DATA_CASES = {
     "jsonl_not_object": ("array", GOOD_JSONL + '["好", "pos"]\n', ".jsonl", [":49"]),
     "jsonl_missing_label": ("nolabel", GOOD_JSONL + '{"text": "好"}\n', ".jsonl", [":49", "'label'"]),
     "unknown_extension": ("data", GOOD_CSV, ".xlsx", ["'.xlsx'", ".csv"]),
+    "csv_one_label": ("onelabel", "text,label\n" + "".join(f"好{i},pos\n" for i in range(30)), ".csv",
+                      ["every record has the label 'pos'", "allowed: at least 2 labels"]),
 }
 
 

@@ -169,3 +169,11 @@ def test_run_predict_on_mlp_export_from_table_files(mlp_export, tmp_path):
     assert [line["input"] for line in outputs[0]] == [[0, 10, 20, 30], "1 2 3 4"]
     assert [line["input"] for line in outputs[1]] == ["0,10,20,30", "1 2 3 4"]
     assert [line["label"] for line in outputs[0]] == [line["label"] for line in outputs[1]]
+
+
+def test_an_output_path_that_cannot_be_written_is_refused_before_predicting(tmp_path):
+    for path, reason in ((tmp_path, "is a directory"), (tmp_path / "missing" / "out.jsonl",
+                                                         f"its directory {tmp_path / 'missing'} does not exist")):
+        with pytest.raises(predict.PredictInputError, match=f"^--output={path}: {reason}; allowed: "):
+            predict.run_predict(str(tmp_path / "no_export"), texts=["好"], output=str(path))
+    predict.check_output_path(str(tmp_path / "out.jsonl"))

@@ -272,6 +272,20 @@ def _format_results(servable, batch, outputs):
 # Writing
 
 
+def check_output_path(path) -> None:
+    """Raises PredictInputError when `path` cannot be written, before any input is read or predicted."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        reason = "is a directory"
+    elif not os.path.isdir(parent):
+        reason = f"its directory {parent} does not exist"
+    elif not os.access(parent, os.W_OK) or os.path.exists(path) and not os.access(path, os.W_OK):
+        reason = "is not writable"
+    else:
+        return
+    raise PredictInputError(f"--output={path}: {reason}; allowed: a file path in a writable directory")
+
+
 def write_jsonl(results, out):
     """Writes one JSON object a line (UTF-8, non-ASCII kept) and returns the number written.
 
@@ -306,10 +320,12 @@ def run_predict(export_path, texts=None, input_file=None, column=None, output=No
     Returns:
         int. Number of predictions written.
     """
+    if isinstance(output, (str, os.PathLike)):
+        check_output_path(output)
     inputs = read_predict_inputs(texts=texts, input_file=input_file, column=column, stdin=stdin)
     results = predict_texts(load_servable(export_path), inputs, batch_size=batch_size)
     return write_jsonl(results, output if output is not None else sys.stdout)
 
 
-__all__ = ["PredictInputError", "decode_lines", "predict_texts", "read_input_file",
+__all__ = ["PredictInputError", "check_output_path", "decode_lines", "predict_texts", "read_input_file",
            "read_predict_inputs", "run_predict", "write_jsonl"]

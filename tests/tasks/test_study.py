@@ -12,7 +12,7 @@ import tensorflow as tf
 from tfmodels import data as tfm_data
 from tfmodels import models as tfm_models
 from tfmodels.config import ConfigError, load_config
-from tfmodels.tasks import common, pipeline, pretrain, study
+from tfmodels.tasks import common, pipeline, pretrain, resume_check, study
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO = os.path.join(REPO, "configs", "demo_zh_sentiment.yaml")
@@ -315,5 +315,13 @@ def test_reuse_from_must_name_a_directory(tmp_path):
     config = load_config(DEMO, TINY_PIPELINE + [f"study.reuse_from={tmp_path / 'nope'}"],
                          model_dir=str(tmp_path / "run"))
     with pytest.raises(ConfigError, match=r"study.reuse_from='.*nope' is not a directory"):
+        pipeline.run(config)
+    assert not os.path.exists(tmp_path / "run")
+    os.makedirs(tmp_path / "trained")
+    resume_check.record_kind(str(tmp_path / "trained"), "train")
+    config = load_config(DEMO, TINY_PIPELINE + [f"study.reuse_from={tmp_path / 'trained'}"],
+                         model_dir=str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match=r"study.reuse_from='.*trained' holds a train run; allowed: an earlier "
+                                          r"pipeline run's directory"):
         pipeline.run(config)
     assert not os.path.exists(tmp_path / "run")

@@ -4,7 +4,7 @@ import functools
 import numpy as np
 
 from tfmodels.data import builtin
-from tfmodels.data.errors import BadRecordReport, DataError
+from tfmodels.data.errors import BadRecordReport
 from tfmodels.data.examples import (TextExamples, TextSplits, load_label_names,
                                     require_examples, sorted_label_names, stratified_split)
 from tfmodels.data.text_records import read_text_records
@@ -52,9 +52,6 @@ def _source_splits(read, train, validation, test, label_names, report, validatio
     """Splits read from sources; validation held out of train when no source gives it."""
     train_records = read(train, default_split="train")
     label_names = list(label_names or sorted_label_names(r.label for r in train_records))
-    if len(label_names) == 1:
-        raise DataError(train, None, f"every record has the label {label_names[0]!r}",
-                        "at least 2 labels, since a classifier tells labels apart")
     train_examples = _to_examples(train_records, label_names, report)
     require_examples(train_examples, train)
     held_out = {name: _to_examples(records, label_names, report)

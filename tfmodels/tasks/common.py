@@ -160,6 +160,9 @@ def load_text_splits(config: ExperimentConfig):
         text_pair_column=d.text_pair_column, label_column=d.label_column,
         on_bad_record=d.on_bad_record, seed=split_seed(config))
     print_skipped_records(splits.report)
+    if splits.num_labels == 1:
+        raise tfm_data.DataError(d.train, None, f"every record has the label {splits.label_names[0]!r}",
+                                 "at least 2 labels, since a classifier tells labels apart")
     if d.limit:
         for name, examples in splits.splits().items():
             setattr(splits, name, examples.subset(range(min(d.limit, len(examples)))))

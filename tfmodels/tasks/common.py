@@ -220,9 +220,14 @@ def text_datasets(config: ExperimentConfig, splits, vocab_path: str, lowercase: 
         **truncation_args(config))
     train = class_weights_lib.weight_by_class(train, class_weights(config, splits), splits.label_names)
     evaluation = {name: evaluation_text_dataset(config, examples, tokenizer)
-                  for name, examples in (("validation", splits.validation), ("test", splits.test))
-                  if examples is not None and len(examples)}
+                  for name, examples in evaluation_splits(splits).items()}
     return train, evaluation
+
+
+def evaluation_splits(splits) -> dict:
+    """{"validation": examples, "test": examples} for those of the two splits that hold examples."""
+    return {name: examples for name, examples in (("validation", splits.validation), ("test", splits.test))
+            if examples is not None and len(examples)}
 
 
 def evaluation_text_dataset(config: ExperimentConfig, examples, tokenizer):
@@ -242,9 +247,7 @@ def evaluation_order(config: ExperimentConfig, examples) -> np.ndarray:
 
 def evaluation_orders(config: ExperimentConfig, splits) -> dict[str, np.ndarray]:
     """`evaluation_order` of the validation and test splits that are present."""
-    return {name: evaluation_order(config, examples)
-            for name, examples in (("validation", splits.validation), ("test", splits.test))
-            if examples is not None and len(examples)}
+    return {name: evaluation_order(config, examples) for name, examples in evaluation_splits(splits).items()}
 
 
 def truncation_args(config: ExperimentConfig) -> dict:

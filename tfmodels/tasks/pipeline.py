@@ -59,9 +59,10 @@ def run(config: ExperimentConfig) -> dict:
     if reference and not os.path.isdir(reference):
         raise common.ConfigError(f"study.reuse_from={reference!r} is not a directory; allowed: an earlier "
                                  "pipeline run's directory")
-    if reference and resume_check.recorded_kind(reference) not in (None, "pipeline"):
-        raise common.ConfigError(f"study.reuse_from={reference!r} holds a {resume_check.recorded_kind(reference)} "
-                                 "run; allowed: an earlier pipeline run's directory")
+    reference_kind = resume_check.recorded_kind(reference) if reference else None
+    if reference_kind not in (None, "pipeline"):
+        raise common.ConfigError(f"study.reuse_from={reference!r} holds a {reference_kind} run; allowed: an "
+                                 "earlier pipeline run's directory")
     lstm_config(config, config.seed)  # a bad study.lstm_config fails now, not after pretraining
     started = common.start_run(config, kind="pipeline")
     print(f"run directory: {os.path.abspath(started.model_dir)}", flush=True)

@@ -40,8 +40,7 @@ def feature_datasets(config: ExperimentConfig, splits, normalizer):
     train = class_weights_lib.weight_by_class(train, common.class_weights(config, splits), splits.label_names)
     evaluation = {name: tfm_data.features_dataset(normalizer(ex.features), ex.labels, d.eval_batch_size,
                                                   shuffle=False)
-                  for name, ex in (("validation", splits.validation), ("test", splits.test))
-                  if ex is not None and len(ex)}
+                  for name, ex in common.evaluation_splits(splits).items()}
     return train, evaluation
 
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 from tfmodels.training import preemption
 
 _original_save = tf.train.CheckpointManager.save
-_original_handler = preemption.SigtermWatcher._on_sigterm
+_original_handler = preemption.SignalWatcher._on_sigterm
 _state = {"sigterm": False, "fired": False}
 
 
@@ -28,5 +28,5 @@ def _save_with_signals(self, checkpoint_number=None, **kwargs):
     return _original_save(self, checkpoint_number=checkpoint_number, **kwargs)
 
 
-preemption.SigtermWatcher._on_sigterm = _on_sigterm
+preemption.SignalWatcher._on_sigterm = _on_sigterm
 tf.train.CheckpointManager.save = _save_with_signals

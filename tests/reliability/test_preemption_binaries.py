@@ -46,6 +46,19 @@ def _preempted_line(log_path, last=True):
     return found[0]
 
 
+def test_ctrl_c_ends_a_training_binary_with_one_line(tmp_path):
+    run_dir = tmp_path / "run"
+    process = _start(TRAIN + [f"--model_dir={run_dir}"], tmp_path / "run.log")
+    wait_for(lambda: checkpoint_steps(run_dir), 300, process, 0.005)  # Ctrl-C lands at or just after a write
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=300)
+    lines = open(tmp_path / "run.log").read().strip().splitlines()
+    assert process.returncode == 130, lines[-20:]
+    assert lines[-1] == ("interrupted: a training run resumes from its last checkpoint when the same command "
+                         "runs again") and "Traceback" not in "\n".join(lines)
+    assert not os.path.exists(run_dir / "model.keras")
+
+
 @pytest.mark.parametrize("seed", [0])
 def test_sigterm_at_a_random_moment_then_rerun_matches_an_uninterrupted_run(tmp_path, seed):
     reference = run_binary("train", *TRAIN, f"--model_dir={tmp_path / 'reference'}")

@@ -1,15 +1,18 @@
 """SIGTERM during fit: the step finishes, a checkpoint is written, TrainingPreempted names it, and
-a new Trainer resumes to the same final weights as an uninterrupted run."""
+a new Trainer resumes to the same final weights as an uninterrupted run. Signals during a checkpoint
+write act after it, and a Ctrl-C is never lost."""
 import os
 import random
 import signal
+import time
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tests.training.conftest import build_mlp, make_classification_arrays, make_dataset
-from tfmodels.training import Trainer, TrainingPreempted, build_optimizer
+from tfmodels.training import Trainer, TrainingPreempted, build_optimizer, preemption
 
 
 class SigtermAtStep(keras.callbacks.Callback):
@@ -23,6 +26,30 @@ class SigtermAtStep(keras.callbacks.Callback):
         self.seen += 1
         if self.seen == self.step:
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+class SwallowedSigintAtStep(keras.callbacks.Callback):
+    """Sends this process SIGINT after step `step` and swallows the KeyboardInterrupt, as an
+    exception raised in a `__del__` method is swallowed."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step, self.seen, self.swallowed = step, 0, False
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.step:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                _let_signal_handlers_run()
+            except KeyboardInterrupt:
+                self.swallowed = True
+
+
+def _let_signal_handlers_run():
+    """Python code for half a second: a handler of a signal sent before has run by the end."""
+    for _ in range(50):
+        time.sleep(0.01)
 
 
 def _trainer(model_dir):
@@ -51,3 +78,34 @@ def test_sigterm_checkpoints_the_current_step_and_a_rerun_resumes_exactly(tmp_pa
     assert int(resumed.global_step.numpy()) == 18
     for a, b in zip(reference.model.weights, resumed.model.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_a_sigint_during_a_checkpoint_write_acts_after_the_write():
+    tf.constant(1.0) + 1  # TensorFlow's threads run: the kernel may hand the signal to any of them
+    finished = False
+    with pytest.raises(KeyboardInterrupt):
+        with preemption.signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            _let_signal_handlers_run()
+            finished = True
+    assert finished
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_sigterm_held_with_a_sigint_is_delivered_first_so_the_sigint_only_logs():
+    with preemption.SignalWatcher() as watcher:
+        with preemption.signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+            _let_signal_handlers_run()
+        assert watcher.requested and not watcher.interrupted
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_swallowed_ctrl_c_still_stops_fit_at_the_next_step_boundary(tmp_path):
+    trainer = _trainer(tmp_path / "run")
+    sigint = SwallowedSigintAtStep(5)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(trainer, [sigint])
+    assert sigint.swallowed and int(trainer.global_step.numpy()) == 5  # of 18
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

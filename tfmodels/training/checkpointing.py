@@ -103,9 +103,10 @@ class RunCheckpoints:
 
     def save_best(self, step, metric, value):
         """Writes the best-model checkpoint and its record."""
-        self._best.save(checkpoint_number=step)
-        with tf.io.gfile.GFile(os.path.join(self.write_dir, BEST_DIR, BEST_RECORD), "w") as f:
-            json.dump({"metric": metric, "value": value, "step": step}, f)
+        with preemption.signals_held():  # Ctrl-C or SIGTERM act after the checkpoint and its record
+            self._best.save(checkpoint_number=step)
+            with tf.io.gfile.GFile(os.path.join(self.write_dir, BEST_DIR, BEST_RECORD), "w") as f:
+                json.dump({"metric": metric, "value": value, "step": step}, f)
 
     def best_value(self):
         """The tracked metric's best value recorded in model_dir (a resumed run), or None."""

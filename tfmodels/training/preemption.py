@@ -8,6 +8,11 @@ with status `PREEMPTED_EXIT_STATUS`. SIGTERM and SIGINT arriving during that sav
 the checkpoint is complete (every checkpoint write holds them), so a second signal cannot leave a
 half-written one behind; once a stop is pending, SIGINT no longer interrupts it.
 
+Ctrl-C (SIGINT) during `fit` raises KeyboardInterrupt as usual, and is never lost: should that
+exception be swallowed on its way (Python ignores exceptions raised in `__del__` methods and
+weakref callbacks, which TensorFlow runs during a step), the Trainer raises it again at the next
+step boundary.
+
 TensorFlow's `tf.distribute.experimental.PreemptionCheckpointHandler` implements the same protocol
 for MultiWorkerMirroredStrategy and TPUStrategy only, saves through its own CheckpointManager and
 ends the process itself; the Trainer needs it on every strategy, with its chief-only run
@@ -40,16 +45,19 @@ class TrainingPreempted(Exception):
                          "again to resume")
 
 
-class SigtermWatcher:
-    """Turns SIGTERM into a flag while active (a context manager; main thread only)."""
+class SignalWatcher:
+    """While active (a context manager; main thread only): SIGTERM sets `requested`, SIGINT sets
+    `interrupted` and raises KeyboardInterrupt (after a SIGTERM it only logs)."""
 
     def __init__(self):
         self.requested = False
+        self.interrupted = False
         self._previous = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._on_sigterm)
+            self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_sigint)
         return self
 
     def __exit__(self, *exc):
@@ -61,14 +69,19 @@ class SigtermWatcher:
         del signum, frame
         if not self.requested:
             logger.warning("SIGTERM: stopping after this step and writing a checkpoint")
-            # Once stopping, Ctrl-C must not abort the checkpoint that the stop writes.
-            self._previous.setdefault(signal.SIGINT, signal.signal(signal.SIGINT, self._on_sigint))
         self.requested = True
 
-    @staticmethod
-    def _on_sigint(signum, frame):
+    def _on_sigint(self, signum, frame):
         del signum, frame
-        logger.warning("SIGINT while stopping for SIGTERM: finishing the checkpoint first")
+        if self.requested:  # once stopping, Ctrl-C must not abort the checkpoint that the stop writes
+            logger.warning("SIGINT while stopping for SIGTERM: finishing the checkpoint first")
+            return
+        self.interrupted = True
+        raise KeyboardInterrupt
+
+
+# Delivered in this order after a hold: a SIGTERM first, so that a SIGINT with it only logs.
+HELD_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @contextlib.contextmanager
@@ -76,13 +89,23 @@ def signals_held():
     """Holds SIGTERM and SIGINT until the block ends (a checkpoint write), then delivers them.
 
     A Ctrl-C or a scheduler's signal during the write so acts after it, never on half a checkpoint.
+    The handlers are swapped for one that records the signal: blocking the signals in this thread
+    (pthread_sigmask) would not hold them, since the kernel hands a process's signal to any thread
+    that does not block it (TensorFlow's do not), and Python then runs the handler in this thread.
     """
-    held = {signal.SIGTERM, signal.SIGINT}
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    pending = set()
+    previous = {}
+    for signum in HELD_SIGNALS:
+        if signal.getsignal(signum) is not None:  # None: a handler set outside Python, left alone
+            previous[signum] = signal.signal(signum, lambda received, frame: pending.add(received))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in HELD_SIGNALS:
+            if signum in pending:
+                signal.raise_signal(signum)

@@ -225,7 +225,7 @@ class Trainer:
         self._trainable_signature = None
         self._own_clipnorm = None
         self._checkpoints = None
-        self._sigterm = None
+        self._signals = None
         self._agree_fn = None
         self._trained_weights = None  # the trained weights while the model holds their average after fit
         self.stop_training = False
@@ -490,7 +490,7 @@ class Trainer:
         run.summaries = Summaries(self.model_dir, self.is_chief)
         restore_clipnorm = self._clip_across_replicas_during_fit()
         try:
-            with preemption.SigtermWatcher() as self._sigterm:
+            with preemption.SignalWatcher() as self._signals:
                 run.callbacks.on_train_begin()
                 self._fit_epochs(run)
                 self._hold_averaged_weights()
@@ -607,7 +607,7 @@ class Trainer:
             for key, value in logs.items():
                 run.history.setdefault(key, []).append(value)
             run.callbacks.on_epoch_end(epoch, logs)
-            self._stop_if_preempted()
+            self._stop_if_signalled()
             if self._check_early_stopping(run) or self.model.stop_training or not completed:
                 break
 
@@ -712,7 +712,7 @@ class Trainer:
             run.progress.update(step - epoch_start, step, step_logs, log_now)
             run.callbacks.on_train_batch_end(step - epoch_start - 1, step_logs)
             if step != epoch_end:  # at an epoch's end, after its evaluation (in _fit_epochs)
-                self._stop_if_preempted()
+                self._stop_if_signalled()
             if self.model.stop_training or run.stopped_early:
                 break
         if interval_totals.steps:
@@ -755,8 +755,12 @@ class Trainer:
             self._raise_non_finite(int(first_bad_step), totals)
         return totals, elapsed
 
-    def _stop_if_preempted(self):
-        """After a SIGTERM on any worker: checkpoint this step (signals held) and raise TrainingPreempted."""
+    def _stop_if_signalled(self):
+        """At a step boundary: after a SIGTERM on any worker, checkpoint this step (signals held) and
+        raise TrainingPreempted; after a Ctrl-C whose KeyboardInterrupt was swallowed on its way
+        (preemption.py), raise it again."""
+        if self._signals is not None and self._signals.interrupted:
+            raise KeyboardInterrupt
         if not self._preemption_agreed():
             return
         step = int(self.global_step.numpy())
@@ -766,7 +770,7 @@ class Trainer:
 
     def _preemption_agreed(self):
         """Whether any worker got SIGTERM; every worker gets the same answer at the same step."""
-        requested = self._sigterm is not None and self._sigterm.requested
+        requested = self._signals is not None and self._signals.requested
         if distribute.num_workers(self.strategy) == 1:
             return requested
         if self._agree_fn is None:

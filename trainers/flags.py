@@ -5,6 +5,7 @@ import sys
 from absl import app, flags
 
 from tfmodels import choices
+from tfmodels.tasks import failed_starts
 
 FLAGS = flags.FLAGS
 
@@ -51,7 +52,8 @@ def run_main(main) -> None:
             if FLAGS.cpu_devices:
                 from tfmodels.training import split_cpu_devices
                 split_cpu_devices(FLAGS.cpu_devices)
-            return main(argv)
+            with failed_starts.removed_on_error():
+                return main(argv)
         except KeyboardInterrupt:
             if FLAGS.verbose:
                 raise

@@ -47,13 +47,13 @@ def test_malformed_data_file(binaries, tmp_path, case):
     name, content, extension, expected = DATA_CASES[case]
     args, data = text_case(tmp_path, name, content, extension)
     assert_one_line_error(binaries.run(*args), [os.path.basename(data)] + expected)
-    assert_no_trained_outputs(tmp_path / "run")
+    assert_nothing_left(tmp_path / "run")
 
 
 def test_non_utf8_bytes_name_the_line(binaries, tmp_path):
     args, data = text_case(tmp_path, "latin1", GOOD_CSV.encode() + "café,pos\n".encode("latin-1"), mode="wb")
     assert_one_line_error(binaries.run(*args), ["latin1.csv:50", "not UTF-8"])
-    assert_no_trained_outputs(tmp_path / "run")
+    assert_nothing_left(tmp_path / "run")
 
 
 def test_unknown_validation_label_names_the_allowed_labels(binaries, tmp_path):
@@ -61,7 +61,7 @@ def test_unknown_validation_label_names_the_allowed_labels(binaries, tmp_path):
     validation = write_text_csv(tmp_path / "validation.csv", [("好看", "pos"), ("一般", "neutral")])
     result = binaries.run(*args, f"--override=data.validation={validation}")
     assert_one_line_error(result, ["validation.csv:3", "'neutral'", "'neg', 'pos'"])
-    assert_no_trained_outputs(tmp_path / "run")
+    assert_nothing_left(tmp_path / "run")
 
 
 def test_bom_and_crlf_are_accepted(binaries, tmp_path):
@@ -82,7 +82,7 @@ def test_vocab_without_reserved_tokens(binaries, tmp_path):
     vocab.write_text("好\n看\n的\n", encoding="utf-8")
     result = binaries.run(*args, f"--override=data.vocab_path={vocab}")
     assert_one_line_error(result, ["vocab.txt", "[PAD]", "[MASK]", "required"])
-    assert_no_trained_outputs(tmp_path / "run")
+    assert_nothing_left(tmp_path / "run")
 
 
 def test_sequence_length_above_encoder_maximum(binaries, tmp_path, tiny_encoder_dir):
@@ -91,7 +91,7 @@ def test_sequence_length_above_encoder_maximum(binaries, tmp_path, tiny_encoder_
     result = binaries.run(*args, f"--override=finetune.encoder={tiny_encoder_dir}", "--override=model.kind=bert",
                           "--override=data.sequence_length=64")
     assert_one_line_error(result, ["sequence_length=64", "1..32"])
-    assert_no_trained_outputs(tmp_path / "run")
+    assert_nothing_left(tmp_path / "run")
 
 
 def test_an_encoder_without_its_vocabulary(binaries, tmp_path, tiny_encoder_dir):
@@ -104,7 +104,7 @@ def test_an_encoder_without_its_vocabulary(binaries, tmp_path, tiny_encoder_dir)
     args[0] = "finetune"
     result = binaries.run(*args, f"--override=finetune.encoder={encoder}", "--override=model.kind=bert")
     assert_one_line_error(result, [f"finetune.encoder='{encoder}' holds no vocab.txt", "allowed:"])
-    assert_no_trained_outputs(tmp_path / "run")
+    assert_nothing_left(tmp_path / "run")
 
 
 def test_sequence_length_above_model_maximum_when_training(binaries, tmp_path):
@@ -112,7 +112,7 @@ def test_sequence_length_above_model_maximum_when_training(binaries, tmp_path):
     result = binaries.run(*args, "--override=model.kind=bert", "--override=model.variant=tiny",
                           "--override=model.max_sequence_length=8", "--override=data.sequence_length=16")
     assert_one_line_error(result, ["data.sequence_length", "16", "model.max_sequence_length", "8"])
-    assert_no_trained_outputs(tmp_path / "run")
+    assert_nothing_left(tmp_path / "run")
 
 
 def test_resume_with_a_head_that_does_not_match_num_classes(binaries, tmp_path, mlp_model_dir):
@@ -134,6 +134,7 @@ def test_resume_with_a_head_that_does_not_match_num_classes(binaries, tmp_path, 
     result = binaries.run(*args)
     assert_one_line_error(result, ["ckpt-", "logits"])
     assert_no_trained_outputs(run_dir)
+    assert not os.path.exists(run_dir / "config.yaml"), "the failed start's config.yaml is removed again"
 
 
 def test_finetune_num_classes_below_the_labels(binaries, tmp_path, mlp_model_dir):
@@ -141,7 +142,7 @@ def test_finetune_num_classes_below_the_labels(binaries, tmp_path, mlp_model_dir
                           f"--override=finetune.encoder={mlp_model_dir}", "--override=finetune.num_classes=3",
                           "--override=trainer.epochs=1")
     assert_one_line_error(result, ["finetune.num_classes=3", "10"])
-    assert_no_trained_outputs(tmp_path / "run")
+    assert_nothing_left(tmp_path / "run")
 
 
 CONFIG_CASES = {
@@ -185,7 +186,7 @@ def test_missing_paths(binaries, tmp_path, case):
     binary, args, expected = MISSING_PATH_CASES[case]
     result = binaries.run(binary, *[a.format(tmp=tmp_path) for a in args])
     assert_one_line_error(result, expected)
-    assert_no_trained_outputs(tmp_path / "run")
+    assert_nothing_left(tmp_path / "run")
     assert not (tmp_path / "exports").exists() or not os.listdir(tmp_path / "exports")
 
 
@@ -263,6 +264,11 @@ def assert_one_line_error(result, expected):
     assert result.stderr.rstrip().splitlines()[-1] == line, result
     for text in expected:
         assert text in line, f"{text!r} not in {line!r}"
+
+
+def assert_nothing_left(run_dir):
+    """A run that failed before training leaves no directory (failed_starts)."""
+    assert not os.path.exists(run_dir), f"{run_dir} left behind: {sorted(os.listdir(run_dir))}"
 
 
 def assert_no_trained_outputs(run_dir):

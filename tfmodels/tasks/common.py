@@ -26,7 +26,7 @@ from tfmodels import data as tfm_data
 from tfmodels import models as tfm_models
 from tfmodels import training as tfm_training
 from tfmodels.data import class_weights as class_weights_lib
-from tfmodels.tasks import resume_check
+from tfmodels.tasks import failed_starts, resume_check
 from tfmodels.config import (
     ConfigError, ExperimentConfig, TrainerConfig, check_model_dir, load_run_config, save_config)
 
@@ -39,6 +39,9 @@ NORMALIZER_FILE = "normalizer.json"
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.json"
 HEAD_VARIABLES = "logits"  # the classifier head's Dense layer (models name it so)
+CONFIG_FILE = resume_check.CONFIG_FILE
+# What a run writes before its first step: a directory holding nothing else has trained nothing.
+SETUP_FILES = frozenset({CONFIG_FILE, resume_check.KIND_FILE, VOCAB_FILE, LABELS_FILE, NORMALIZER_FILE})
 
 
 @dataclasses.dataclass
@@ -92,8 +95,9 @@ def start_run(config: ExperimentConfig, model_dir: str | None = None, kind: str 
     precision = tfm_training.apply_precision(config.precision, model_kind=config.model.kind)
     strategy = tfm_training.get_strategy(config.strategy)
     output_dir = tfm_training.writable_dir(model_dir, strategy)
+    failed_starts.record(output_dir, SETUP_FILES)
     os.makedirs(output_dir, exist_ok=True)
-    save_config(dataclasses.replace(config, model_dir=model_dir), os.path.join(output_dir, "config.yaml"))
+    save_config(dataclasses.replace(config, model_dir=model_dir), os.path.join(output_dir, CONFIG_FILE))
     if kind is not None:
         resume_check.record_kind(output_dir, kind)
     return Run(config, model_dir, strategy, precision, output_dir)

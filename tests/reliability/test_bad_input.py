@@ -90,7 +90,16 @@ def test_sequence_length_above_encoder_maximum(binaries, tmp_path, tiny_encoder_
     args[0] = "finetune"
     result = binaries.run(*args, f"--override=finetune.encoder={tiny_encoder_dir}", "--override=model.kind=bert",
                           "--override=data.sequence_length=64")
-    assert_one_line_error(result, ["sequence_length=64", "1..32"])
+    assert_one_line_error(result, ["data.sequence_length=64", "finetune.encoder=", "1..32"])
+    assert_nothing_left(tmp_path / "run")
+
+
+def test_top_k_above_the_encoders_layers(binaries, tmp_path, tiny_encoder_dir):
+    args, _ = text_case(tmp_path, "train", GOOD_CSV)
+    args[0] = "finetune"
+    result = binaries.run(*args, f"--override=finetune.encoder={tiny_encoder_dir}", "--override=model.kind=bert",
+                          "--override=finetune.mode=top_k", "--override=finetune.top_k=3")
+    assert_one_line_error(result, ["finetune.top_k=3", "2 layers", "allowed: 0..2"])
     assert_nothing_left(tmp_path / "run")
 
 

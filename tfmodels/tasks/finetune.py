@@ -69,7 +69,7 @@ def finetune_bert(started: common.Run) -> dict:
     if loaded.vocab_path is None:
         raise common.ConfigError(f"finetune.encoder={ft.encoder!r} holds no vocab.txt; allowed: an encoder "
                                  "with the vocabulary it was trained with beside it")
-    tfm_models.check_sequence_length(encoder, config.data.sequence_length)
+    _check_against_encoder(config, encoder)
     config = _with_vocab(config, loaded.vocab_path, loaded.lowercase)
     started = common.start_run(config, started.model_dir)  # records the encoder's vocabulary settings
     splits = common.load_text_splits(config)
@@ -97,6 +97,21 @@ def finetune_bert(started: common.Run) -> dict:
     return {"metrics": metrics, "history": history, "evaluations": evaluations, "param_counts": counts,
             "model_dir": started.model_dir, "output_dir": started.output_dir,
             "tokens_per_second": common.tokens_per_second(history["main"])}
+
+
+def _check_against_encoder(config: ExperimentConfig, encoder) -> None:
+    """Refuses `data.sequence_length` and `finetune.top_k` values the loaded encoder cannot take,
+    naming the config key, before any data is read."""
+    ft = config.finetune
+    try:
+        tfm_models.check_sequence_length(encoder, config.data.sequence_length)
+    except ValueError:
+        raise ConfigError(
+            f"data.sequence_length={config.data.sequence_length} is invalid for finetune.encoder={ft.encoder!r}; "
+            f"allowed: 1..{encoder.max_sequence_length} (its max_sequence_length)") from None
+    if ft.mode == "top_k" and ft.top_k > encoder.num_layers:
+        raise ConfigError(f"finetune.top_k={ft.top_k} is invalid: finetune.encoder={ft.encoder!r} has "
+                          f"{encoder.num_layers} layers; allowed: 0..{encoder.num_layers}")
 
 
 def encoder_with_config_dropout(encoder, dropout: float):

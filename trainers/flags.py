@@ -40,6 +40,15 @@ def resolve_config(**extra):
 INTERRUPTED_EXIT_STATUS = 130  # the shell's status for a process ended by SIGINT
 
 
+def _parse_flags(argv):
+    """absl's flag parsing with a bad flag as one `error:` line and exit status 2, as other user errors."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        print(f"error: {error}; --helpshort lists the flags", file=sys.stderr)
+        sys.exit(2)
+
+
 def run_main(main) -> None:
     """Runs an absl main; user errors become one line on stderr and exit status 2, a preempted
     run (SIGTERM) one `preempted:` line naming its checkpoint and exit status 75, and Ctrl-C
@@ -75,4 +84,4 @@ def run_main(main) -> None:
             print(f"preempted: {e}", file=sys.stderr, flush=True)
             sys.exit(PREEMPTED_EXIT_STATUS)
 
-    app.run(guarded)
+    app.run(guarded, flags_parser=_parse_flags)

@@ -146,3 +146,11 @@ def test_every_shipped_config_loads(path):
     with open(path, encoding="utf-8") as f:
         assert isinstance(yaml.safe_load(f), dict)
     cfg.load_config(path)
+
+
+def test_a_run_directory_without_write_permission_is_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(cfg.os, "access", lambda path, mode: False)  # as a non-root user on a read-only parent
+    with pytest.raises(cfg.ConfigError, match=f"model_dir='{tmp_path}/new/run' cannot be written: no write permission "
+                                          f"on {tmp_path}"):
+        cfg.check_model_dir(str(tmp_path / "new" / "run"))
+    cfg.check_writable_dir("gs://bucket/run", "model_dir")  # remote: left to the writer

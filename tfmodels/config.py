@@ -682,6 +682,22 @@ def check_model_dir(model_dir: str | None) -> None:
     if os.path.exists(model_dir) and not os.path.isdir(model_dir):
         raise ConfigError(f"model_dir={model_dir!r} is an existing file; allowed: a directory "
                           "(new or a previous run's, to resume)")
+    check_writable_dir(model_dir, "model_dir")
+
+
+def check_writable_dir(path: str, key: str) -> None:
+    """Rejects a local directory path that cannot be created or written: a file on the way, or no
+    write permission where it would be created. Remote paths (gs://...) are left to the writer."""
+    if "://" in path:
+        return
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ConfigError(f"{key}={path!r} cannot be created: {existing} is a file; allowed: a directory path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}={path!r} cannot be written: no write permission on {existing}; allowed: a "
+                          "directory you can write")
 
 
 def to_dict(config: ExperimentConfig) -> dict:

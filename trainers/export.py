@@ -22,7 +22,7 @@ flags.mark_flag_as_required("model_dir")
 
 def main(argv):
     del argv
-    from tfmodels.config import load_run_config
+    from tfmodels.config import check_writable_dir, load_run_config
     overrides = list(common.FLAGS.override)
     if common.FLAGS.export_base:
         overrides.append(f"export.export_base={common.FLAGS.export_base}")
@@ -30,6 +30,8 @@ def main(argv):
         overrides.append(f"export.model_name={common.FLAGS.model_name}")
     overrides.append(f"export.verify={str(common.FLAGS.verify).lower()}")
     config = load_run_config(common.FLAGS.model_dir, common.FLAGS.config, overrides)
+    if config.export.export_base:  # unset: the export task names the flag
+        check_writable_dir(config.export.export_base, "export.export_base")
     from tfmodels.tasks import export  # after the config: loading TensorFlow takes 10 s or more
     export.run(config, format=common.FLAGS.format)
 

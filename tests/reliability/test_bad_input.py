@@ -199,6 +199,14 @@ def test_missing_paths(binaries, tmp_path, case):
     assert not (tmp_path / "exports").exists() or not os.listdir(tmp_path / "exports")
 
 
+def test_a_model_dir_or_export_base_under_a_file_is_named_before_tensorflow_loads(binaries, tmp_path, mlp_model_dir):
+    (tmp_path / "file").write_text("x")
+    result = binaries.run("train", "--config=configs/mlp_digits.yaml", f"--model_dir={tmp_path / 'file' / 'run'}")
+    assert_one_line_error(result, ["model_dir=", f"{tmp_path / 'file'} is a file", "allowed: a directory path"])
+    result = binaries.run("export", f"--model_dir={mlp_model_dir}", f"--export_base={tmp_path / 'file' / 'exports'}")
+    assert_one_line_error(result, ["export.export_base=", f"{tmp_path / 'file'} is a file"])
+
+
 def test_bad_flag_value_lists_the_allowed_values(binaries, tmp_path):
     result = binaries.run("train", "--config=configs/mlp_digits.yaml", f"--model_dir={tmp_path}",
                           "--precision=fp8")

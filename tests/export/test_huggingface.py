@@ -200,6 +200,8 @@ def test_export_task_writes_a_huggingface_directory(bert_run, tmp_path):
     assert hf_config["architectures"] == ["BertForSequenceClassification"]
     assert set(hf_config["label2id"]) == {"negative", "positive"}
     assert "tfmodels_truncation" not in hf_config  # head-only, as transformers tokenizers cut
+    with open(os.path.join(directory, "tokenizer_config.json")) as f:  # truncation=True cuts as the run trained
+        assert json.load(f)["model_max_length"] == config.data.sequence_length < hf_config["max_position_embeddings"]
     loaded = models.load_encoder(directory)
     assert loaded.encoder.num_layers == 2 and loaded.vocab_path == os.path.join(directory, "vocab.txt")
     with pytest.raises(ConfigError, match="--format='onnx' unknown; choose one of saved_model"):

@@ -47,7 +47,7 @@ HIDDEN_ACT = "gelu_new"  # tanh-approximated GELU, keras-hub's `gelu_approximate
 
 
 def export_huggingface(model, *, vocab_path, output_dir, lowercase, class_names=None,
-                       verify=True, verify_atol=None, training_truncation=None):
+                       verify=True, verify_atol=None, training_truncation=None, sequence_length=None):
     """Writes a BERT encoder or classifier as a Hugging Face `transformers` BERT directory.
 
     Args:
@@ -65,6 +65,9 @@ def export_huggingface(model, *, vocab_path, output_dir, lowercase, class_names=
             that was not head-only, e.g. {"truncation": "head_tail", "head_tokens": 31,
             "sequence_length": 128}: `transformers` tokenizers truncate from one side only, so
             `config.json` records it as `tfmodels_truncation` for callers to apply. Defaults to None.
+        sequence_length: int | None. The token length the model was trained at: the tokenizer's
+            `model_max_length`, so `truncation=True` cuts where the SavedModel export cuts (positions
+            beyond it were not trained). Defaults to the encoder's max_sequence_length.
 
     Returns:
         str. `output_dir`.
@@ -93,7 +96,8 @@ def export_huggingface(model, *, vocab_path, output_dir, lowercase, class_names=
     os.makedirs(parent, exist_ok=True)
     temp_dir = tempfile.mkdtemp(prefix=".tmp-hf-", dir=parent)
     try:
-        _write_directory(temp_dir, encoder, head, vocabulary, lowercase)
+        _write_directory(temp_dir, encoder, head, vocabulary, lowercase,
+                         sequence_length or encoder.max_sequence_length)
         record = (verify_huggingface_export(temp_dir, model, head, resolve_atol(model, verify_atol)) if verify
                   else {"performed": False})
         _write_metadata(temp_dir, model, head, record)
@@ -156,7 +160,7 @@ def _check_output_dir(output_dir):
 # Writing
 
 
-def _write_directory(directory, encoder, head, vocabulary, lowercase):
+def _write_directory(directory, encoder, head, vocabulary, lowercase, model_max_length):
     from safetensors.numpy import save_file
 
     as_sequence_classifier = head is not None and head["pooling"] == "cls"
@@ -179,7 +183,7 @@ def _write_directory(directory, encoder, head, vocabulary, lowercase):
     _write_json(os.path.join(directory, "tokenizer_config.json"), {
         "tokenizer_class": "BertTokenizer", "do_lower_case": bool(lowercase), "strip_accents": False,
         "tokenize_chinese_chars": True,
-        "model_max_length": int(encoder.max_sequence_length),
+        "model_max_length": int(model_max_length),
         "clean_up_tokenization_spaces": False, **SPECIAL_TOKENS})
     _write_json(os.path.join(directory, "special_tokens_map.json"), SPECIAL_TOKENS)
 

@@ -90,7 +90,8 @@ def export_huggingface(started: common.Run, model, class_names) -> str:
         model, vocab_path=started.path(common.VOCAB_FILE),
         output_dir=os.path.join(config.export.export_base, config.export.model_name),
         lowercase=config.data.lowercase, class_names=class_names, verify=config.export.verify,
-        verify_atol=config.export.verify_atol, training_truncation=_head_tail_record(config))
+        verify_atol=config.export.verify_atol, training_truncation=_head_tail_record(config),
+        sequence_length=config.data.sequence_length)
 
 
 def _head_tail_record(config: ExperimentConfig) -> dict | None:

@@ -68,13 +68,18 @@ def test_evaluations_every_n_steps_pick_the_best_mid_epoch(tmp_path):
                                       "step": evaluations[best]["step"]}
     trainer.restore_best()
     assert trainer.evaluate(validation)["accuracy"] == pytest.approx(accuracies[best])
+    assert _logged_steps(tmp_path / "validation", "accuracy") == {3, 6, 9, 12, 15, 18, 21, 24}
+
+
+def _logged_steps(directory, tag):
+    """The steps at which TensorBoard event files in `directory` hold `tag`."""
     steps = set()
-    for path in tf.io.gfile.glob(str(tmp_path / "validation" / "events*")):
+    for path in tf.io.gfile.glob(str(directory / "events*")):
         for record in tf.data.TFRecordDataset(path):
             event = tf.compat.v1.Event.FromString(record.numpy())
-            if any(value.tag == "accuracy" for value in event.summary.value):
+            if any(value.tag == tag for value in event.summary.value):
                 steps.add(event.step)
-    assert steps == {3, 6, 9, 12, 15, 18, 21, 24}
+    return steps
 
 
 def test_early_stopping_counts_evaluations_and_restores_the_best(tmp_path):
@@ -138,6 +143,11 @@ def test_a_second_phase_continues_steps_best_and_evaluations(tmp_path):
     steps = [e["step"] for e in history["evaluations"]]
     assert steps == [3, 6, 9, 12, 15, 18, 21, 24]
     assert [e["epoch"] for e in history["evaluations"]][4:] == [1.25, 1.5, 1.75, 2.0]
+    # TensorBoard counts on too (checkpoint names keep the phase's own steps)
+    assert _logged_steps(tmp_path / "first" / "validation", "accuracy") == {3, 6, 9, 12}
+    assert _logged_steps(tmp_path / "second" / "validation", "accuracy") == {15, 18, 21, 24}
+    assert min(_logged_steps(tmp_path / "second" / "train", "loss")) > 12
+    assert tf.train.latest_checkpoint(str(tmp_path / "second")).endswith("ckpt-12")
     # A learning rate of 1e-9 cannot beat the first phase's best: restore_best() loads the first's.
     assert not (tmp_path / "second" / "best").exists()
     assert second.restore_best().startswith(str(tmp_path / "first" / "best"))

@@ -165,8 +165,9 @@ class Trainer:
       seed: int or None. Seeds Python, NumPy, TF and Keras. Defaults to None.
       verbose: int. 0 silent, 1 progress bar or log lines. Defaults to 1.
       previous_phase: Trainer or None. An earlier phase of the same run on the same model (e.g. a
-        frozen-encoder warm-up) that this one continues: evaluation steps count on from its last
-        step, its evaluations and best value carry over (the patience count starts again), and
+        frozen-encoder warm-up) that this one continues: the steps of evaluations, console lines
+        and TensorBoard count on from its last step (checkpoint names keep this phase's own step),
+        its evaluations and best value carry over (the patience count starts again), and
         `restore_best()` loads its best checkpoint when this phase found nothing better.
         Defaults to None.
     """
@@ -632,15 +633,20 @@ class Trainer:
             return run.last_evaluation[1]  # already evaluated at this step (mid-epoch, or stopped early)
         with self.averaged_weights():
             values = self.evaluate(run.validation_data)
-        run.summaries.validation(values, step)
-        run.progress.validation(values, step)
+        run.summaries.validation(values, self._run_step(step))
+        run.progress.validation(values, self._run_step(step))
         val_logs = {f"val_{k}": v for k, v in values.items() if k != "confusion_matrix"}
         run.last_evaluation = (step, val_logs)
         epochs_done = step / run.plan.steps_per_epoch if run.plan.steps_per_epoch else epoch
-        self._best.record(self._step_offset + step, self._epoch_offset + epochs_done, val_logs)
+        self._best.record(self._run_step(step), self._epoch_offset + epochs_done, val_logs)
         if self._best_improved({**(train_logs or {}), **val_logs}, training_logs=train_logs is not None):
             self._save_best()
         return val_logs
+
+    def _run_step(self, step):
+        """The run's step of this phase's optimizer step `step`: evaluations, console and TensorBoard
+        count on from a `previous_phase`; checkpoint names keep the phase's own step."""
+        return self._step_offset + step
 
     def _best_improved(self, logs, training_logs):
         """Records an evaluation's logs in the best tracker; whether `best_metric` improved.
@@ -671,7 +677,7 @@ class Trainer:
         logger.info("Early stopping: %s did not improve for %d evaluations", self.best_metric,
                     self._best.evaluations_without_improvement)
         if self.verbose:
-            print(f"early stopping at step {int(self.global_step.numpy())}: {self.best_metric} did not "
+            print(f"early stopping at step {self._run_step(int(self.global_step.numpy()))}: {self.best_metric} did not "
                   f"improve for {self._best.evaluations_without_improvement} evaluations "
                   f"(best {self._best.best:.4g})", flush=True)
         return True
@@ -707,16 +713,17 @@ class Trainer:
             log_now = step - last_log_step >= self.log_every_steps
             step_logs = interval_totals.logs()
             if log_now:
-                run.summaries.train(interval_totals, step, self._current_learning_rate())
+                run.summaries.train(interval_totals, self._run_step(step), self._current_learning_rate())
                 interval_totals, last_log_step = StepTotals(self.objective), step
-            run.progress.update(step - epoch_start, step, step_logs, log_now)
+            run.progress.update(step - epoch_start, self._run_step(step), step_logs, log_now)
             run.callbacks.on_train_batch_end(step - epoch_start - 1, step_logs)
             if step != epoch_end:  # at an epoch's end, after its evaluation (in _fit_epochs)
                 self._stop_if_signalled()
             if self.model.stop_training or run.stopped_early:
                 break
         if interval_totals.steps:
-            run.summaries.train(interval_totals, int(self.global_step.numpy()), self._current_learning_rate())
+            run.summaries.train(interval_totals, self._run_step(int(self.global_step.numpy())),
+                                self._current_learning_rate())
         logs = epoch_totals.logs(with_speed=True)
         run.progress.end(logs)
         return logs, completed

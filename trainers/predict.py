@@ -1,4 +1,4 @@
-"""Predicts with an exported SavedModel (or a trained model directory's latest export).
+"""Predicts with an exported SavedModel: an export base, a model directory under it or a version.
 
 Reads --text (repeatable), --input_file (a CSV/TSV/.tab/JSONL file read like training data, the
 text in --column; any other extension one text per line) or stdin, and writes one JSON line per

@@ -70,14 +70,16 @@ def test_jsonl_value_of_a_wrong_type(tmp_path, line, reason):
     path = write(tmp_path, "typed.jsonl", '{"text": "不错", "label": "pos"}\n' + line + "\n")
     with pytest.raises(DataError) as info:
         load(path)
-    assert str(info.value) == (f"{path}:2: {reason} (allowed: a string or a number)")
+    assert str(info.value) == (f"{path}:2: {reason} (allowed: a string, a number or a boolean)")
     splits = load(path, on_bad_record="skip")
     assert splits.report.counts == {"wrong_type": 1} and splits.train.texts == ["不错"]
 
 
 def test_jsonl_numbers_and_booleans_are_labels(tmp_path):
     path = write(tmp_path, "n.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": true}\n')
-    assert load(path).label_names == ["1", "True"]
+    assert load(path).label_names == ["1", "true"]  # as CSV cells 1 and true read
+    csv_path = write(tmp_path, "v.csv", "text,label\nc,true\nd,1\n")
+    assert load(path, validation=csv_path).validation.labels.tolist() == [1, 0]
 
 
 def test_directory_missing_and_unreadable_paths(tmp_path):

@@ -105,6 +105,19 @@ def test_bad_records_error_and_skip(tmp_path, name, content, kind, fragment, lin
     assert splits.stats["bad_records"]["skipped"] == 1
 
 
+def test_an_unclosed_quote_is_one_bad_line_and_the_rows_after_it_are_kept(tmp_path):
+    content = ('text,label\n好,pos\n"没有结束的引号,neg\n差,neg\n不错,pos\n"有逗号, 也有引号",neg\n'
+               '"多行\n评论",pos\n"再一个未结束,pos\n')
+    path = write(tmp_path, "unclosed.csv", content)
+    with pytest.raises(DataError, match=r"unclosed.csv:3: .*unparsable row"):
+        load(path)
+    splits = load(path, on_bad_record="skip")
+    assert splits.report.counts == {"bad_quoting": 2}
+    assert splits.report.records_read == 7  # 5 rows kept, 2 bad: nothing swallowed
+    assert sorted(splits.train.texts) == sorted(["好", "差", "不错", "有逗号, 也有引号", "多行\n评论"])
+    assert "unclosed.csv:9:" in splits.report.examples["bad_quoting"][1]
+
+
 def test_unknown_label_in_validation(tmp_path):
     train = write(tmp_path, "train.csv", GOOD_CSV)
     val = write(tmp_path, "val.csv", "text,label\n好,pos\n怪,neutral\n")

@@ -141,7 +141,7 @@ def test_predict_texts_batches_give_same_results(text_export):
     # A number in a JSONL text field is a text, as the training reader takes it; an array is not.
     number = predict.predict_texts(servable, [5])[0]
     assert number["probabilities"] == pytest.approx(predict.predict_texts(servable, ["5"])[0]["probabilities"])
-    with pytest.raises(predict.PredictInputError, match=r"^input 2: \['a'\] is not a text; allowed: a string or a number$"):
+    with pytest.raises(predict.PredictInputError, match=r"^input 2: \['a'\] is not a text; allowed: a string, a number or a boolean$"):
         predict.predict_texts(servable, ["好", ["a"]])
 
 

@@ -94,6 +94,17 @@ def test_sequence_length_above_encoder_maximum(binaries, tmp_path, tiny_encoder_
     assert_nothing_left(tmp_path / "run")
 
 
+def test_a_pretraining_run_directory_as_the_encoder_names_its_encoder_directory(binaries, tmp_path):
+    (tmp_path / "pretraining_run" / "encoder").mkdir(parents=True)
+    args, _ = text_case(tmp_path, "train", GOOD_CSV)
+    args[0] = "finetune"
+    result = binaries.run(*args, f"--override=finetune.encoder={tmp_path / 'pretraining_run'}",
+                          "--override=model.kind=bert")
+    assert_one_line_error(result, ["finetune.encoder=", "no pretrained encoder found",
+                                   f"--override=finetune.encoder={tmp_path / 'pretraining_run' / 'encoder'}"])
+    assert_nothing_left(tmp_path / "run")
+
+
 def test_top_k_above_the_encoders_layers(binaries, tmp_path, tiny_encoder_dir):
     args, _ = text_case(tmp_path, "train", GOOD_CSV)
     args[0] = "finetune"
@@ -197,14 +208,6 @@ def test_missing_paths(binaries, tmp_path, case):
     assert_one_line_error(result, expected)
     assert_nothing_left(tmp_path / "run")
     assert not (tmp_path / "exports").exists() or not os.listdir(tmp_path / "exports")
-
-
-def test_a_model_dir_or_export_base_under_a_file_is_named_before_tensorflow_loads(binaries, tmp_path, mlp_model_dir):
-    (tmp_path / "file").write_text("x")
-    result = binaries.run("train", "--config=configs/mlp_digits.yaml", f"--model_dir={tmp_path / 'file' / 'run'}")
-    assert_one_line_error(result, ["model_dir=", f"{tmp_path / 'file'} is a file", "allowed: a directory path"])
-    result = binaries.run("export", f"--model_dir={mlp_model_dir}", f"--export_base={tmp_path / 'file' / 'exports'}")
-    assert_one_line_error(result, ["export.export_base=", f"{tmp_path / 'file'} is a file"])
 
 
 def test_bad_flag_value_lists_the_allowed_values(binaries, tmp_path):

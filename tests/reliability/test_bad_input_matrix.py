@@ -21,10 +21,16 @@ def _file(tmp_path, name="a_file.txt", text="x\n"):
 # name -> (binary, args with {tmp} and {file}, expected substrings of the error line)
 PATH_CASES = {
     "model_dir_is_a_file": ("train", MLP + ["--model_dir={file}"], ["a_file.txt", "existing file", "directory"]),
-    "model_dir_under_a_file": ("train", MLP + ["--model_dir={file}/run"], ["a_file.txt/run", "Not a directory"]),
+    "model_dir_under_a_file": ("train", MLP + ["--model_dir={file}/run"],
+                               ["model_dir=", "a_file.txt/run", "a_file.txt is a file", "allowed: a directory path"]),
     "config_is_a_directory": ("train", ["--config=configs", "--model_dir={tmp}/run"], ["configs", "is a directory"]),
     "export_base_is_a_file": ("export", ["--model_dir={mlp}", "--export_base={file}"], ["a_file.txt"]),
+    "export_base_under_a_file": ("export", ["--model_dir={mlp}", "--export_base={file}/exports"],
+                                 ["export.export_base=", "a_file.txt is a file", "allowed: a directory path"]),
     "evaluate_input_file_missing": ("evaluate", ["--model_dir={mlp}", "--input_file={tmp}/none.csv"], ["none.csv"]),
+    "predict_model_is_a_training_run": ("predict", ["--model={mlp}", "--text=1"],
+                                        ["holds no saved_model.pb", "allowed: <export_base>/<model_name>",
+                                         "exported first"]),
     "predict_input_file_is_a_directory": ("predict", ["--model={tmp}/nothing", "--input_file={tmp}"], ["directory"]),
     "finetune_encoder_is_a_text_file": ("finetune", MLP + ["--model_dir={tmp}/run", "--override=finetune.encoder={file}"],
                                         ["a_file.txt"]),

@@ -21,13 +21,20 @@ TRAIN = ["--config=configs/mlp_digits.yaml", "--override=deterministic=true", "-
 CHECKPOINT_STEPS = list(range(40, 401, 40))
 
 
-def _start(args, log_path, env=None, prepare=None):
+def _start(args, log_path, env=None, prepare=None, interactive=False):
+    """Starts the train binary; `interactive`: with SIGINT not ignored, as from a shell's prompt
+    (a test run started in the background passes SIGINT ignored on to its children)."""
     command = [sys.executable, "-m", "trainers.train", *args]
     if prepare:  # import a fault-injection module first, then run the binary as __main__
         command = [sys.executable, "-c", f"import runpy, sys; import {prepare}; sys.argv = {['train', *args]!r}; "
                    "runpy.run_module('trainers.train', run_name='__main__')"]
     return subprocess.Popen(command, cwd=ROOT, stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
-                            env=dict(os.environ, **QUIET_ENV, PYTHONPATH=ROOT, **(env or {})))
+                            env=dict(os.environ, **QUIET_ENV, PYTHONPATH=ROOT, **(env or {})),
+                            preexec_fn=_default_sigint if interactive else None)
+
+
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _sigterm_at_checkpoint(process, model_dir, step):
@@ -48,7 +55,7 @@ def _preempted_line(log_path, last=True):
 
 def test_ctrl_c_ends_a_training_binary_with_one_line(tmp_path):
     run_dir = tmp_path / "run"
-    process = _start(TRAIN + [f"--model_dir={run_dir}"], tmp_path / "run.log")
+    process = _start(TRAIN + [f"--model_dir={run_dir}"], tmp_path / "run.log", interactive=True)
     wait_for(lambda: checkpoint_steps(run_dir), 300, process, 0.005)  # Ctrl-C lands at or just after a write
     process.send_signal(signal.SIGINT)
     process.wait(timeout=300)

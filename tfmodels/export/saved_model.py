@@ -454,7 +454,8 @@ def resolve_version_dir(path):
         return os.path.join(path, models[0], str(list_versions(os.path.join(path, models[0]))[-1]))
     if not models:
         raise ExportError(f"export path {path!r} holds no saved_model.pb and no integer version "
-                          "directories")
+                          "directories; allowed: <export_base>/<model_name>[/<version>] as trainers.export "
+                          "writes it (a training run directory is exported first)")
     raise ExportError(f"export base {path!r} holds several models ({', '.join(models)}); pass "
                       "one of them")
 

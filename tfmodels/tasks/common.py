@@ -38,6 +38,7 @@ LABELS_FILE = "labels.json"
 NORMALIZER_FILE = "normalizer.json"
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.json"
+ENCODER_DIR = "encoder"  # a pretraining run's encoder, what fine-tuning loads
 HEAD_VARIABLES = "logits"  # the classifier head's Dense layer (models name it so)
 CONFIG_FILE = resume_check.CONFIG_FILE
 # What a run writes before its first step: a directory holding nothing else has trained nothing.
@@ -335,7 +336,7 @@ def require_classifier_run(model_dir: str) -> None:
     if kind == "pretrain":
         raise ConfigError(f"--model_dir={model_dir} holds a pretraining run, not a classifier; allowed: a train "
                           f"or finetune run (to fine-tune its encoder: --override=finetune.encoder="
-                          f"{os.path.join(model_dir, 'encoder')})")
+                          f"{os.path.join(model_dir, ENCODER_DIR)})")
     if kind == "pipeline":
         raise ConfigError(f"--model_dir={model_dir} holds a pipeline run; allowed: one of its classifier stages, "
                           f"such as {os.path.join(model_dir, 'finetune')}")

@@ -64,7 +64,7 @@ def finetune_mlp(started: common.Run) -> dict:
 def finetune_bert(started: common.Run) -> dict:
     config, ft = started.config, started.config.finetune
     with started.strategy.scope():
-        loaded = tfm_models.load_encoder(ft.encoder)
+        loaded = _load_encoder(ft.encoder)
         encoder = encoder_with_config_dropout(loaded.encoder, config.model.dropout)
     if loaded.vocab_path is None:
         raise common.ConfigError(f"finetune.encoder={ft.encoder!r} holds no vocab.txt; allowed: an encoder "
@@ -97,6 +97,18 @@ def finetune_bert(started: common.Run) -> dict:
     return {"metrics": metrics, "history": history, "evaluations": evaluations, "param_counts": counts,
             "model_dir": started.model_dir, "output_dir": started.output_dir,
             "tokens_per_second": common.tokens_per_second(history["main"])}
+
+
+def _load_encoder(path: str):
+    """`models.load_encoder` of `finetune.encoder`; a path it cannot load is named by its key, and a
+    pretraining run directory by the encoder directory inside it."""
+    try:
+        return tfm_models.load_encoder(path)
+    except ValueError as error:
+        inside = os.path.join(path, common.ENCODER_DIR)
+        hint = (f"; a pretraining run keeps its encoder in {inside}: --override=finetune.encoder={inside}"
+                if os.path.isdir(inside) else "")
+        raise ConfigError(f"finetune.encoder={path!r}: {error}{hint}") from None
 
 
 def _check_against_encoder(config: ExperimentConfig, encoder) -> None:

@@ -10,7 +10,6 @@ from tfmodels import training as tfm_training
 from tfmodels.config import ExperimentConfig
 from tfmodels.tasks import common
 
-ENCODER_DIR = "encoder"
 IN_DOMAIN_DIR = "in_domain"
 
 
@@ -168,6 +167,6 @@ def build_pretraining_encoder(config: ExperimentConfig, vocabulary_size: int):
 def save_pretrained_encoder(started: common.Run, encoder, vocab_path: str) -> str:
     """Saves the encoder's weights in an encoder built with `model.dropout`, the rate fine-tuning uses."""
     encoder = tfm_models.with_encoder_dropout(encoder, started.config.model.dropout)
-    encoder_dir = started.path(ENCODER_DIR)
+    encoder_dir = started.path(common.ENCODER_DIR)
     tfm_models.save_encoder(encoder, vocab_path, encoder_dir, lowercase=started.config.data.lowercase)
     return encoder_dir

@@ -46,8 +46,10 @@ class TrainingPreempted(Exception):
 
 
 class SignalWatcher:
-    """While active (a context manager; main thread only): SIGTERM sets `requested`, SIGINT sets
-    `interrupted` and raises KeyboardInterrupt (after a SIGTERM it only logs)."""
+    """While active (a context manager; main thread only): SIGTERM sets `requested`; SIGINT, when
+    it raises KeyboardInterrupt in this process (Python's default), sets `interrupted` and raises
+    it. A SIGINT the process ignores (started in the background, or under nohup) stays ignored;
+    after a SIGTERM any SIGINT only logs."""
 
     def __init__(self):
         self.requested = False
@@ -56,9 +58,14 @@ class SignalWatcher:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._on_sigterm)
-            self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_sigint)
+            self._take(signal.SIGTERM, self._on_sigterm)
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                self._take(signal.SIGINT, self._on_sigint)
         return self
+
+    def _take(self, signum, handler):
+        """Installs `handler`, keeping the handler from before the watcher for `__exit__`."""
+        self._previous.setdefault(signum, signal.signal(signum, handler))
 
     def __exit__(self, *exc):
         for signum, handler in self._previous.items():
@@ -69,6 +76,7 @@ class SignalWatcher:
         del signum, frame
         if not self.requested:
             logger.warning("SIGTERM: stopping after this step and writing a checkpoint")
+            self._take(signal.SIGINT, self._on_sigint)  # from now on a Ctrl-C only logs
         self.requested = True
 
     def _on_sigint(self, signum, frame):

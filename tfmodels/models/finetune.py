@@ -168,6 +168,14 @@ def _embedding_layers(encoder: keras_hub.models.BertBackbone) -> list:
             encoder.embeddings_layer_norm]
 
 
+def check_top_k(encoder, k: int) -> None:
+    """Raises ValueError unless `k` top layers of `encoder` can be trained: 0..num_layers."""
+    check_int("k", k, 0)
+    if k > encoder.num_layers:
+        raise ValueError(f"k={k} is invalid; the encoder has {encoder.num_layers} layers, "
+                         f"choose 0..{encoder.num_layers}")
+
+
 def unfreeze_top_k(model: keras.Model, k: int) -> ParamCount:
     """Trains only the top k transformer layers, the pooler (if used) and the head.
 
@@ -179,10 +187,7 @@ def unfreeze_top_k(model: keras.Model, k: int) -> ParamCount:
         k: int. Number of top transformer layers to train, 0..num_layers.
     """
     encoder = find_encoder(model)
-    check_int("k", k, 0)
-    if k > encoder.num_layers:
-        raise ValueError(f"k={k} is invalid; the encoder has {encoder.num_layers} layers, "
-                         f"choose 0..{encoder.num_layers}")
+    check_top_k(encoder, k)
     if model is not encoder:
         _set_only_head_trainable(model)
     set_trainable(encoder, True)

@@ -40,9 +40,8 @@ METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.json"
 ENCODER_DIR = "encoder"  # a pretraining run's encoder, what fine-tuning loads
 HEAD_VARIABLES = "logits"  # the classifier head's Dense layer (models name it so)
-CONFIG_FILE = resume_check.CONFIG_FILE
 # What a run writes before its first step: a directory holding nothing else has trained nothing.
-SETUP_FILES = frozenset({CONFIG_FILE, resume_check.KIND_FILE, VOCAB_FILE, LABELS_FILE, NORMALIZER_FILE})
+SETUP_FILES = frozenset({resume_check.CONFIG_FILE, resume_check.KIND_FILE, VOCAB_FILE, LABELS_FILE, NORMALIZER_FILE})
 
 
 @dataclasses.dataclass
@@ -98,7 +97,7 @@ def start_run(config: ExperimentConfig, model_dir: str | None = None, kind: str 
     output_dir = tfm_training.writable_dir(model_dir, strategy)
     failed_starts.record(output_dir, SETUP_FILES)
     os.makedirs(output_dir, exist_ok=True)
-    save_config(dataclasses.replace(config, model_dir=model_dir), os.path.join(output_dir, CONFIG_FILE))
+    save_config(dataclasses.replace(config, model_dir=model_dir), os.path.join(output_dir, resume_check.CONFIG_FILE))
     if kind is not None:
         resume_check.record_kind(output_dir, kind)
     return Run(config, model_dir, strategy, precision, output_dir)

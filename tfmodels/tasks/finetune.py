@@ -121,9 +121,13 @@ def _check_against_encoder(config: ExperimentConfig, encoder) -> None:
         raise ConfigError(
             f"data.sequence_length={config.data.sequence_length} is invalid for finetune.encoder={ft.encoder!r}; "
             f"allowed: 1..{encoder.max_sequence_length} (its max_sequence_length)") from None
-    if ft.mode == "top_k" and ft.top_k > encoder.num_layers:
+    if ft.mode != "top_k":
+        return
+    try:
+        tfm_models.check_top_k(encoder, ft.top_k)
+    except ValueError:
         raise ConfigError(f"finetune.top_k={ft.top_k} is invalid: finetune.encoder={ft.encoder!r} has "
-                          f"{encoder.num_layers} layers; allowed: 0..{encoder.num_layers}")
+                          f"{encoder.num_layers} layers; allowed: 0..{encoder.num_layers}") from None
 
 
 def encoder_with_config_dropout(encoder, dropout: float):

@@ -167,8 +167,8 @@ class Trainer:
       previous_phase: Trainer or None. An earlier phase of the same run on the same model (e.g. a
         frozen-encoder warm-up) that this one continues: the steps (and epochs) of evaluations,
         console lines and TensorBoard count on from its last ones (checkpoint names keep this
-        phase's own step),
-        its evaluations and best value carry over (the patience count starts again), and
+        phase's own step), its evaluations and best value carry over (the patience count starts
+        again), and
         `restore_best()` loads its best checkpoint when this phase found nothing better.
         Defaults to None.
     """
@@ -678,7 +678,8 @@ class Trainer:
         logger.info("Early stopping: %s did not improve for %d evaluations", self.best_metric,
                     self._best.evaluations_without_improvement)
         if self.verbose:
-            print(f"early stopping at step {self._run_step(int(self.global_step.numpy()))}: {self.best_metric} did not "
+            step = self._run_step(int(self.global_step.numpy()))
+            print(f"early stopping at step {step}: {self.best_metric} did not "
                   f"improve for {self._best.evaluations_without_improvement} evaluations "
                   f"(best {self._best.best:.4g})", flush=True)
         return True

@@ -45,3 +45,27 @@ def _float32_policy_after():
     yield
     if keras.config.dtype_policy().name != "float32":
         keras.config.set_dtype_policy("float32")
+
+
+# Tests that take 30 s or more in `make test` (pytest --durations, 2026-12-06), matched by function
+# name. They are collected first, so that pytest-xdist, which hands each worker a contiguous share of
+# the collection and lets an idle worker take tests from the end of another's queue, starts them
+# early and ends the run on short tests instead of leaving one worker alone with a long one.
+LONG_RUNNING_FIRST = (
+    "test_a_run_directory_resumes_only_under_its_own_config_and_a_study_reuses_the_stages_that_match",
+    "test_pretraining_without_dropout_saves_the_encoder_with_the_fine_tuning_dropout",
+    "test_cell_trains_and_its_model_evaluates_exports_and_predicts",
+    "test_sigterm_at_a_random_moment_then_rerun_matches_an_uninterrupted_run",
+    "test_kill_9_resume_under_mirrored_and_float16_matches_an_uninterrupted_run",
+    "test_workers_share_one_run_directory_and_end_with_identical_weights",
+    "test_frozen_then_full_evaluates_every_n_steps_across_both_phases",
+    "test_rerunning_a_run_under_a_changed_config_is_refused_and_a_raised_total_trains_on",
+    "test_gradual_unfreezing_resumed_part_way_trains_the_layers_the_uninterrupted_run_did",
+    "test_train_evaluate_export_predict_chain",
+)
+
+
+def pytest_collection_modifyitems(items):
+    """Moves the `LONG_RUNNING_FIRST` tests to the front, in their listed order (a stable sort)."""
+    rank = {name: i for i, name in enumerate(LONG_RUNNING_FIRST)}
+    items.sort(key=lambda item: rank.get(getattr(item, "originalname", item.name), len(rank)))

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from tfmodels import choices
+from tfmodels import choices, paths
 from tfmodels.data import truncation
 
 ALLOWED_PRECISIONS = choices.PRECISIONS
@@ -574,6 +574,10 @@ def _validate_choices(config: ExperimentConfig, where: dict[str, str], source: s
         raise ConfigError(f"{where.get('data.word_segmenter', source)}: data.word_segmenter="
                           f"{config.data.word_segmenter!r} needs data.whole_word_masking: true (its words are "
                           "what whole-word masking selects)")
+    if config.trainer.layer_decay != 1.0 and config.model.kind != "bert":
+        raise ConfigError(f"{where.get('trainer.layer_decay', source)}: trainer.layer_decay="
+                          f"{config.trainer.layer_decay} needs a transformer encoder (model.kind: bert); allowed "
+                          f"with model.kind={config.model.kind}: 1.0")
     weights = config.data.class_weights
     if isinstance(weights, str) and weights != "balanced" or isinstance(weights, dict) and not all(
             0 < w < float("inf") for w in weights.values()):
@@ -688,7 +692,7 @@ def check_model_dir(model_dir: str | None) -> None:
 def check_writable_dir(path: str, key: str) -> None:
     """Rejects a local directory path that cannot be created or written: a file on the way, or no
     write permission where it would be created. Remote paths (gs://...) are left to the writer."""
-    if "://" in path:
+    if paths.is_remote(path):
         return
     existing = os.path.abspath(path)
     while not os.path.exists(existing):

@@ -27,13 +27,17 @@ def define_flags() -> None:
     flags.DEFINE_boolean("verbose", False, "Show full tracebacks for errors.")
 
 
-def resolve_config(**extra):
-    """Loads --config with --override and the common flags that were given, for a run that
-    writes to its model_dir (checked here, before the run loads TensorFlow)."""
+def resolve_config(kind: str, **extra):
+    """Loads --config with --override and the common flags that were given, for a `kind` of run
+    (`resume_check.KINDS`) that writes to its model_dir. The directory is checked here, before the
+    run loads TensorFlow: that it can be written, and that a run it holds may resume under this
+    config (the task checks that again, for its Python API)."""
     from tfmodels.config import check_model_dir, load_config
+    from tfmodels.tasks.resume_check import check_resume
     config = load_config(FLAGS.config, FLAGS.override, model_dir=FLAGS.model_dir, strategy=FLAGS.strategy,
                          precision=FLAGS.precision, seed=FLAGS.seed, **extra)
     check_model_dir(config.model_dir)
+    check_resume(config, config.model_dir, kind)
     return config
 
 

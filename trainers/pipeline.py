@@ -28,7 +28,7 @@ flags.DEFINE_string("reuse_from", None, "An earlier pipeline run (study.reuse_fr
 
 def main(argv):
     del argv
-    config = common.resolve_config(**{"study.seeds": flags.FLAGS.seeds,  # before TensorFlow loads
+    config = common.resolve_config("pipeline", **{"study.seeds": flags.FLAGS.seeds,  # before TensorFlow loads
                                       "study.pretraining": flags.FLAGS.pretraining,
                                       "study.reuse_from": flags.FLAGS.reuse_from})
     from tfmodels.tasks import pipeline

@@ -11,7 +11,7 @@ common.define_flags()
 
 def main(argv):
     del argv
-    config = common.resolve_config()  # before the task's import loads TensorFlow: bad configs fail fast
+    config = common.resolve_config("pretrain")  # before the task's import loads TensorFlow: bad configs fail fast
     from tfmodels.tasks import pretrain
     pretrain.run(config)
 

@@ -11,7 +11,7 @@ common.define_flags()
 
 def main(argv):
     del argv
-    config = common.resolve_config()  # before the task's import loads TensorFlow: bad configs fail fast
+    config = common.resolve_config("train")  # before the task's import loads TensorFlow: bad configs fail fast
     from tfmodels.tasks import train
     train.run(config)
 

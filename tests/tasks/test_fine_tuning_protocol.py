@@ -93,6 +93,14 @@ def test_bad_protocol_values_are_one_line_config_errors(override, message):
         load_config(config_file("bert_finetune_sentiment_zh.yaml"), [override])
 
 
+@pytest.mark.parametrize("config_name, kind", [("lstm_sentiment_zh.yaml", "lstm"), ("mlp_digits.yaml", "mlp")])
+def test_layer_decay_without_a_transformer_is_refused_when_the_config_loads(config_name, kind):
+    with pytest.raises(ConfigError, match=rf"^--override trainer.layer_decay: trainer.layer_decay=0.8 needs a "
+                                          rf"transformer encoder \(model.kind: bert\); allowed with "
+                                          rf"model.kind={kind}: 1.0$"):
+        load_config(config_file(config_name), ["trainer.layer_decay=0.8"])
+
+
 @pytest.fixture(scope="module")
 def tiny_encoder_dir(tmp_path_factory):
     """A randomly initialised tiny encoder saved like a pretrain run's encoder/ directory."""

@@ -88,14 +88,48 @@ _TYPO = ["--config=configs/mlp_digits.yaml", "--model_dir={empty}/run", "--overr
     ("export", ["--model_dir={empty}", "--export_base={empty}/exports"], "error: {empty}: no config.yaml found"),
 ])
 def test_a_bad_config_fails_before_tensorflow_loads(name, args, message, tmp_path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
     args = [arg.format(empty=tmp_path) for arg in args]
+    assert _last_error_line_without_tensorflow(name, args).startswith(message.format(empty=tmp_path))
+    assert os.listdir(tmp_path) == []
+
+
+def _last_error_line_without_tensorflow(name, args):
+    """Runs binary `name` expecting exit status 2 before TensorFlow loads; returns its last stderr line."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
     result = subprocess.run([sys.executable, "-c", _REPORT_TENSORFLOW_AT_EXIT, f"trainers.{name}", *args],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
-    assert lines[-2].startswith(message.format(empty=tmp_path)), result.stderr[-2000:]
-    assert lines[-1] == "tensorflow imported: False"
+    assert lines[-1] == "tensorflow imported: False", result.stderr[-2000:]
+    return lines[-2]
+
+
+@pytest.mark.parametrize("name, recorded_kind, message", [
+    ("train", "train", "holds a run trained with a different config (trainer.learning_rate 0.1 → 0.001)"),
+    ("pipeline", "train", "holds a train run, and this command starts a pipeline run"),
+])
+def test_a_run_directory_that_cannot_resume_is_refused_before_tensorflow_loads(name, recorded_kind, message,
+                                                                               tmp_path):
+    from tfmodels.config import load_config, save_config
+    from tfmodels.tasks import resume_check
+    model_dir = tmp_path / "run"
+    model_dir.mkdir()
+    save_config(load_config(os.path.join(REPO, "configs/mlp_digits.yaml"), ["trainer.learning_rate=0.1"],
+                            model_dir=str(model_dir)), str(model_dir / "config.yaml"))
+    resume_check.record_kind(str(model_dir), recorded_kind)
+    (model_dir / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\n')
+    files = {path.name: path.read_bytes() for path in model_dir.iterdir()}
+    line = _last_error_line_without_tensorflow(name, ["--config=configs/mlp_digits.yaml", f"--model_dir={model_dir}"])
+    assert line.startswith(f"error: {model_dir}: {message}"), line
+    assert {path.name: path.read_bytes() for path in model_dir.iterdir()} == files
+
+
+def test_layer_decay_without_a_transformer_is_refused_before_tensorflow_loads(tmp_path):
+    line = _last_error_line_without_tensorflow("train", [
+        "--config=configs/lstm_sentiment_zh.yaml", f"--model_dir={tmp_path / 'run'}",
+        "--override=trainer.layer_decay=0.8"])
+    assert line.startswith("error: --override trainer.layer_decay: trainer.layer_decay=0.8 needs a transformer "
+                           "encoder"), line
     assert os.listdir(tmp_path) == []
 
 

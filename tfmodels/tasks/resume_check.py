@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import os
 
-import tensorflow as tf
 import yaml
 
+from tfmodels import paths
 from tfmodels.config import ConfigError, ExperimentConfig, config_from_dict, get_value, to_dict
 from tfmodels.data.vocab import load_vocab
 
@@ -104,33 +104,33 @@ def run_differences(config: ExperimentConfig, model_dir: str, kind: str, totals_
 
 def record_kind(output_dir: str, kind: str) -> None:
     """Writes which kind of run `output_dir` holds (`check_resume` compares it)."""
-    with tf.io.gfile.GFile(os.path.join(output_dir, KIND_FILE), "w") as f:
+    with paths.open_file(os.path.join(output_dir, KIND_FILE), "w") as f:
         f.write(kind + "\n")
 
 
 def recorded_kind(model_dir: str) -> str | None:
     """The kind of run `model_dir` holds; None for a run written before kinds were recorded."""
     path = os.path.join(model_dir, KIND_FILE)
-    if not tf.io.gfile.exists(path):
+    if not paths.exists(path):
         return None
-    with tf.io.gfile.GFile(path) as f:
+    with paths.open_file(path) as f:
         return f.read().strip()
 
 
 def holds_run(model_dir: str) -> bool:
     """Whether `model_dir` holds a run to resume: its config.yaml and a checkpoint."""
-    return tf.io.gfile.exists(os.path.join(model_dir, CONFIG_FILE)) and holds_checkpoint(model_dir)
+    return paths.exists(os.path.join(model_dir, CONFIG_FILE)) and holds_checkpoint(model_dir)
 
 
 def holds_checkpoint(model_dir: str) -> bool:
     """Whether `model_dir` or a directory under it (a phase, a pipeline stage) holds a checkpoint."""
-    return any("checkpoint" in files for _, _, files in tf.io.gfile.walk(model_dir))
+    return any("checkpoint" in files for _, _, files in paths.walk(model_dir))
 
 
 def read_saved_config(path: str) -> ExperimentConfig:
     """The config a run directory recorded, with today's defaults for keys it predates."""
     try:
-        with tf.io.gfile.GFile(path) as f:
+        with paths.open_file(path) as f:
             data = yaml.safe_load(f)
         return config_from_dict(data or {}, source=path)
     except (yaml.YAMLError, ConfigError) as error:
@@ -181,11 +181,11 @@ def vocabulary_difference(config: ExperimentConfig, model_dir: str) -> list[str]
     (`common.ensure_vocab`), so line endings or a byte-order mark may differ from the file given.
     """
     kept = next((path for path in (os.path.join(model_dir, name) for name in KEPT_VOCABULARIES)
-                 if tf.io.gfile.exists(path)), None)
+                 if paths.exists(path)), None)
     given = config.data.vocab_path
     if not given or not kept or os.path.abspath(given) == os.path.abspath(kept):
         return []
-    if tf.io.gfile.exists(given) and load_vocab(given) == load_vocab(kept):
+    if paths.exists(given) and load_vocab(given) == load_vocab(kept):
         return []
     return [f"data.vocab_path {given!r} is not the vocabulary the run kept ({kept})"]
 

@@ -106,9 +106,12 @@ def test_a_second_sigterm_and_a_sigint_during_the_save_leave_a_complete_checkpoi
 
 
 @pytest.mark.slow
-def test_two_workers_stop_at_the_same_step_and_resume(tmp_path):
-    """SIGTERM to worker 1 only: both workers agree on the step, the chief writes the checkpoint,
-    both exit 75; re-running both resumes and ends with the weights of an uninterrupted job."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl_c"])
+def test_two_workers_stop_at_the_same_step_and_resume(tmp_path, signum):
+    """SIGTERM or Ctrl-C to worker 1 only: both workers agree on the step and the chief writes the
+    checkpoint; after SIGTERM both exit 75, after Ctrl-C worker 1 exits 130 and worker 0 75 (it
+    does not wait in its collectives); re-running both resumes and ends with the weights of an
+    uninterrupted job."""
     from tests.trainers.test_multi_worker_binaries import digests_by_worker, run_workers
     args = TRAIN + ["--strategy=multi_worker"]
     reference = run_workers("train", args + [f"--model_dir={tmp_path / 'reference'}"], 2)
@@ -118,13 +121,23 @@ def test_two_workers_stop_at_the_same_step_and_resume(tmp_path):
     for index in range(2):
         tf_config = {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}
         processes.append(_start(args + [f"--model_dir={run_dir}"], tmp_path / f"worker{index}.log",
-                                env={"TF_CONFIG": json.dumps(tf_config)}))
-    _sigterm_at_checkpoint(processes[1], run_dir, random.Random(5).choice(CHECKPOINT_STEPS))
-    processes[0].wait(timeout=300)
-    lines = [_preempted_line(tmp_path / f"worker{i}.log", last=False) for i in range(2)]
-    assert [p.returncode for p in processes] == [PREEMPTED_EXIT_STATUS] * 2
-    steps = {int(line.split("at step ")[1].split(":")[0]) for line in lines}
-    assert len(steps) == 1, lines
+                                env={"TF_CONFIG": json.dumps(tf_config)}, interactive=True))
+    step = random.Random(5).choice(CHECKPOINT_STEPS)
+    wait_for(lambda: any(s >= step for s in checkpoint_steps(run_dir)), 300, processes[1], 0.005)
+    processes[1].send_signal(signum)
+    for process in processes:
+        process.wait(timeout=300)
+    if signum == signal.SIGTERM:
+        lines = [_preempted_line(tmp_path / f"worker{i}.log", last=False) for i in range(2)]
+        assert [p.returncode for p in processes] == [PREEMPTED_EXIT_STATUS] * 2
+        steps = {int(line.split("at step ")[1].split(":")[0]) for line in lines}
+        assert len(steps) == 1, lines
+    else:
+        line = _preempted_line(tmp_path / "worker0.log", last=False)
+        assert line.startswith("preempted: preempted by a Ctrl-C on another worker at step "), line
+        assert [p.returncode for p in processes] == [PREEMPTED_EXIT_STATUS, 130]
+        assert "interrupted: a training run resumes from its last checkpoint" in open(tmp_path / "worker1.log").read()
+        steps = {int(line.split("at step ")[1].split(":")[0])}
     assert tf.train.latest_checkpoint(str(run_dir)).endswith(f"ckpt-{steps.pop()}")
     resumed = run_workers("train", args + [f"--model_dir={run_dir}"], 2)
     assert digests_by_worker(resumed) == digests_by_worker(reference)

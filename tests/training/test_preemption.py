@@ -130,3 +130,14 @@ def test_a_sigint_the_process_ignores_stays_ignored_during_fit(tmp_path):
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_under_several_workers_a_first_ctrl_c_is_deferred_and_a_second_interrupts(python_ctrl_c):
+    with preemption.SignalWatcher(defer_interrupt=True) as watcher:
+        os.kill(os.getpid(), signal.SIGINT)
+        _let_signal_handlers_run()  # no KeyboardInterrupt: the workers stop together at a step boundary
+        assert watcher.interrupted and not watcher.requested
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            _let_signal_handlers_run()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -11,7 +11,10 @@ half-written one behind; once a stop is pending, SIGINT no longer interrupts it.
 Ctrl-C (SIGINT) during `fit` raises KeyboardInterrupt as usual, and is never lost: should that
 exception be swallowed on its way (Python ignores exceptions raised in `__del__` methods and
 weakref callbacks, which TensorFlow runs during a step), the Trainer raises it again at the next
-step boundary.
+step boundary. Under multi-worker training a KeyboardInterrupt on one worker would leave the others
+waiting in their collectives, so there a first Ctrl-C is agreed on like a SIGTERM: every worker
+stops after the same step and the chief writes its checkpoint; the interrupted worker then raises
+KeyboardInterrupt and the others `TrainingPreempted`. A second Ctrl-C stops that worker at once.
 
 TensorFlow's `tf.distribute.experimental.PreemptionCheckpointHandler` implements the same protocol
 for MultiWorkerMirroredStrategy and TPUStrategy only, saves through its own CheckpointManager and
@@ -38,20 +41,22 @@ class TrainingPreempted(Exception):
       step: int. The optimizer step it holds.
     """
 
-    def __init__(self, checkpoint, step):
+    def __init__(self, checkpoint, step, cause="SIGTERM"):
         self.checkpoint, self.step = checkpoint, step
         where = f"checkpoint {checkpoint}" if checkpoint else "no model_dir, so no checkpoint"
-        super().__init__(f"preempted by SIGTERM at step {step}: {where} written; run the same command "
+        super().__init__(f"preempted by {cause} at step {step}: {where} written; run the same command "
                          "again to resume")
 
 
 class SignalWatcher:
     """While active (a context manager; main thread only): SIGTERM sets `requested`; SIGINT, when
     it raises KeyboardInterrupt in this process (Python's default), sets `interrupted` and raises
-    it. A SIGINT the process ignores (started in the background, or under nohup) stays ignored;
-    after a SIGTERM any SIGINT only logs."""
+    it, or with `defer_interrupt` (multi-worker training) only sets it the first time, so that the
+    workers can stop together, and raises on the second. A SIGINT the process ignores (started in
+    the background, or under nohup) stays ignored; after a SIGTERM any SIGINT only logs."""
 
-    def __init__(self):
+    def __init__(self, defer_interrupt=False):
+        self.defer_interrupt = defer_interrupt
         self.requested = False
         self.interrupted = False
         self._previous = {}
@@ -83,6 +88,11 @@ class SignalWatcher:
         del signum, frame
         if self.requested:  # once stopping, Ctrl-C must not abort the checkpoint that the stop writes
             logger.warning("SIGINT while stopping for SIGTERM: finishing the checkpoint first")
+            return
+        if self.defer_interrupt and not self.interrupted:
+            self.interrupted = True
+            logger.warning("SIGINT: every worker stops after this step and the chief writes a checkpoint; "
+                           "Ctrl-C again stops this worker at once (the others then wait for it)")
             return
         self.interrupted = True
         raise KeyboardInterrupt

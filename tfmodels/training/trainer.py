@@ -492,7 +492,8 @@ class Trainer:
         run.summaries = Summaries(self.model_dir, self.is_chief)
         restore_clipnorm = self._clip_across_replicas_during_fit()
         try:
-            with preemption.SignalWatcher() as self._signals:
+            several_workers = distribute.num_workers(self.strategy) > 1
+            with preemption.SignalWatcher(defer_interrupt=several_workers) as self._signals:
                 run.callbacks.on_train_begin()
                 self._fit_epochs(run)
                 self._hold_averaged_weights()
@@ -767,22 +768,32 @@ class Trainer:
 
     def _stop_if_signalled(self):
         """At a step boundary: after a SIGTERM on any worker, checkpoint this step (signals held) and
-        raise TrainingPreempted; after a Ctrl-C whose KeyboardInterrupt was swallowed on its way
-        (preemption.py), raise it again."""
-        if self._signals is not None and self._signals.interrupted:
+        raise TrainingPreempted. After a Ctrl-C: on one worker, raise KeyboardInterrupt again if it
+        was swallowed on its way (preemption.py); under multi-worker training, checkpoint this step
+        on every worker's agreement, then raise KeyboardInterrupt on the interrupted worker and
+        TrainingPreempted on the others."""
+        interrupted_here = self._signals is not None and self._signals.interrupted
+        if interrupted_here and not self._signals.defer_interrupt:
             raise KeyboardInterrupt
-        if not self._preemption_agreed():
+        sigterm, sigint = self._stop_agreed()
+        if not (sigterm or sigint):
             return
         step = int(self.global_step.numpy())
         self._save()
+        if interrupted_here and not sigterm:
+            raise KeyboardInterrupt
         checkpoint = os.path.join(self.model_dir, f"ckpt-{step}") if self.model_dir else None
-        raise preemption.TrainingPreempted(checkpoint, step)
+        cause = "SIGTERM" if sigterm else "a Ctrl-C on another worker"
+        raise preemption.TrainingPreempted(checkpoint, step, cause)
 
-    def _preemption_agreed(self):
-        """Whether any worker got SIGTERM; every worker gets the same answer at the same step."""
-        requested = self._signals is not None and self._signals.requested
+    def _stop_agreed(self):
+        """(any worker got SIGTERM, any worker deferred a Ctrl-C); every worker gets the same answer
+        at the same step."""
+        signals = self._signals
+        flags = [float(signals is not None and signals.requested),
+                 float(signals is not None and signals.defer_interrupt and signals.interrupted)]
         if distribute.num_workers(self.strategy) == 1:
-            return requested
+            return tuple(flag > 0 for flag in flags)
         if self._agree_fn is None:
             strategy = self.strategy
 
@@ -790,7 +801,8 @@ class Trainer:
                 per_replica = strategy.run(lambda: tf.identity(flag))
                 return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
             self._agree_fn = tf.function(agree)
-        return float(self._agree_fn(tf.constant(1.0 if requested else 0.0))) > 0
+        sums = self._agree_fn(tf.constant(flags)).numpy()
+        return bool(sums[0] > 0), bool(sums[1] > 0)
 
     def _raise_non_finite(self, bad_step, totals):
         loss = self.objective.train_logs(totals)["loss"]

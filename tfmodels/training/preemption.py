@@ -11,10 +11,11 @@ half-written one behind; once a stop is pending, SIGINT no longer interrupts it.
 Ctrl-C (SIGINT) during `fit` raises KeyboardInterrupt as usual, and is never lost: should that
 exception be swallowed on its way (Python ignores exceptions raised in `__del__` methods and
 weakref callbacks, which TensorFlow runs during a step), the Trainer raises it again at the next
-step boundary. Under multi-worker training a KeyboardInterrupt on one worker would leave the others
-waiting in their collectives, so there a first Ctrl-C is agreed on like a SIGTERM: every worker
-stops after the same step and the chief writes its checkpoint; the interrupted worker then raises
-KeyboardInterrupt and the others `TrainingPreempted`. A second Ctrl-C stops that worker at once.
+step boundary. Under multi-worker training a KeyboardInterrupt on one worker makes the others
+fail in their collectives once its heartbeats stop, so there a first Ctrl-C is agreed on like a
+SIGTERM: every worker stops after the same step and the chief writes its checkpoint; the
+interrupted worker then raises KeyboardInterrupt and the others `TrainingPreempted`. A second
+Ctrl-C stops that worker at once.
 
 TensorFlow's `tf.distribute.experimental.PreemptionCheckpointHandler` implements the same protocol
 for MultiWorkerMirroredStrategy and TPUStrategy only, saves through its own CheckpointManager and
@@ -92,7 +93,7 @@ class SignalWatcher:
         if self.defer_interrupt and not self.interrupted:
             self.interrupted = True
             logger.warning("SIGINT: every worker stops after this step and the chief writes a checkpoint; "
-                           "Ctrl-C again stops this worker at once (the others then wait for it)")
+                           "Ctrl-C again stops this worker at once (the others then fail in their collectives)")
             return
         self.interrupted = True
         raise KeyboardInterrupt

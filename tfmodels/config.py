@@ -122,6 +122,9 @@ class TrainerConfig:
     steps: int | None = None
     steps_per_epoch: int | None = None
     steps_per_execution: int = 1
+    # Run each batch as N parts of rows sorted by length, each padded to its own longest row; the
+    # step's gradient is the whole batch's (tfmodels/training/length_parts.py). BERT only; 1 is off.
+    length_sorted_parts: int = 1
     fast_dropout: bool = True  # half-cost dropout masks (tfmodels/training/dropout.py)
     recompute: str = "none"  # "layers": recompute transformer layers in the backward pass (less memory)
     checkpoint_every_steps: int = 500
@@ -173,7 +176,8 @@ class TrainerConfig:
                     checkpoint_every_steps=self.checkpoint_every_steps, keep_checkpoints=self.keep_checkpoints,
                     log_every_steps=self.log_every_steps, best_metric=self.best_metric,
                     early_stopping_patience=self.early_stopping_patience, eval_every_steps=self.eval_every_steps,
-                    steps_per_execution=self.steps_per_execution, fast_dropout=self.fast_dropout)
+                    steps_per_execution=self.steps_per_execution, fast_dropout=self.fast_dropout,
+                    length_sorted_parts=self.length_sorted_parts)
 
 
 @dataclasses.dataclass
@@ -190,7 +194,9 @@ class PretrainConfig(TrainerConfig):
     `data.sequence_length` tokens, instead of consecutive reviews packed into the general phase's
     windows; `in_domain_sequence_length` sets the window length explicitly, and
     `in_domain_length_buckets` (packed tokens, e.g. [32, 64]) batches those one-review windows by
-    length, as `data.length_buckets` does for fine-tuning.
+    length, as `data.length_buckets` does for fine-tuning. `in_domain_length_sorted_parts` is the
+    in-domain phase's `length_sorted_parts` (None: the stage's), so that one-review windows run in
+    parts while the general phase's packed windows, full to the last token, do not.
     """
 
     objective: str = "mlm"
@@ -202,6 +208,7 @@ class PretrainConfig(TrainerConfig):
     in_domain_sequence_length: int | None = None
     in_domain_packing: bool = True
     in_domain_length_buckets: list[int] | None = None  # with in_domain_packing false
+    in_domain_length_sorted_parts: int | None = None  # None: the stage's length_sorted_parts
 
 
 @dataclasses.dataclass
@@ -332,7 +339,12 @@ def _trainer_ranges(section: str) -> dict:
         "steps_per_execution": _at_least(1), "checkpoint_every_steps": _at_least(1),
         "keep_checkpoints": _at_least(1), "log_every_steps": _at_least(1),
         "early_stopping_patience": _at_least(1), "eval_every_steps": _at_least(1),
-        "layer_decay": _layer_decay_rule(section), "ema_decay": _between(0, 1, low_included=False)}.items()}
+        "length_sorted_parts": _at_least(1), "layer_decay": _layer_decay_rule(section),
+        "ema_decay": _between(0, 1, low_included=False)}.items()}
+
+
+# Fine-tuning options for a transformer encoder only, and the value that turns each off.
+_TRANSFORMER_ONLY = {"trainer.layer_decay": 1.0, "trainer.length_sorted_parts": 1}
 
 
 def _layer_decay_rule(section: str):
@@ -357,7 +369,7 @@ _RANGES = {
     "pretrain.dropout": _between(0, 1), "pretrain.generator_width": _between(0, 1, high_included=True),
     "pretrain.electra_weight": _positive(), "pretrain.in_domain_steps": _at_least(0),
     "pretrain.in_domain_learning_rate": _positive(), "pretrain.in_domain_sequence_length": _at_least(3),
-    "pretrain.in_domain_length_buckets": _each_at_least(3),
+    "pretrain.in_domain_length_buckets": _each_at_least(3), "pretrain.in_domain_length_sorted_parts": _at_least(1),
     "study.seeds": _at_least(1),
     "finetune.top_k": _at_least(1), "finetune.unfreeze_every_epochs": _at_least(1),
     "finetune.lora_rank": _at_least(1), "finetune.frozen_epochs": _at_least(0),
@@ -574,10 +586,11 @@ def _validate_choices(config: ExperimentConfig, where: dict[str, str], source: s
         raise ConfigError(f"{where.get('data.word_segmenter', source)}: data.word_segmenter="
                           f"{config.data.word_segmenter!r} needs data.whole_word_masking: true (its words are "
                           "what whole-word masking selects)")
-    if config.trainer.layer_decay != 1.0 and config.model.kind != "bert":
-        raise ConfigError(f"{where.get('trainer.layer_decay', source)}: trainer.layer_decay="
-                          f"{config.trainer.layer_decay} needs a transformer encoder (model.kind: bert); allowed "
-                          f"with model.kind={config.model.kind}: 1.0")
+    for dotted, off in _TRANSFORMER_ONLY.items():
+        value = get_value(config, dotted)
+        if value != off and config.model.kind != "bert":
+            raise ConfigError(f"{where.get(dotted, source)}: {dotted}={value} needs a transformer encoder "
+                              f"(model.kind: bert); allowed with model.kind={config.model.kind}: {off}")
     weights = config.data.class_weights
     if isinstance(weights, str) and weights != "balanced" or isinstance(weights, dict) and not all(
             0 < w < float("inf") for w in weights.values()):

@@ -87,6 +87,9 @@ def test_layer_decay_on_a_model_without_layers_is_a_config_error(build):
     ("pretrain.layer_decay=0.8", r"pretrain.layer_decay=0.8 is out of range; allowed: 1.0 \(layer decay is a "
                                  r"fine-tuning option: trainer.layer_decay\)"),
     ("trainer.eval_every_steps=often", "trainer.eval_every_steps must be int | None, got 'often'"),
+    ("trainer.length_sorted_parts=0", "trainer.length_sorted_parts=0 is out of range; allowed: >= 1"),
+    ("pretrain.in_domain_length_sorted_parts=0",
+     "pretrain.in_domain_length_sorted_parts=0 is out of range; allowed: >= 1"),
 ])
 def test_bad_protocol_values_are_one_line_config_errors(override, message):
     with pytest.raises(ConfigError, match=f"^--override {override.split('=')[0]}: {message}$"):
@@ -94,11 +97,13 @@ def test_bad_protocol_values_are_one_line_config_errors(override, message):
 
 
 @pytest.mark.parametrize("config_name, kind", [("lstm_sentiment_zh.yaml", "lstm"), ("mlp_digits.yaml", "mlp")])
-def test_layer_decay_without_a_transformer_is_refused_when_the_config_loads(config_name, kind):
-    with pytest.raises(ConfigError, match=rf"^--override trainer.layer_decay: trainer.layer_decay=0.8 needs a "
+@pytest.mark.parametrize("key, value, off", [("layer_decay", "0.8", "1.0"), ("length_sorted_parts", "2", "1")])
+def test_transformer_options_without_a_transformer_are_refused_when_the_config_loads(config_name, kind, key, value,
+                                                                                      off):
+    with pytest.raises(ConfigError, match=rf"^--override trainer.{key}: trainer.{key}={value} needs a "
                                           rf"transformer encoder \(model.kind: bert\); allowed with "
-                                          rf"model.kind={kind}: 1.0$"):
-        load_config(config_file(config_name), ["trainer.layer_decay=0.8"])
+                                          rf"model.kind={kind}: {off}$"):
+        load_config(config_file(config_name), [f"trainer.{key}={value}"])
 
 
 @pytest.fixture(scope="module")

@@ -133,6 +133,18 @@ def test_pretraining_without_dropout_saves_the_encoder_with_the_fine_tuning_drop
         assert "dropout: 0.0" in f.read()
 
 
+def test_the_in_domain_phase_has_its_own_length_sorted_parts_and_learning_rate():
+    config = load_config(DEMO, ["pretrain.length_sorted_parts=1", "pretrain.in_domain_length_sorted_parts=2",
+                                "pretrain.in_domain_learning_rate=5e-4", "pretrain.in_domain_steps=30"])
+    phase = pretrain.in_domain_settings(config.pretrain)
+    assert (phase.length_sorted_parts, phase.learning_rate, phase.steps) == (2, 5e-4, 30)
+    assert config.pretrain.length_sorted_parts == 1, "the general phase's packed windows run whole"
+    inherited = load_config(DEMO, ["pretrain.length_sorted_parts=3", "pretrain.in_domain_length_sorted_parts=null",
+                                   "pretrain.in_domain_learning_rate=null"])
+    phase = pretrain.in_domain_settings(inherited.pretrain)
+    assert (phase.length_sorted_parts, phase.learning_rate) == (3, inherited.pretrain.learning_rate)
+
+
 def test_in_domain_windows_hold_one_review_each_when_not_packed():
     config = load_config(DEMO, ["data.pretrain_sequence_length=64", "pretrain.in_domain_sequence_length=128",
                                 "pretrain.in_domain_packing=false", "data.dynamic_padding=false"])

@@ -259,10 +259,10 @@ def test_unfreezing_during_fit_retraces_with_new_trainable_variables():
     assert not np.array_equal(model.get_layer("hidden").kernel.numpy(), frozen_kernel)
 
 
-def _tiny_bert_classifier(vocabulary_size=40, sequence_length=12):
+def _tiny_bert_classifier(vocabulary_size=40, sequence_length=12, dropout=0.1):
     backbone = keras_hub.models.BertBackbone(
         vocabulary_size=vocabulary_size, num_layers=1, num_heads=2, hidden_dim=16,
-        intermediate_dim=32, max_sequence_length=sequence_length, name="encoder")
+        intermediate_dim=32, max_sequence_length=sequence_length, dropout=dropout, name="encoder")
     inputs = {name: keras.Input((sequence_length,), dtype="int32", name=name)
               for name in ("token_ids", "padding_mask", "segment_ids")}
     pooled = backbone(inputs)["pooled_output"]
@@ -280,6 +280,20 @@ def _token_dataset(num_examples=48, sequence_length=12, batch_size=16):
     features = {"token_ids": token_ids, "padding_mask": padding_mask,
                 "segment_ids": np.zeros_like(token_ids)}
     return tf.data.Dataset.from_tensor_slices((features, labels)).batch(batch_size), padding_mask
+
+
+def test_gradient_accumulation_sums_a_bert_models_sparse_embedding_gradients():
+    # The token embedding's gradient is sparse (IndexedSlices); accumulating two of them failed at
+    # trace time ("unsupported operand type(s) for +").
+    weights = []
+    for batch_size, accumulation in ((16, 1), (8, 2)):
+        keras.utils.set_random_seed(0)
+        model = _tiny_bert_classifier(dropout=0.0)
+        data, _ = _token_dataset(batch_size=batch_size)
+        Trainer(model, _optimizer(3e-3), grad_accum_steps=accumulation, verbose=0).fit(data, steps=3)
+        weights.append(_weights(model))
+    for got, want in zip(*weights):
+        np.testing.assert_allclose(got, want, atol=2e-5)
 
 
 def test_bert_classifier_under_mirrored_strategy_counts_tokens(tmp_path):

@@ -112,9 +112,7 @@ def pretrain_encoder(started: common.Run, texts, vocab_path: str) -> dict:
         model, objective = pretraining_model(config, encoder)
     phases = [("general", texts, tc, started.model_dir)]
     if tc.in_domain_steps:
-        in_domain = dataclasses.replace(tc, steps=tc.in_domain_steps,
-                                        learning_rate=tc.in_domain_learning_rate or tc.learning_rate)
-        phases.append(("in_domain", in_domain_texts(config), in_domain, started.stage_dir(IN_DOMAIN_DIR)))
+        phases.append(("in_domain", in_domain_texts(config), in_domain_settings(tc), started.stage_dir(IN_DOMAIN_DIR)))
     for phase, phase_texts, phase_tc, model_dir in phases:
         history, metrics = run_phase(started, (model, objective), phase, phase_texts, tokenizer, phase_tc,
                                      model_dir)
@@ -122,6 +120,14 @@ def pretrain_encoder(started: common.Run, texts, vocab_path: str) -> dict:
     common.write_json(started.path(common.METRICS_FILE), {"heldout": metrics})
     return {"encoder_dir": encoder_dir, "vocab_path": vocab_path, "history": history, "metrics": metrics,
             "tokens_per_second": common.tokens_per_second(history)}
+
+
+def in_domain_settings(tc):
+    """The in-domain phase's PretrainConfig: the stage's, with the phase's steps, learning rate and
+    length-sorted parts (`pretrain.in_domain_*`, each defaulting to the stage's)."""
+    return dataclasses.replace(
+        tc, steps=tc.in_domain_steps, learning_rate=tc.in_domain_learning_rate or tc.learning_rate,
+        length_sorted_parts=tc.in_domain_length_sorted_parts or tc.length_sorted_parts)
 
 
 def in_domain_texts(config: ExperimentConfig) -> list[str]:

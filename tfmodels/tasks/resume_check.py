@@ -39,12 +39,14 @@ CONFIG_FILE = "config.yaml"
 KEPT_VOCABULARIES = ("vocab.txt", os.path.join("encoder", "vocab.txt"))
 KINDS = ("train", "finetune", "pretrain", "pipeline")
 
-_CADENCE = ("checkpoint_every_steps", "keep_checkpoints", "log_every_steps", "steps_per_execution", "recompute")
+_CADENCE = ("checkpoint_every_steps", "keep_checkpoints", "log_every_steps", "steps_per_execution", "recompute",
+            "length_sorted_parts")
 RUN_MECHANICS = frozenset({
     "name", "description", "model_dir", "strategy", "deterministic", "export",
     "study.seeds", "study.lstm_config", "study.reuse_from",
     "data.cache", "data.eval_batch_size",
     *(f"{section}.{key}" for section in ("trainer", "pretrain") for key in _CADENCE),
+    "pretrain.in_domain_length_sorted_parts",
 })
 # A resumed run may raise its totals to train on, not lower them; a run reused elsewhere must have the same totals.
 TOTALS = frozenset({"trainer.epochs", "trainer.steps", "pretrain.epochs", "pretrain.steps", "pretrain.in_domain_steps"})

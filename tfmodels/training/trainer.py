@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfmodels.training import checkpointing, distribute, preemption
+from tfmodels.training import checkpointing, distribute, length_parts, preemption
 from tfmodels.training import optimization
 from tfmodels.training import steps as steps_lib
 from tfmodels.training.dropout import use_fast_dropout
@@ -81,6 +81,17 @@ def _local_batch(batch):
 def _float32_outputs(outputs):
     """The model's outputs (a tensor or a dict of them) with floating tensors cast to float32."""
     return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32) if t.dtype.is_floating else t, outputs)
+
+
+def _sum_gradients(a, b):
+    """a + b for gradients of one variable; None is no gradient. Two embedding gradients (IndexedSlices)
+    stay sparse: their rows are concatenated, and a repeated row adds up where they are applied."""
+    if a is None or b is None:
+        return b if a is None else a
+    if isinstance(a, tf.IndexedSlices) and isinstance(b, tf.IndexedSlices):
+        return tf.IndexedSlices(tf.concat([a.values, b.values], 0), tf.concat([a.indices, b.indices], 0),
+                                a.dense_shape)
+    return tf.convert_to_tensor(a) + tf.convert_to_tensor(b)
 
 
 def _all_trainable_capable_variables(model):
@@ -160,6 +171,11 @@ class Trainer:
         evaluation is at exactly every N-th step; a step that ends an epoch is evaluated once.
         Defaults to None (epoch ends only).
       steps_per_execution: int. Steps run per tf.function call. Defaults to 1.
+      length_sorted_parts: int. Run each replica's batch as this many parts of rows sorted by
+        length, each padded only to its own longest row (tfmodels/training/length_parts.py): the
+        step's gradient is the whole batch's, over fewer padding positions. For token models whose
+        output for a row does not depend on its padding (BERT); needs a `padding_mask` feature.
+        Defaults to 1 (the batch as it comes).
       fast_dropout: bool. Draw the model's dropout masks with `dropout.keep_mask` (half the
         random numbers, same rate to 1/65536; see tfmodels/training/dropout.py). Defaults to True.
       seed: int or None. Seeds Python, NumPy, TF and Keras. Defaults to None.
@@ -178,10 +194,10 @@ class Trainer:
                  checkpoint_every_steps=None, keep_checkpoints=3, log_every_steps=50,
                  best_metric="val_accuracy", best_mode=None, early_stopping_patience=None,
                  steps_per_execution=1, fast_dropout=True, seed=None, verbose=1, eval_every_steps=None,
-                 previous_phase=None):
+                 previous_phase=None, length_sorted_parts=1):
         best_mode = best_mode or checkpointing.default_best_mode(best_metric)
         self._check_arguments(best_mode, grad_accum_steps, steps_per_execution, checkpoint_every_steps,
-                              log_every_steps, eval_every_steps, early_stopping_patience)
+                              log_every_steps, eval_every_steps, early_stopping_patience, length_sorted_parts)
         try:
             self.objective = get_objective(objective, label_smoothing=label_smoothing)
         except ObjectiveError as error:
@@ -194,6 +210,7 @@ class Trainer:
         self.strategy = strategy or tf.distribute.get_strategy()
         self.model_dir = model_dir
         self.grad_accum_steps = int(grad_accum_steps)
+        self.length_sorted_parts = int(length_sorted_parts)
         self.checkpoint_every_steps = checkpoint_every_steps
         self.keep_checkpoints = keep_checkpoints
         self.log_every_steps = int(log_every_steps)
@@ -256,11 +273,12 @@ class Trainer:
 
     @staticmethod
     def _check_arguments(best_mode, grad_accum_steps, steps_per_execution, checkpoint_every_steps,
-                         log_every_steps, eval_every_steps, early_stopping_patience):
+                         log_every_steps, eval_every_steps, early_stopping_patience, length_sorted_parts):
         if best_mode not in BEST_MODES:
             raise TrainerConfigError(f"best_mode {best_mode!r} unknown; choose one of max, min")
         for name, value in (("grad_accum_steps", grad_accum_steps),
                             ("steps_per_execution", steps_per_execution),
+                            ("length_sorted_parts", length_sorted_parts),
                             ("log_every_steps", log_every_steps)):
             if not isinstance(value, int) or value < 1:
                 raise TrainerConfigError(f"{name} must be an int >= 1; got {value!r}")
@@ -321,6 +339,8 @@ class Trainer:
         """Computes accumulated gradients over micro-batches and applies them (replica context)."""
         context = tf.distribute.get_replica_context()
         local = [unpack_batch(_local_batch(batch)) for batch in micro_batches]
+        if self.length_sorted_parts > 1:
+            local = [part for parts in local for part in self._split_by_length(parts)]
         local_counts = [self.objective.loss_denominators(*parts) for parts in local]
         denominators = global_denominators(
             context, {term: tf.add_n([counts[term] for counts in local_counts]) for term in local_counts[0]})
@@ -338,11 +358,8 @@ class Trainer:
                 if self._loss_scaled:
                     loss = self.optimizer.scale_loss(loss)
             step_gradients = tape.gradient(loss, variables)
-            if gradients is None:
-                gradients = step_gradients
-            else:
-                gradients = [g if a is None else (a if g is None else a + g)
-                             for a, g in zip(gradients, step_gradients)]
+            gradients = step_gradients if gradients is None else [
+                _sum_gradients(a, g) for a, g in zip(gradients, step_gradients)]
             batch_stats = dict(batch_stats, examples=batch_size(features), tokens=token_count(features))
             for name in stats:
                 stats[name] += batch_stats[name]
@@ -352,6 +369,16 @@ class Trainer:
         present = [(g, v) for g, v in zip(gradients, variables) if g is not None]
         self.optimizer.apply([g for g, _ in present], [v for _, v in present])
         return stats
+
+    def _split_by_length(self, batch_parts):
+        return length_parts.split_by_length(*batch_parts, self.length_sorted_parts)
+
+    @staticmethod
+    def _check_length_parts(features):
+        try:
+            length_parts.check_features(features)
+        except length_parts.LengthPartsError as error:
+            raise TrainerConfigError(str(error)) from None
 
     def _clip_across_replicas(self, context, gradients):
         """Clips the all-reduced gradient by global norm; returns per-replica shares of it."""
@@ -484,6 +511,8 @@ class Trainer:
         """
         if self.eval_every_steps and validation_data is None:
             raise TrainerConfigError(f"eval_every_steps={self.eval_every_steps} needs validation_data")
+        if self.length_sorted_parts > 1:
+            self._check_length_parts(unpack_batch(train_data.element_spec)[0])
         self._put_back_trained_weights()  # a second fit trains on from the trained weights, not their average
         run = _FitRun(train_data, validation_data, self._plan(train_data, epochs, steps, steps_per_epoch))
         run.callbacks = self._callback_list(callbacks, run.plan)

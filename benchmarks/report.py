@@ -326,8 +326,19 @@ def _thread_lines(results):
     return [_phrase("speed_threads", **default, parts="; ".join(parts))]
 
 
+def _length_parts_lines(results):
+    sides = {row["length_sorted_parts"]: row for row in results.get("length_parts", [])}
+    whole = sides.get(1)
+    if not whole or len(sides) < 2:
+        return []
+    parts = [f"{k} parts {row['median_step_s'] * 1000:.0f} ms/step, {_x(paired_ratio(row, whole))} as fast "
+             f"(per round {_spread(round_ratio_range(row, whole))})"
+             for k, row in sorted(sides.items()) if k != 1]
+    return [_phrase("speed_length_parts", **whole, whole_ms=whole["median_step_s"] * 1000, parts="; ".join(parts))]
+
+
 SPEED_KNOBS = (_precision_lines, _steps_per_execution_lines, _xla_lines, _dropout_lines,
-               _pooling_lines, _batching_lines, _thread_lines)
+               _pooling_lines, _length_parts_lines, _batching_lines, _thread_lines)
 
 
 def _speed(results, checks):

@@ -184,11 +184,16 @@ def _measure_input(results, settings, assets):
 
 
 def _measure_pooling(results, settings, assets):
-    """The demo classifier's poolings (mean vs max + mean) on the real reviews, interleaved."""
+    """The demo classifier's poolings (mean vs max + mean) and length-sorted parts on the real
+    reviews, each interleaved."""
     from benchmarks import speed
 
     _log("classifier pooling on the demo's encoder: mean vs max + mean (interleaved)")
     results["pooling"] = speed.measure_pooling(
+        assets, warmup=settings["warmup"], rounds=settings["rounds"],
+        steps_per_round=settings["steps_per_round"])
+    _log("length-sorted parts on the demo's classifier: 1, 2 and 4 parts (interleaved)")
+    results["length_parts"] = speed.measure_length_parts(
         assets, warmup=settings["warmup"], rounds=settings["rounds"],
         steps_per_round=settings["steps_per_round"])
 

@@ -24,6 +24,8 @@ BATCHING_MODES = {
 # classifier poolings compared on it.
 DEMO_SIZE = common.ModelSize("demo", 2, 256, 4)
 POOLINGS = ("mean", "max_mean")
+# trainer.length_sorted_parts compared on the demo's classifier (1: whole batches).
+LENGTH_SORTED_PARTS = (1, 2, 4)
 # (inter-op, intra-op) thread-pool sizes compared; 0 is TensorFlow's default (one per core).
 THREAD_SETTINGS = ((0, 0), (1, 0), (0, 1), (1, 1))
 
@@ -162,6 +164,39 @@ def measure_pooling(assets, size=DEMO_SIZE, precision="mixed_bfloat16", batch_si
                          vocabulary_size=tokenizer.vocabulary_size(), max_predictions=0,
                          warmup=warmup, pooling=pooling)
             for pooling, side_turns in turns.items()]
+
+
+def measure_length_parts(assets, size=DEMO_SIZE, precision="mixed_bfloat16", batch_size=32,
+                         sequence_length=128, warmup=3, rounds=4, steps_per_round=4):
+    """Fine-tuning throughput of the demo's classifier (mean pooling) with each
+    `length_sorted_parts` of LENGTH_SORTED_PARTS, interleaved.
+
+    As `measure_pooling`: real training reviews in batches padded to their longest review, one
+    Trainer per setting, built once, taking turns; compared by the median of per-round ratios.
+
+    Returns:
+        list of dict: one `turns_result` row per setting, with its `length_sorted_parts`.
+    """
+    from tfmodels.data import classification_dataset, make_tokenizer
+
+    from benchmarks import interleave
+    from benchmarks.training import TrainerSide, turns_result
+
+    keras.backend.clear_session()
+    tokenizer = make_tokenizer(assets.vocab_path)
+    data = classification_dataset(assets.train, tokenizer, sequence_length, batch_size,
+                                  repeat=True, dynamic_padding=True)
+    with common.dtype_policy(precision):
+        sides = {parts: TrainerSide("classification", size, data, tokenizer.vocabulary_size(),
+                                    pooling="mean", length_sorted_parts=parts)
+                 for parts in LENGTH_SORTED_PARTS}
+    turns = interleave.run_rounds(sides, rounds, steps_per_round, warmup)
+    return [turns_result("tfmodels", "classification", size, precision, side_turns,
+                         rounds=rounds, steps_per_round=steps_per_round, batch_size=batch_size,
+                         sequence_length=sequence_length,
+                         vocabulary_size=tokenizer.vocabulary_size(), max_predictions=0,
+                         warmup=warmup, length_sorted_parts=parts)
+            for parts, side_turns in turns.items()]
 
 
 def measure_threads(inter_op, intra_op, vocabulary_size, warmup=3, timed_steps=12,

@@ -92,7 +92,7 @@ def tfmodels_optimizer(total_steps, learning_rate=LEARNING_RATE):
 
 
 def build_trainer(task, size, planned_steps, vocabulary_size, steps_per_execution=1,
-                  fast_dropout=None, pooling="cls"):
+                  fast_dropout=None, pooling="cls", length_sorted_parts=1):
     """A tfmodels Trainer as the binaries build it (no model_dir), for the given model size.
 
     Args:
@@ -103,6 +103,7 @@ def build_trainer(task, size, planned_steps, vocabulary_size, steps_per_executio
         steps_per_execution: int. Steps per tf.function call. Defaults to 1.
         fast_dropout: bool | None. Trainer(fast_dropout=...); None keeps the binaries' default.
         pooling: str. The classifier's pooling (`build_bert_classifier`). Defaults to "cls".
+        length_sorted_parts: int. Trainer(length_sorted_parts=...). Defaults to 1 (whole batches).
     """
     from tfmodels.config import TrainerConfig
     from tfmodels.models import build_bert_classifier, build_bert_pretrainer
@@ -122,7 +123,7 @@ def build_trainer(task, size, planned_steps, vocabulary_size, steps_per_executio
         keep_checkpoints=defaults.keep_checkpoints, log_every_steps=defaults.log_every_steps,
         best_metric=None, steps_per_execution=steps_per_execution,
         fast_dropout=defaults.fast_dropout if fast_dropout is None else fast_dropout, seed=0,
-        verbose=0)
+        verbose=0, length_sorted_parts=length_sorted_parts)
 
 
 def build_keras_hub_model(task, size, planned_steps, vocabulary_size, steps_per_execution=1,
@@ -181,10 +182,10 @@ class TrainerSide(_FitSide):
     framework = "tfmodels"
 
     def __init__(self, task, size, data, vocabulary_size, steps_per_execution=1,
-                 fast_dropout=None, pooling="cls"):
+                 fast_dropout=None, pooling="cls", length_sorted_parts=1):
         super().__init__(data)
         self.trainer = build_trainer(task, size, PLANNED_STEPS, vocabulary_size,
-                                     steps_per_execution, fast_dropout, pooling)
+                                     steps_per_execution, fast_dropout, pooling, length_sorted_parts)
         self.steps_done = 0
 
     def _fit(self, steps, timer):

@@ -148,6 +148,19 @@ def test_pooling_comparison_trains_each_pooling_on_the_reviews(tmp_path):
         assert len(row["round_median_step_s"]) == 2 and row["size"] == "tiny"
 
 
+def test_length_parts_comparison_trains_each_setting_and_is_reported(tmp_path):
+    from benchmarks import report, speed
+
+    rows = speed.measure_length_parts(_text_assets(tmp_path, 64), size=TINY, precision="float32",
+                                      batch_size=8, sequence_length=16, warmup=1, rounds=2,
+                                      steps_per_round=2)
+    assert [row["length_sorted_parts"] for row in rows] == [1, 2, 4]
+    for row in rows:
+        assert STEP_KEYS <= set(row) and len(row["round_median_step_s"]) == 2
+    [line] = report._length_parts_lines({"length_parts": rows})
+    assert line.startswith("- Length-sorted parts on the demo's classifier") and "4 parts" in line
+
+
 @pytest.mark.skipif(not __import__("benchmarks.hf_torch").hf_torch.available(),
                     reason="torch/transformers not installed (optional extra)")
 def test_hf_torch_structure():

@@ -10,7 +10,7 @@ positions. What changes is only floating-point rounding and the draws of dropout
 depend on the tensors' shapes.
 
 This holds for models whose output for a row does not depend on how far the row is padded: a BERT
-encoder masks padding in attention and pooling. No TensorFlow graph is built here until called.
+encoder masks padding in attention and pooling.
 """
 import tensorflow as tf
 

@@ -340,7 +340,8 @@ class Trainer:
         context = tf.distribute.get_replica_context()
         local = [unpack_batch(_local_batch(batch)) for batch in micro_batches]
         if self.length_sorted_parts > 1:
-            local = [part for parts in local for part in self._split_by_length(parts)]
+            local = [part for batch in local
+                     for part in length_parts.split_by_length(*batch, self.length_sorted_parts)]
         local_counts = [self.objective.loss_denominators(*parts) for parts in local]
         denominators = global_denominators(
             context, {term: tf.add_n([counts[term] for counts in local_counts]) for term in local_counts[0]})
@@ -369,9 +370,6 @@ class Trainer:
         present = [(g, v) for g, v in zip(gradients, variables) if g is not None]
         self.optimizer.apply([g for g, _ in present], [v for _, v in present])
         return stats
-
-    def _split_by_length(self, batch_parts):
-        return length_parts.split_by_length(*batch_parts, self.length_sorted_parts)
 
     @staticmethod
     def _check_length_parts(features):

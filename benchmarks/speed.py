@@ -144,39 +144,29 @@ def measure_pooling(assets, size=DEMO_SIZE, precision="mixed_bfloat16", batch_si
     Returns:
         list of dict: one `turns_result` row per pooling, with its `pooling`.
     """
-    from tfmodels.data import classification_dataset, make_tokenizer
-
-    from benchmarks import interleave
-    from benchmarks.training import TrainerSide, turns_result
-
-    keras.backend.clear_session()
-    tokenizer = make_tokenizer(assets.vocab_path)
-    data = classification_dataset(assets.train, tokenizer, sequence_length, batch_size,
-                                  repeat=True, dynamic_padding=True)
-    with common.dtype_policy(precision):
-        sides = {pooling: TrainerSide("classification", size, data,
-                                      tokenizer.vocabulary_size(), pooling=pooling)
-                 for pooling in POOLINGS}
-    turns = interleave.run_rounds(sides, rounds, steps_per_round, warmup)
-    return [turns_result("tfmodels", "classification", size, precision, side_turns,
-                         rounds=rounds, steps_per_round=steps_per_round, batch_size=batch_size,
-                         sequence_length=sequence_length,
-                         vocabulary_size=tokenizer.vocabulary_size(), max_predictions=0,
-                         warmup=warmup, pooling=pooling)
-            for pooling, side_turns in turns.items()]
+    variants = {pooling: {"pooling": pooling} for pooling in POOLINGS}
+    return _interleaved_on_reviews(assets, variants, "pooling", size, precision, batch_size, sequence_length,
+                                   warmup, rounds, steps_per_round)
 
 
 def measure_length_parts(assets, size=DEMO_SIZE, precision="mixed_bfloat16", batch_size=32,
                          sequence_length=128, warmup=3, rounds=4, steps_per_round=4):
     """Fine-tuning throughput of the demo's classifier (mean pooling) with each
-    `length_sorted_parts` of LENGTH_SORTED_PARTS, interleaved.
-
-    As `measure_pooling`: real training reviews in batches padded to their longest review, one
-    Trainer per setting, built once, taking turns; compared by the median of per-round ratios.
+    `length_sorted_parts` of LENGTH_SORTED_PARTS, interleaved as in `measure_pooling` (same arguments).
 
     Returns:
         list of dict: one `turns_result` row per setting, with its `length_sorted_parts`.
     """
+    variants = {parts: {"pooling": "mean", "length_sorted_parts": parts} for parts in LENGTH_SORTED_PARTS}
+    return _interleaved_on_reviews(assets, variants, "length_sorted_parts", size, precision, batch_size,
+                                   sequence_length, warmup, rounds, steps_per_round)
+
+
+def _interleaved_on_reviews(assets, variants, label, size, precision, batch_size, sequence_length, warmup,
+                            rounds, steps_per_round):
+    """One classification Trainer per variant (name -> TrainerSide keyword arguments) on the real
+    training reviews in batches padded to their longest, taking turns; one `turns_result` row per
+    variant, with the variant's name under `label`."""
     from tfmodels.data import classification_dataset, make_tokenizer
 
     from benchmarks import interleave
@@ -187,16 +177,15 @@ def measure_length_parts(assets, size=DEMO_SIZE, precision="mixed_bfloat16", bat
     data = classification_dataset(assets.train, tokenizer, sequence_length, batch_size,
                                   repeat=True, dynamic_padding=True)
     with common.dtype_policy(precision):
-        sides = {parts: TrainerSide("classification", size, data, tokenizer.vocabulary_size(),
-                                    pooling="mean", length_sorted_parts=parts)
-                 for parts in LENGTH_SORTED_PARTS}
+        sides = {name: TrainerSide("classification", size, data, tokenizer.vocabulary_size(), **kwargs)
+                 for name, kwargs in variants.items()}
     turns = interleave.run_rounds(sides, rounds, steps_per_round, warmup)
     return [turns_result("tfmodels", "classification", size, precision, side_turns,
                          rounds=rounds, steps_per_round=steps_per_round, batch_size=batch_size,
                          sequence_length=sequence_length,
                          vocabulary_size=tokenizer.vocabulary_size(), max_predictions=0,
-                         warmup=warmup, length_sorted_parts=parts)
-            for parts, side_turns in turns.items()]
+                         warmup=warmup, **{label: name})
+            for name, side_turns in turns.items()]
 
 
 def measure_threads(inter_op, intra_op, vocabulary_size, warmup=3, timed_steps=12,

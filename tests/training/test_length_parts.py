@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from tests.training.conftest import build_mlp, make_classification_arrays, make_dataset
 from tfmodels import models
-from tfmodels.training import Trainer, TrainerConfigError, build_optimizer
+from tfmodels.training import Trainer, TrainerConfigError, build_optimizer, get_strategy
 from tfmodels.training.length_parts import real_extent, split_by_length
 
 VOCABULARY_SIZE = 40
@@ -55,17 +55,19 @@ def _encoder():
                                      dropout=0.0, num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32)
 
 
-def _twin_runs(build, objective, batches, steps):
-    """The initial weights, then the weights after `steps` steps of the same model and data in one part
-    and in 3 length-sorted parts."""
+def _twin_runs(build, objective, batches, steps, strategy=None):
+    """The initial weights, then the weights after `steps` steps of the same model and data under the
+    same strategy, in one part and in 3 length-sorted parts (each replica splits its share)."""
     weights = []
+    run_strategy = strategy or tf.distribute.get_strategy()
     for parts in (1, 3):
         keras.utils.set_random_seed(3)
-        model = build()
+        with run_strategy.scope():
+            model = build()
+            optimizer = build_optimizer("adamw", 3e-3, decay="constant", clipnorm=1.0)
         initial = [w.numpy() for w in model.weights]
-        optimizer = build_optimizer("adamw", 3e-3, decay="constant", clipnorm=1.0)
-        Trainer(model, optimizer, objective=objective, length_sorted_parts=parts, verbose=0).fit(
-            batches, steps=steps)
+        Trainer(model, optimizer, objective=objective, strategy=run_strategy, length_sorted_parts=parts,
+                verbose=0).fit(batches, steps=steps)
         weights.append([w.numpy() for w in model.weights])
     return initial, *weights
 
@@ -88,6 +90,16 @@ def test_a_masked_lm_trained_in_length_sorted_parts_gets_the_whole_batch_gradien
         features, tf.gather(features["token_ids"], features["mask_positions"], batch_dims=1),
         tf.ones_like(features["mask_positions"], tf.float32)))
     _, whole, parts = _twin_runs(lambda: models.build_bert_pretrainer(_encoder()), "mlm", mlm.repeat(), steps=4)
+    for got, want in zip(parts, whole):
+        np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+def test_each_replica_splits_its_share_of_the_batch_and_the_step_is_the_whole_batchs():
+    data, _ = _token_batches()
+    data = data.map(lambda features, labels: ({k: v for k, v in features.items() if k != "mask_positions"}, labels))
+    _, whole, parts = _twin_runs(lambda: models.build_bert_classifier(_encoder(), 2, dropout=0.0, pooling="mean"),
+                                 "classification", data.repeat(), steps=3,
+                                 strategy=get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"]))
     for got, want in zip(parts, whole):
         np.testing.assert_allclose(got, want, atol=2e-5)
 

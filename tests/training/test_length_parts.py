@@ -72,7 +72,7 @@ def _twin_runs(build, objective, batches, steps, strategy=None):
     return initial, *weights
 
 
-@pytest.mark.parametrize("pooling", ["mean", "cls"])
+@pytest.mark.parametrize("pooling", ["mean", pytest.param("cls", marks=pytest.mark.slow)])
 def test_a_classifier_trained_in_length_sorted_parts_gets_the_whole_batch_gradient(pooling):
     data, _ = _token_batches()
     data = data.map(lambda features, labels: ({k: v for k, v in features.items() if k != "mask_positions"}, labels))
@@ -94,6 +94,7 @@ def test_a_masked_lm_trained_in_length_sorted_parts_gets_the_whole_batch_gradien
         np.testing.assert_allclose(got, want, atol=2e-5)
 
 
+@pytest.mark.slow  # the fast suite's pipeline cell of the strategy matrix runs the demo's parts on one device
 def test_each_replica_splits_its_share_of_the_batch_and_the_step_is_the_whole_batchs():
     data, _ = _token_batches()
     data = data.map(lambda features, labels: ({k: v for k, v in features.items() if k != "mask_positions"}, labels))

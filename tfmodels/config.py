@@ -343,7 +343,7 @@ def _trainer_ranges(section: str) -> dict:
         "ema_decay": _between(0, 1, low_included=False)}.items()}
 
 
-# Fine-tuning options for a transformer encoder only, and the value that turns each off.
+# Classifier-stage (`trainer`) options that need a transformer encoder, and the value that turns each off.
 _TRANSFORMER_ONLY = {"trainer.layer_decay": 1.0, "trainer.length_sorted_parts": 1}
 
 

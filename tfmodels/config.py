@@ -253,12 +253,16 @@ class StudyConfig:
     pretraining run's. `lstm_config` adds an LSTM classifier row trained from that config with each
     seed. `reuse_from` names an earlier pipeline run whose pretraining, random-init and LSTM stage
     directories are copied in wherever their recorded settings match what the stage reads, so a
-    study that changes only fine-tuning, or only pretraining, does not train the rest again."""
+    study that changes only fine-tuning, or only pretraining, does not train the rest again.
+    `side_by_side` trains a seed's rows in processes of their own at once, the CPU cores shared out
+    between them, where the run has one replica on a CPU (tasks/side_by_side.py): sooner than one
+    after the other, since a small model's step does not use every core fully."""
 
     seeds: int = 1
     pretraining: str = "shared"
     lstm_config: str | None = None
     reuse_from: str | None = None
+    side_by_side: bool = False
 
 
 @dataclasses.dataclass

@@ -10,7 +10,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-from tests.reliability.conftest import ROOT, checkpoint_steps, run_binary, wait_for
+from tests.reliability.conftest import ROOT, checkpoint_steps, run_binary, start_binary, wait_for
 from tests.reliability.test_fault_tolerance import assert_same_weights, model_weights, read_json
 from tests.subprocess_jobs import QUIET_ENV, free_ports
 from tfmodels.training import PREEMPTED_EXIT_STATUS
@@ -142,3 +142,64 @@ def test_two_workers_stop_at_the_same_step_and_resume(tmp_path, signum):
     resumed = run_workers("train", args + [f"--model_dir={run_dir}"], 2)
     assert digests_by_worker(resumed) == digests_by_worker(reference)
     assert_same_weights(model_weights(tmp_path / "reference"), model_weights(run_dir))
+
+
+# The demo's pipeline shrunk (tests/tasks/test_study.py), with (a) and (b) long enough to be stopped in training.
+SIDE_BY_SIDE_PIPELINE = ["--config=configs/demo_zh_sentiment.yaml"] + [f"--override={o}" for o in (
+    "model.variant=tiny", "model.max_sequence_length=64", "data.sequence_length=32", "data.limit=256",
+    "data.vocab_size=600", "data.batch_size=16", "pretrain.steps=4", "pretrain.in_domain_steps=4",
+    "export.verify_examples=4", "trainer.epochs=60", "trainer.checkpoint_every_steps=10",
+    "trainer.eval_every_steps=200", "study.side_by_side=true")]
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_pipeline_stops_its_side_by_side_runs_at_a_checkpoint_each_and_a_rerun_finishes(tmp_path):
+    run_dir = tmp_path / "run"
+    process = start_binary("pipeline", *SIDE_BY_SIDE_PIPELINE, f"--model_dir={run_dir}", log_path=tmp_path / "run.log")
+    stages = [run_dir / "finetune", run_dir / "random_init"]
+    wait_for(lambda: all(checkpoint_steps(stage) for stage in stages), 600, process, 0.01)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=300)
+    log = open(tmp_path / "run.log").read()
+    assert process.returncode == PREEMPTED_EXIT_STATUS, log[-3000:]
+    assert "side by side, 2 processes" in log
+    _preempted_line(tmp_path / "run.log")
+    for stage in stages:  # each run wrote its own checkpoint on the way out, and no final model
+        assert f"[{stage.name}] " in log and "SIGTERM: stopping after this step" in log
+        assert tf.train.latest_checkpoint(str(stage)) and not os.path.exists(stage / "model.keras")
+    stopped_at = {stage.name: checkpoint_steps(stage)[-1] for stage in stages}
+    rerun = run_binary("pipeline", *SIDE_BY_SIDE_PIPELINE, f"--model_dir={run_dir}", timeout=600)
+    assert rerun.returncode == 0, rerun
+    for stage in stages:
+        step = stopped_at[stage.name]
+        assert f"[{stage.name}] resumed from {stage}/ckpt-{step} at step {step}" in rerun.stdout
+        assert os.path.isfile(stage / "model.keras")
+    assert os.path.isfile(run_dir / "results.json")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("to_group", [True, False], ids=["ctrl_c_in_a_terminal", "sigint_to_the_pipeline_only"])
+def test_ctrl_c_stops_the_pipelines_side_by_side_runs_with_one_line(tmp_path, to_group):
+    """A terminal's Ctrl-C reaches every process of the job; a SIGINT sent to the pipeline alone is
+    passed on. Either way every run stops and the pipeline exits 130 with its one line."""
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trainers.pipeline", *SIDE_BY_SIDE_PIPELINE, f"--model_dir={run_dir}"], cwd=ROOT,
+        stdout=open(tmp_path / "run.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+        env=dict(os.environ, **QUIET_ENV, PYTHONPATH=ROOT), preexec_fn=_default_sigint)
+    stages = [run_dir / "finetune", run_dir / "random_init"]
+    wait_for(lambda: all(checkpoint_steps(stage) for stage in stages), 600, process, 0.01)
+    if to_group:
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        process.send_signal(signal.SIGINT)
+    process.wait(timeout=300)
+    lines = open(tmp_path / "run.log").read().strip().splitlines()
+    assert process.returncode == 130, lines[-20:]
+    assert lines[-1] == ("interrupted: a training run resumes from its last checkpoint when the same command "
+                         "runs again")
+    left = lambda: subprocess.run(["pgrep", "-a", "-s", str(process.pid)], capture_output=True, text=True).stdout
+    try:
+        wait_for(lambda: not left(), 30)
+    except AssertionError:
+        raise AssertionError(f"processes left: {left()}") from None

@@ -47,6 +47,7 @@ def test_a_key_the_run_reads_is_a_difference(kind, override, key):
     ("pretrain", "data.batch_size=16"),        # behind pretrain.batch_size, which the demo sets
     ("pipeline", "trainer.epochs=4"),          # totals and cadence: raising them trains on
     ("pipeline", "study.seeds=5"),
+    ("pipeline", "study.side_by_side=false"),  # where the rows train, not what they compute
     ("pipeline", "strategy=mirrored"),
     ("pipeline", "trainer.log_every_steps=7"),
     ("pipeline", "export.model_name=other"),

@@ -125,10 +125,20 @@ def banner(title: str) -> None:
 
 
 class Stopwatch:
-    """Measures the wall time of named stages."""
+    """Measures the wall time of named stages, and of everything since it was made (`total`):
+    stages that ran side by side overlap, so their sum may exceed it."""
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
+        self.started = time.perf_counter()
+
+    def total(self) -> float:
+        return time.perf_counter() - self.started
+
+    def record(self, name: str, seconds: float) -> None:
+        """Adds `seconds` to stage `name` (a stage may run once per seed) and prints it."""
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+        print(f"[{name}] done in {seconds:.1f} s", flush=True)
 
     def stage(self, name: str):
         watch = self
@@ -140,9 +150,10 @@ class Stopwatch:
 
             def __exit__(self, *exc):
                 elapsed = time.perf_counter() - self.start
-                watch.seconds[name] = watch.seconds.get(name, 0.0) + elapsed  # a stage may run once per seed
                 if exc[0] is None:
-                    print(f"[{name}] done in {elapsed:.1f} s", flush=True)
+                    watch.record(name, elapsed)
+                else:
+                    watch.seconds[name] = watch.seconds.get(name, 0.0) + elapsed
 
         return _Stage()
 

@@ -7,6 +7,8 @@ Stages (each prints a banner and its wall time):
     3. finetune     classifier on the pretrained encoder               → <run>/finetune/
     4. random_init  the same classifier from random initialization     → <run>/random_init/
                     (and the LSTM of `study.lstm_config`               → <run>/lstm/)
+                    With `study.side_by_side`, stages 3 and 4 train at once, each in a
+                    process of its own (tasks/side_by_side.py).
     5. evaluate     validation and test metrics, next to a TF-IDF baseline
     6. export       SavedModel with a raw-string signature, then predictions through it, and the
                     out-of-corpus check set through it
@@ -26,7 +28,8 @@ import numpy as np
 from tfmodels import data as tfm_data
 from tfmodels import export as tfm_export
 from tfmodels.config import ExperimentConfig
-from tfmodels.tasks import common, export as export_task, finetune, pretrain, resume_check, study, train
+from tfmodels import training as tfm_training
+from tfmodels.tasks import common, export as export_task, finetune, pretrain, resume_check, side_by_side, study, train
 
 EXAMPLE_TEXTS = [
     "这是一部非常好的电影！",
@@ -121,7 +124,7 @@ def run(config: ExperimentConfig) -> dict:
         results["out_of_corpus_check"] = out_of_corpus_check(config, servable, tfidf, splits)
 
     results["stage_seconds"] = {k: round(v, 1) for k, v in watch.seconds.items()}
-    results["total_seconds"] = round(sum(watch.seconds.values()), 1)
+    results["total_seconds"] = round(watch.total(), 1)
     write_results(started, results)
     return results
 
@@ -160,29 +163,92 @@ def _seed_label(config: ExperimentConfig, index: int) -> str:
 
 
 def run_seed(started: common.Run, watch, config: ExperimentConfig, index: int, lstm: ExperimentConfig | None):
-    """Stages 3 and 4 (and the LSTM row) for one seed; returns the fine-tuning result, the per-seed
-    results and each row's predictions ({row: {split: predicted class ids}})."""
-    of = _seed_label(config, index)
-    common.banner(f"Stage 3/6: fine-tuning the pretrained encoder for sentiment{of}")
-    with watch.stage("finetune"):
-        tuned = finetune.run(config, seed_dir(started, config, "finetune"))
-    common.banner(f"Stage 4/6: the same classifier from random initialization, same budget{of}")
-    with watch.stage("random_init"):
-        scratch_config = random_init_config(config, seed_dir(started, config, "random_init"))
-        reuse_stage(started, scratch_config, scratch_config.model_dir, "train")
-        scratch = train.run(scratch_config)
-    runs = {"pretrained_finetuned": tuned, "random_init": scratch}
-    if lstm is not None:
-        common.banner(f"Stage 4/6: the LSTM classifier, same split{of}")
-        with watch.stage("lstm"):
-            lstm = _replace(lstm, model_dir=seed_dir(started, config, "lstm"))
-            reuse_stage(started, lstm, lstm.model_dir, "train")
-            runs["lstm"] = train.run(lstm)
+    """Stages 3 and 4 (and the LSTM row) for one seed, one after the other or, with
+    `study.side_by_side` where `side_by_side_refusal` finds nothing against it, in processes of their
+    own at once; returns the fine-tuning result, the per-seed results and each row's predictions
+    ({row: {split: predicted class ids}})."""
+    runs = seed_runs(started, config, lstm)
+    refusal = side_by_side_refusal(started) if config.study.side_by_side else None
+    if config.study.side_by_side and refusal:
+        print(f"study.side_by_side: the runs go one after the other, since {refusal}", flush=True)
+    if config.study.side_by_side and not refusal:
+        results = run_side_by_side(watch, runs, _seed_label(config, index))
+    else:
+        results = run_one_after_another(watch, runs, _seed_label(config, index))
     seed_results = {"seed": config.seed,
-                    **{split: {key: study.summary(r["metrics"][split]) for key, r in runs.items()}
+                    **{split: {key: study.summary(r["metrics"][split]) for key, r in results.items()}
                        for split in study.SPLITS},
-                    "curves": {key: study.validation_curve(r.get("evaluations")) for key, r in runs.items()}}
-    return tuned, seed_results, {key: common.read_predictions(r["output_dir"]) for key, r in runs.items()}
+                    "curves": {key: study.validation_curve(r.get("evaluations")) for key, r in results.items()}}
+    predictions = {key: common.read_predictions(r["output_dir"]) for key, r in results.items()}
+    return results["pretrained_finetuned"], seed_results, predictions
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedRun:
+    """One row's training run of a seed: its results key, stage name, banner and `function(*args)`."""
+
+    key: str
+    stage: str
+    title: str
+    function: object
+    args: tuple
+
+
+def seed_runs(started: common.Run, config: ExperimentConfig, lstm: ExperimentConfig | None) -> list[SeedRun]:
+    """The seed's runs: (a) fine-tuning, (b) random init and the LSTM row, each with its stage
+    directory; (b) and the LSTM first copied from `study.reuse_from` where it matches."""
+    scratch = random_init_config(config, seed_dir(started, config, "random_init"))
+    reuse_stage(started, scratch, scratch.model_dir, "train")
+    runs = [SeedRun("pretrained_finetuned", "finetune", "Stage 3/6: fine-tuning the pretrained encoder for sentiment",
+                    finetune.run, (config, seed_dir(started, config, "finetune"))),
+            SeedRun("random_init", "random_init", "Stage 4/6: the same classifier from random initialization, "
+                    "same budget", train.run, (scratch,))]
+    if lstm is not None:
+        lstm = _replace(lstm, model_dir=seed_dir(started, config, "lstm"))
+        reuse_stage(started, lstm, lstm.model_dir, "train")
+        runs.append(SeedRun("lstm", "lstm", "Stage 4/6: the LSTM classifier, same split", train.run, (lstm,)))
+    return runs
+
+
+def run_one_after_another(watch, runs: list[SeedRun], of: str) -> dict:
+    results = {}
+    for run in runs:
+        common.banner(run.title + of)
+        with watch.stage(run.stage):
+            results[run.key] = run.function(*run.args)
+    return results
+
+
+def run_side_by_side(watch, runs: list[SeedRun], of: str) -> dict:
+    """The runs in processes of their own at once, the CPU cores shared out; each run's stage time
+    is from their common start to its report, so the stage times overlap."""
+    threads = side_by_side.threads_per_run(len(runs))
+    names = " and ".join(run.stage for run in runs)
+    common.banner(f"Stages 3-4/6: {names} side by side, {len(runs)} processes of {threads} thread(s){of}")
+    for run in runs:
+        print(f"[{run.stage}] {run.title.partition(': ')[2]}", flush=True)
+    reports = side_by_side.run_side_by_side(
+        [side_by_side.SideRun(run.stage, run.function, run.args) for run in runs], threads=threads)
+    for run, report in zip(runs, reports):
+        watch.record(run.stage, report.seconds)
+    return {run.key: report.value for run, report in zip(runs, reports)}
+
+
+def side_by_side_refusal(started: common.Run) -> str | None:
+    """Why this run cannot train its rows side by side (None when it can): they would compete for
+    one accelerator or one set of replicas, or the CPU has a single core."""
+    import tensorflow as tf
+
+    if started.strategy is not None and started.strategy.num_replicas_in_sync > 1:
+        return f"the strategy trains {started.strategy.num_replicas_in_sync} replicas"
+    if tfm_training.num_workers(started.strategy) > 1:
+        return "this is a multi-worker job"
+    accelerators = tf.config.list_physical_devices("GPU") + tf.config.list_physical_devices("TPU")
+    if accelerators:
+        return f"{len(accelerators)} accelerator(s) are visible"
+    if side_by_side.available_cores() < 2:
+        return "this process has one CPU core"
+    return None
 
 
 def reuse_stage(started: common.Run, config: ExperimentConfig, stage_dir: str, kind: str) -> None:

@@ -43,7 +43,7 @@ _CADENCE = ("checkpoint_every_steps", "keep_checkpoints", "log_every_steps", "st
             "length_sorted_parts")
 RUN_MECHANICS = frozenset({
     "name", "description", "model_dir", "strategy", "deterministic", "export",
-    "study.seeds", "study.lstm_config", "study.reuse_from",
+    "study.seeds", "study.lstm_config", "study.reuse_from", "study.side_by_side",
     "data.cache", "data.eval_batch_size",
     *(f"{section}.{key}" for section in ("trainer", "pretrain") for key in _CADENCE),
     "pretrain.in_domain_length_sorted_parts",

@@ -41,11 +41,19 @@ def split_by_length(features, labels, sample_weight, num_parts: int):
     size = tf.shape(order)[0]
     parts = []
     for index in range(num_parts):
-        rows = order[(size * index) // num_parts:(size * (index + 1)) // num_parts]
+        start, end = contiguous_share(size, index, num_parts)
+        rows = order[start:end]
         # At least one position, so an empty part still has a valid (empty) shape.
         width = tf.reduce_max(tf.concat([[1], tf.gather(lengths, rows)], axis=0))
         parts.append((_part_features(features, rows, width), _rows(labels, rows), _rows(sample_weight, rows)))
     return parts
+
+
+def contiguous_share(size, index, count):
+    """(start, end) of share `index` of `count` nearly equal contiguous shares of `size` rows:
+    [index*size//count, (index+1)*size//count). The rule both for a batch's parts and for each
+    replica's slice of a global batch."""
+    return (size * index) // count, (size * (index + 1)) // count
 
 
 def check_features(features) -> None:

@@ -42,11 +42,14 @@ class TrainingPreempted(Exception):
       step: int. The optimizer step it holds.
     """
 
-    def __init__(self, checkpoint, step, cause="SIGTERM"):
-        self.checkpoint, self.step = checkpoint, step
+    def __init__(self, checkpoint, step, cause="SIGTERM", message=None):
+        self.checkpoint, self.step, self.cause = checkpoint, step, cause
         where = f"checkpoint {checkpoint}" if checkpoint else "no model_dir, so no checkpoint"
-        super().__init__(f"preempted by {cause} at step {step}: {where} written; run the same command "
-                         "again to resume")
+        super().__init__(message or f"preempted by {cause} at step {step}: {where} written; run the same "
+                         "command again to resume")
+
+    def __reduce__(self):  # whole, so that a run in another process can report it (tasks/side_by_side.py)
+        return type(self), (self.checkpoint, self.step, self.cause, str(self))
 
 
 class SignalWatcher:

@@ -62,9 +62,7 @@ def unpack_batch(batch):
 
 def _replica_slice(tensor, replica_id, num_replicas):
     """Returns this replica's contiguous share of the leading (batch) axis of `tensor`."""
-    size = tf.shape(tensor)[0]
-    start = (size * replica_id) // num_replicas
-    end = (size * (replica_id + 1)) // num_replicas
+    start, end = length_parts.contiguous_share(tf.shape(tensor)[0], replica_id, num_replicas)
     return tensor[start:end]
 
 

@@ -1,0 +1,91 @@
+"""Runs side by side: results in order, each process's thread pools and labelled lines, errors and
+signals passed between the processes."""
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import tensorflow as tf
+
+from tfmodels.tasks import side_by_side
+from tfmodels.tasks.side_by_side import SideRun
+from tfmodels.training import PREEMPTED_EXIT_STATUS, TrainingPreempted
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_each_run_has_its_own_process_and_thread_pools_and_labelled_lines(capfd):
+    runs = [SideRun("first", os.getpid), SideRun("second", tf.config.threading.get_intra_op_parallelism_threads),
+            SideRun("third", print, ("a line\nand another",))]
+    reports = side_by_side.run_side_by_side(runs, threads=1)
+    pid, threads, printed = (report.value for report in reports)
+    assert pid != os.getpid() and threads == 1 and printed is None
+    assert all(report.seconds > 0 for report in reports)
+    out = capfd.readouterr().out
+    assert "[third] a line\n[third] and another\n" in out
+
+
+def test_threads_share_out_the_cores():
+    assert side_by_side.threads_per_run(2, cores=2) == 1
+    assert side_by_side.threads_per_run(3, cores=8) == 2
+    assert side_by_side.threads_per_run(3, cores=2) == 1
+
+
+def test_a_failed_run_stops_the_others_and_its_own_error_is_raised():
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="invalid literal for int"):
+        side_by_side.run_side_by_side([SideRun("sleeper", time.sleep, (120,)), SideRun("bad", int, ("x",))])
+    assert time.perf_counter() - started < 60, "the sleeping run was stopped"
+
+
+def test_a_process_that_dies_unasked_is_named():
+    with pytest.raises(side_by_side.SideRunError, match=r"^died: its process ended with exit code 3 before "):
+        side_by_side.run_side_by_side([SideRun("died", os._exit, (3,)), SideRun("fine", abs, (-1,))])
+
+
+def test_training_preempted_crosses_processes_whole():
+    error = pickle.loads(pickle.dumps(TrainingPreempted("/run/ckpt-7", 7)))
+    assert (error.checkpoint, error.step, str(error)) == ("/run/ckpt-7", 7, str(TrainingPreempted("/run/ckpt-7", 7)))
+
+
+def test_sigterm_is_passed_on_and_ends_as_a_preemption():
+    """SIGTERM to the waiting process reaches the runs; it then raises TrainingPreempted."""
+    script = textwrap.dedent("""
+        import time
+        from tfmodels.tasks.side_by_side import SideRun, run_side_by_side
+        from tfmodels.training import PREEMPTED_EXIT_STATUS, TrainingPreempted
+        if __name__ == "__main__":
+            try:
+                run_side_by_side([SideRun("a", time.sleep, (120,)), SideRun("b", time.sleep, (120,))])
+            except TrainingPreempted as error:
+                print(error, flush=True)
+                raise SystemExit(PREEMPTED_EXIT_STATUS)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True,
+                               env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"))
+    time.sleep(15)  # both runs started (TensorFlow imported)
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode == PREEMPTED_EXIT_STATUS, out
+    assert "preempted by SIGTERM before a, b started training" in out
+
+
+def test_the_pipeline_runs_side_by_side_only_with_one_replica_on_a_cpu_of_several_cores(monkeypatch):
+    from tfmodels.config import ExperimentConfig
+    from tfmodels.tasks import common, pipeline
+    from tfmodels.training import get_strategy
+
+    def refusal(strategy):
+        return pipeline.side_by_side_refusal(common.Run(ExperimentConfig(), "run", strategy, "float32"))
+
+    monkeypatch.setattr(side_by_side, "available_cores", lambda: 2)
+    assert refusal(tf.distribute.get_strategy()) is None
+    assert refusal(get_strategy("one_device")) is None
+    assert refusal(get_strategy("mirrored")) == "the strategy trains 2 replicas"
+    monkeypatch.setattr(side_by_side, "available_cores", lambda: 1)
+    assert refusal(tf.distribute.get_strategy()) == "this process has one CPU core"

@@ -1,0 +1,220 @@
+"""Independent training runs side by side: one process each, the CPU cores shared out between them.
+
+The pipeline's fine-tuning runs of one seed ((a) from the pretrained encoder, (b) from random
+initialization, the LSTM row) read nothing of each other. On a CPU, a small model's step does not
+use two cores fully (its ops are too small to split well), so two processes with one core's
+threads each finish both runs sooner than one process running them one after the other with every
+core. The runs' results do not depend on where they run; only floating-point rounding may differ.
+
+Each run executes `function(*args)` in a fresh (spawned) Python process whose TensorFlow thread
+pools are sized before it starts; its printed lines carry the run's label. Signals keep their
+meaning: SIGTERM to this process is passed on, so every run checkpoints and the caller raises
+`TrainingPreempted` (a re-run resumes each run); Ctrl-C reaches the runs and raises
+KeyboardInterrupt here once they have stopped. When one run fails, the others are stopped the same
+way (they checkpoint) and its error is raised here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import traceback
+from multiprocessing import connection as mp_connection
+from typing import Any, Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class SideRun:
+    """One run: `label` names it in the log; `function(*args)` does it and returns a picklable result."""
+
+    label: str
+    function: Callable[..., Any]
+    args: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class SideReport:
+    """A run's result and its wall seconds from the common start to its report."""
+
+    value: Any
+    seconds: float
+
+
+class SideRunError(RuntimeError):
+    """A run's process ended without reporting a result (killed, out of memory)."""
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_run(num_runs: int, cores: int | None = None) -> int:
+    """Each run's share of the cores: cores // runs, at least one thread."""
+    return max(1, (cores or available_cores()) // num_runs)
+
+
+def run_side_by_side(runs: list[SideRun], threads: int | None = None) -> list[SideReport]:
+    """Runs every `runs` entry in its own process at once; returns their reports in order.
+
+    Args:
+      runs: the runs; their functions and arguments must be picklable (module-level functions).
+      threads: TensorFlow intra- and inter-op threads per run; None shares out `available_cores()`.
+
+    Raises:
+      TrainingPreempted: this process got SIGTERM (passed on to the runs, which checkpointed).
+      KeyboardInterrupt: Ctrl-C, after every run stopped.
+      The first failed run's own exception, or SideRunError when its process died without one.
+    """
+    threads = threads or threads_per_run(len(runs))
+    started = time.perf_counter()
+    context = multiprocessing.get_context("spawn")  # a fresh TensorFlow in each, never a forked one
+    processes, receivers = [], []
+    for run in runs:
+        receiver, sender = context.Pipe(duplex=False)
+        process = context.Process(target=_child_main, args=(sender, run, threads), name=f"tfmodels {run.label}")
+        process.start()
+        sender.close()
+        processes.append(process)
+        receivers.append(receiver)
+    with _SignalsPassedOn(processes) as signals:
+        outcomes, seconds = _wait_for_outcomes(processes, receivers, signals, started)
+    values = _results_or_raise(runs, processes, outcomes, signals)
+    return [SideReport(value, elapsed) for value, elapsed in zip(values, seconds)]
+
+
+def _wait_for_outcomes(processes, receivers, signals, started: float) -> tuple[list, list[float]]:
+    """Each run's (ok, payload) report, or None for a process that ended without one, and the
+    seconds from `started` to it. A failed run stops the others (SIGTERM: they checkpoint); Ctrl-C
+    here is passed on and waited out."""
+    outcomes: list = [None] * len(processes)
+    seconds = [0.0] * len(processes)
+    waiting = dict(enumerate(receivers))
+    while waiting:
+        try:
+            ready = mp_connection.wait(list(waiting.values()))
+        except KeyboardInterrupt:
+            signals.interrupted = True
+            signals.pass_on(signal.SIGINT)
+            continue
+        for index in [i for i, receiver in waiting.items() if receiver in ready]:
+            try:
+                outcomes[index] = waiting.pop(index).recv()
+            except EOFError:  # the process ended without reporting
+                pass
+            seconds[index] = time.perf_counter() - started
+            if not (outcomes[index] or (False,))[0]:  # a run failed: the others checkpoint and stop
+                processes[index].join()
+                signals.pass_on(signal.SIGTERM)
+    for process in processes:
+        process.join()
+    return outcomes, seconds
+
+
+def _results_or_raise(runs, processes, outcomes, signals) -> list:
+    """The results, or what to raise, in this order: Ctrl-C; the first run's own error (other than
+    being stopped); a process that died unasked; a stop for SIGTERM (the first run's checkpoint)."""
+    from tfmodels.training import TrainingPreempted
+
+    if signals.interrupted:
+        raise KeyboardInterrupt
+    errors = [outcome[1] for outcome in outcomes if outcome and not outcome[0]]
+    for error in errors:
+        if not isinstance(error, TrainingPreempted):
+            raise error
+    for run, process, outcome in zip(runs, processes, outcomes):
+        if outcome is None and process.pid not in signals.stopped:
+            raise SideRunError(f"{run.label}: its process ended with exit code {process.exitcode} before "
+                               "reporting a result; run the same command again to resume")
+    if errors:
+        raise errors[0]
+    unstarted = [run.label for run, outcome in zip(runs, outcomes) if outcome is None]
+    if unstarted:  # stopped before its training started
+        raise TrainingPreempted(None, 0, message=f"preempted by SIGTERM before {', '.join(unstarted)} started "
+                                "training (nothing to checkpoint); run the same command again to resume")
+    return [outcome[1] for outcome in outcomes]
+
+
+class _SignalsPassedOn:
+    """While waiting (main thread only): SIGTERM here is passed on to the runs and recorded."""
+
+    def __init__(self, processes):
+        self.processes = processes
+        self.stopped: set[int] = set()  # the runs sent SIGTERM
+        self.terminated = False
+        self.interrupted = False
+        self._previous = None
+
+    def __enter__(self):
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    def _on_sigterm(self, signum, frame):
+        del signum, frame
+        self.terminated = True
+        self.pass_on(signal.SIGTERM)
+
+    def pass_on(self, signum):
+        for process in self.processes:
+            if process.is_alive():
+                if signum == signal.SIGTERM:
+                    self.stopped.add(process.pid)
+                try:
+                    os.kill(process.pid, signum)
+                except ProcessLookupError:
+                    pass
+
+
+class _LabelledLines:
+    """A text stream that starts every line with a label."""
+
+    def __init__(self, stream, label):
+        self._stream, self._prefix, self._at_line_start = stream, f"[{label}] ", True
+
+    def write(self, text):
+        for piece in text.splitlines(keepends=True):
+            if self._at_line_start:
+                self._stream.write(self._prefix)
+            self._stream.write(piece)
+            self._at_line_start = piece.endswith("\n")
+        return len(text)
+
+    def flush(self):
+        self._stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _child_main(sender, run: SideRun, threads: int) -> None:
+    """A run's process: sizes TensorFlow's thread pools, runs, and reports (True, result) or
+    (False, exception); an exception that cannot be pickled is reported as a RuntimeError."""
+    sys.stdout = _LabelledLines(sys.stdout, run.label)
+    sys.stderr = _LabelledLines(sys.stderr, run.label)
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    try:
+        report = (True, run.function(*run.args))
+    except BaseException as error:  # reported to the parent, which decides; KeyboardInterrupt included
+        if not isinstance(error, (KeyboardInterrupt, ValueError, OSError, KeyError)):
+            error.add_note(f"in the run {run.label!r}:\n{traceback.format_exc()}")
+        report = (False, error)
+    try:
+        sender.send(report)
+    except Exception:  # pickling the result or exception failed
+        sender.send((False, RuntimeError(f"{run.label}: {report[1]!r}")))
+    finally:
+        sender.close()

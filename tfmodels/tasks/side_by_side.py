@@ -76,14 +76,14 @@ def run_side_by_side(runs: list[SideRun], threads: int | None = None) -> list[Si
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")  # a fresh TensorFlow in each, never a forked one
     processes, receivers = [], []
-    for run in runs:
-        receiver, sender = context.Pipe(duplex=False)
-        process = context.Process(target=_child_main, args=(sender, run, threads), name=f"tfmodels {run.label}")
-        process.start()
-        sender.close()
-        processes.append(process)
-        receivers.append(receiver)
-    with _SignalsPassedOn(processes) as signals:
+    with _SignalsPassedOn(processes) as signals:  # before the first start: no run is ever left behind
+        for run in runs:
+            receiver, sender = context.Pipe(duplex=False)
+            process = context.Process(target=_child_main, args=(sender, run, threads), name=f"tfmodels {run.label}")
+            process.start()
+            sender.close()
+            processes.append(process)
+            receivers.append(receiver)
         outcomes, seconds = _wait_for_outcomes(processes, receivers, signals, started)
     values = _results_or_raise(runs, processes, outcomes, signals)
     return [SideReport(value, elapsed) for value, elapsed in zip(values, seconds)]
@@ -147,7 +147,6 @@ class _SignalsPassedOn:
     def __init__(self, processes):
         self.processes = processes
         self.stopped: set[int] = set()  # the runs sent SIGTERM
-        self.terminated = False
         self.interrupted = False
         self._previous = None
 
@@ -163,7 +162,6 @@ class _SignalsPassedOn:
 
     def _on_sigterm(self, signum, frame):
         del signum, frame
-        self.terminated = True
         self.pass_on(signal.SIGTERM)
 
     def pass_on(self, signum):

@@ -89,3 +89,9 @@ def test_the_pipeline_runs_side_by_side_only_with_one_replica_on_a_cpu_of_severa
     assert refusal(get_strategy("mirrored")) == "the strategy trains 2 replicas"
     monkeypatch.setattr(side_by_side, "available_cores", lambda: 1)
     assert refusal(tf.distribute.get_strategy()) == "this process has one CPU core"
+
+
+def test_a_result_that_does_not_pickle_is_named():
+    import threading
+    with pytest.raises(RuntimeError, match=r"^lock: its result could not be sent back: cannot pickle"):
+        side_by_side.run_side_by_side([SideRun("lock", threading.Lock)])

@@ -135,10 +135,11 @@ class Stopwatch:
     def total(self) -> float:
         return time.perf_counter() - self.started
 
-    def record(self, name: str, seconds: float) -> None:
-        """Adds `seconds` to stage `name` (a stage may run once per seed) and prints it."""
+    def record(self, name: str, seconds: float, finished: bool = True) -> None:
+        """Adds `seconds` to stage `name` (a stage may run once per seed); prints them when it finished."""
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
-        print(f"[{name}] done in {seconds:.1f} s", flush=True)
+        if finished:
+            print(f"[{name}] done in {seconds:.1f} s", flush=True)
 
     def stage(self, name: str):
         watch = self
@@ -149,11 +150,7 @@ class Stopwatch:
                 return self
 
             def __exit__(self, *exc):
-                elapsed = time.perf_counter() - self.start
-                if exc[0] is None:
-                    watch.record(name, elapsed)
-                else:
-                    watch.seconds[name] = watch.seconds.get(name, 0.0) + elapsed
+                watch.record(name, time.perf_counter() - self.start, finished=exc[0] is None)
 
         return _Stage()
 

@@ -167,14 +167,14 @@ def run_seed(started: common.Run, watch, config: ExperimentConfig, index: int, l
     `study.side_by_side` where `side_by_side_refusal` finds nothing against it, in processes of their
     own at once; returns the fine-tuning result, the per-seed results and each row's predictions
     ({row: {split: predicted class ids}})."""
-    runs = seed_runs(started, config, lstm)
-    refusal = side_by_side_refusal(started) if config.study.side_by_side else None
-    if config.study.side_by_side and refusal:
-        print(f"study.side_by_side: the runs go one after the other, since {refusal}", flush=True)
-    if config.study.side_by_side and not refusal:
-        results = run_side_by_side(watch, runs, _seed_label(config, index))
-    else:
-        results = run_one_after_another(watch, runs, _seed_label(config, index))
+    run_rows = run_one_after_another
+    if config.study.side_by_side:
+        refusal = side_by_side_refusal(started)
+        if refusal:
+            print(f"study.side_by_side: the runs go one after the other, since {refusal}", flush=True)
+        else:
+            run_rows = run_side_by_side
+    results = run_rows(watch, seed_runs(started, config, lstm), _seed_label(config, index))
     seed_results = {"seed": config.seed,
                     **{split: {key: study.summary(r["metrics"][split]) for key, r in results.items()}
                        for split in study.SPLITS},

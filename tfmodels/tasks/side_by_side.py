@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from multiprocessing import connection as mp_connection
@@ -109,7 +110,7 @@ def _wait_for_outcomes(processes, receivers, signals, started: float) -> tuple[l
             except EOFError:  # the process ended without reporting
                 pass
             seconds[index] = time.perf_counter() - started
-            if not (outcomes[index] or (False,))[0]:  # a run failed: the others checkpoint and stop
+            if _failed(outcomes[index]):  # the others checkpoint and stop
                 processes[index].join()
                 signals.pass_on(signal.SIGTERM)
     for process in processes:
@@ -124,7 +125,7 @@ def _results_or_raise(runs, processes, outcomes, signals) -> list:
 
     if signals.interrupted:
         raise KeyboardInterrupt
-    errors = [outcome[1] for outcome in outcomes if outcome and not outcome[0]]
+    errors = [outcome[1] for outcome in outcomes if outcome is not None and _failed(outcome)]
     for error in errors:
         if not isinstance(error, TrainingPreempted):
             raise error
@@ -141,6 +142,11 @@ def _results_or_raise(runs, processes, outcomes, signals) -> list:
     return [outcome[1] for outcome in outcomes]
 
 
+def _failed(outcome) -> bool:
+    """Whether a run's outcome (its (ok, payload) report, None when it ended without one) is a failure."""
+    return outcome is None or not outcome[0]
+
+
 class _SignalsPassedOn:
     """While waiting (main thread only): SIGTERM here is passed on to the runs and recorded."""
 
@@ -151,7 +157,6 @@ class _SignalsPassedOn:
         self._previous = None
 
     def __enter__(self):
-        import threading
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
         return self
@@ -207,12 +212,13 @@ def _child_main(sender, run: SideRun, threads: int) -> None:
     try:
         report = (True, run.function(*run.args))
     except BaseException as error:  # reported to the parent, which decides; KeyboardInterrupt included
-        if not isinstance(error, (KeyboardInterrupt, ValueError, OSError, KeyError)):
-            error.add_note(f"in the run {run.label!r}:\n{traceback.format_exc()}")
+        # A note, not the message: a user error's one line stays the same; a traceback shows where.
+        error.add_note(f"in the run {run.label!r}:\n{traceback.format_exc()}")
         report = (False, error)
     try:
         sender.send(report)
-    except Exception:  # pickling the result or exception failed
-        sender.send((False, RuntimeError(f"{run.label}: {report[1]!r}")))
+    except Exception as send_error:  # the result or the exception does not pickle
+        what = "result" if report[0] else f"error ({report[1]!r:.500})"
+        sender.send((False, RuntimeError(f"{run.label}: its {what} could not be sent back: {send_error}")))
     finally:
         sender.close()

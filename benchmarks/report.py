@@ -337,8 +337,19 @@ def _length_parts_lines(results):
     return [_phrase("speed_length_parts", **whole, whole_ms=whole["median_step_s"] * 1000, parts="; ".join(parts))]
 
 
+def _side_by_side_lines(results):
+    result = results.get("side_by_side")
+    if not result:
+        return []
+    rates = result["steps_per_s"]
+    return [_phrase("speed_side_by_side", **result, alone_steps_per_s=rates["after_one_another"],
+                    beside_steps_per_s=rates["side_by_side"], speedup=_x(result["ratio"]),
+                    spread=_spread((min(result["round_ratios"]), max(result["round_ratios"]))))]
+
+
 SPEED_KNOBS = (_precision_lines, _steps_per_execution_lines, _xla_lines, _dropout_lines,
-               _pooling_lines, _length_parts_lines, _batching_lines, _thread_lines)
+               _pooling_lines, _length_parts_lines, _side_by_side_lines, _batching_lines,
+               _thread_lines)
 
 
 def _speed(results, checks):

@@ -23,7 +23,7 @@ from benchmarks import common  # noqa: E402
 
 # Imported by `run` before it starts the clock.
 MEASURING_MODULES = ("hf_torch", "memory", "mlp", "peak", "pipeline", "recompute", "report", "serving",
-                     "speed", "targets")
+                     "side_by_side", "speed", "targets")
 
 
 def _settings(quick):
@@ -50,6 +50,7 @@ def _settings(quick):
             "padding_steps": 12, "vocab_texts": None, "speed_knobs": True,
             "hf_precisions": list(common.PRECISIONS),
             "recompute": {"variant": "base", "sequence_length": 512, "batch_size": 4},
+            "side_by_side": {"steps": 20, "rounds": 4},
             "sequence_length": common.SEQUENCE_LENGTH, "batch_size": common.BATCH_SIZE}
 
 
@@ -185,8 +186,8 @@ def _measure_input(results, settings, assets):
 
 def _measure_pooling(results, settings, assets):
     """The demo classifier's poolings (mean vs max + mean) and length-sorted parts on the real
-    reviews, each interleaved."""
-    from benchmarks import speed
+    reviews, each interleaved; its two fine-tuning runs side by side against one after the other."""
+    from benchmarks import side_by_side, speed
 
     _log("classifier pooling on the demo's encoder: mean vs max + mean (interleaved)")
     results["pooling"] = speed.measure_pooling(
@@ -196,6 +197,9 @@ def _measure_pooling(results, settings, assets):
     results["length_parts"] = speed.measure_length_parts(
         assets, warmup=settings["warmup"], rounds=settings["rounds"],
         steps_per_round=settings["steps_per_round"])
+    _log("the demo's two fine-tuning runs side by side vs one after the other (child processes)")
+    results["side_by_side"] = side_by_side.measure_side_by_side(assets.vocab_path,
+                                                                **settings["side_by_side"])
 
 
 def _measure_dropout_and_threads(results, settings, vocabulary_size):

@@ -23,7 +23,8 @@ FULL_RUN_CALLS = (
     + ["hf worker closed", "measure tfmodels spe=8", "measure keras_hub xla",
        "peak float32", "peak mixed_bfloat16", "pipeline classification", "pipeline mlm",
        "tokenizer", "review lengths", "batching fixed", "batching dynamic", "batching buckets",
-       "dropout", "threads 0/0", "threads 1/0", "threads 0/1", "threads 1/1", "pooling", "length parts", "mlp", "serving",
+       "dropout", "threads 0/0", "threads 1/0", "threads 0/1", "threads 1/1", "pooling", "length parts", "side by side", "mlp",
+       "serving",
        "memory base", "recompute base"])
 RECOMPUTE = os.path.join(os.path.dirname(FIXTURE), "recompute.json")  # a measured run
 
@@ -35,7 +36,8 @@ def _saved_recompute():
 
 def _fake_measurements(monkeypatch, saved, calls):
     """Replaces every measurement run_all makes with a fake returning `saved`'s figures."""
-    from benchmarks import hf_torch, memory, mlp, peak, pipeline, recompute, serving, speed, training
+    from benchmarks import (hf_torch, memory, mlp, peak, pipeline, recompute, serving, side_by_side, speed,
+                            training)
     import tfmodels.data
 
     def record(name, value):
@@ -86,6 +88,8 @@ def _fake_measurements(monkeypatch, saved, calls):
         (speed, "measure_dropout", lambda *a, **k: record("dropout", saved["dropout"])),
         (speed, "measure_pooling", lambda *a, **k: record("pooling", saved.get("pooling", []))),
         (speed, "measure_length_parts", lambda *a, **k: record("length parts", saved.get("length_parts", []))),
+        (side_by_side, "measure_side_by_side",
+         lambda vocab_path, **k: record("side by side", saved.get("side_by_side"))),
         (speed, "measure_threads",
          lambda inter, intra, *a, **k: record(f"threads {inter}/{intra}", threads[inter, intra])),
         (mlp, "measure_mlp", lambda **k: record("mlp", saved["mlp"])),
@@ -133,4 +137,4 @@ def test_quick_run_without_torch_leaves_out_the_speed_knobs(monkeypatch, tmp_pat
     assert calls[-4:] == ["mlp", "serving", "memory mini", "recompute mini"]
     assert not any(name.startswith(("measure ", "threads")) for name in calls)
     assert "dropout" not in results and "threads" not in results and "pooling" not in results
-    assert "length_parts" not in results
+    assert "length_parts" not in results and "side_by_side" not in results

@@ -61,6 +61,13 @@ def threads_per_run(num_runs: int, cores: int | None = None) -> int:
     return max(1, (cores or available_cores()) // num_runs)
 
 
+def use_threads(threads: int) -> None:
+    """Sizes this process's TensorFlow intra- and inter-op thread pools, before TensorFlow runs anything."""
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
 def run_side_by_side(runs: list[SideRun], threads: int | None = None) -> list[SideReport]:
     """Runs every `runs` entry in its own process at once; returns their reports in order.
 
@@ -206,9 +213,7 @@ def _child_main(sender, run: SideRun, threads: int) -> None:
     (False, exception); an exception that cannot be pickled is reported as a RuntimeError."""
     sys.stdout = _LabelledLines(sys.stdout, run.label)
     sys.stderr = _LabelledLines(sys.stderr, run.label)
-    import tensorflow as tf
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    use_threads(threads)
     try:
         report = (True, run.function(*run.args))
     except BaseException as error:  # reported to the parent, which decides; KeyboardInterrupt included

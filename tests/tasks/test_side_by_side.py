@@ -75,6 +75,58 @@ def test_sigterm_is_passed_on_and_ends_as_a_preemption():
     assert "preempted by SIGTERM before a, b started training" in out
 
 
+def _children(pid):
+    """The processes whose parent is `pid` (from /proc)."""
+    children = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):  # it ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(entry))
+    return children
+
+
+def _running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's")
+def test_runs_stop_when_the_waiting_process_is_killed():
+    """SIGKILL to the waiting process cannot be passed on; Linux sends its runs SIGTERM instead."""
+    script = textwrap.dedent("""
+        import time
+        from tfmodels.tasks.side_by_side import SideRun, run_side_by_side
+        if __name__ == "__main__":
+            run_side_by_side([SideRun("a", time.sleep, (300,)), SideRun("b", time.sleep, (300,))])
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=REPO,
+                               env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"))
+    runs = []
+    try:
+        time.sleep(15)  # both runs started (TensorFlow imported)
+        runs = _children(process.pid)
+        assert len(runs) >= 2, runs
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + 30
+        while any(_running(pid) for pid in runs) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(_running(pid) for pid in runs), "a run outlived the killed process"
+    finally:  # nothing left behind when the test fails
+        for pid in [process.pid] + runs:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def test_the_pipeline_runs_side_by_side_only_with_one_replica_on_a_cpu_of_several_cores(monkeypatch):
     from tfmodels.config import ExperimentConfig
     from tfmodels.tasks import common, pipeline

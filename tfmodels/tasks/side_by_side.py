@@ -11,10 +11,12 @@ pools are sized before it starts; its printed lines carry the run's label. Signa
 meaning: SIGTERM to this process is passed on, so every run checkpoints and the caller raises
 `TrainingPreempted` (a re-run resumes each run); Ctrl-C reaches the runs and raises
 KeyboardInterrupt here once they have stopped. When one run fails, the others are stopped the same
-way (they checkpoint) and its error is raised here.
+way (they checkpoint) and its error is raised here. When this process dies without passing anything
+on (SIGKILL, out of memory), Linux sends each run SIGTERM: they checkpoint and stop too.
 """
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import multiprocessing
 import os
@@ -25,6 +27,8 @@ import time
 import traceback
 from multiprocessing import connection as mp_connection
 from typing import Any, Callable
+
+_PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,11 +212,26 @@ class _LabelledLines:
         return getattr(self._stream, name)
 
 
+def _stop_with_parent() -> None:
+    """Has Linux send this run SIGTERM when the process waiting for it dies, even by SIGKILL, so that
+    an orphaned run checkpoints and stops (as on a preemption) instead of training on. Elsewhere a
+    no-op."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux
+        return
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before the request above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _child_main(sender, run: SideRun, threads: int) -> None:
     """A run's process: sizes TensorFlow's thread pools, runs, and reports (True, result) or
     (False, exception); an exception that cannot be pickled is reported as a RuntimeError."""
     sys.stdout = _LabelledLines(sys.stdout, run.label)
     sys.stderr = _LabelledLines(sys.stderr, run.label)
+    _stop_with_parent()
     use_threads(threads)
     try:
         report = (True, run.function(*run.args))
@@ -222,6 +241,8 @@ def _child_main(sender, run: SideRun, threads: int) -> None:
         report = (False, error)
     try:
         sender.send(report)
+    except BrokenPipeError:  # the waiting process is gone (killed): nobody to report to
+        pass
     except Exception as send_error:  # the result or the exception does not pickle
         what = "result" if report[0] else f"error ({report[1]!r:.500})"
         sender.send((False, RuntimeError(f"{run.label}: its {what} could not be sent back: {send_error}")))

@@ -42,6 +42,7 @@ def test_the_side_by_side_workers_share_out_the_lone_workers_batches(tmp_path):
         np.testing.assert_array_equal(mine, theirs)
 
 
+@pytest.mark.slow  # ~15 s: three TensorFlow processes start
 def test_a_failing_worker_is_named_with_its_error(tmp_path):
     missing = str(tmp_path / "no_vocab.txt")
     with pytest.raises(side_by_side.WorkerError,

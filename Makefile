@@ -15,8 +15,8 @@ PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 
-# The pinned stack through uv (requirements-installer.txt): on a fresh machine about 50 s where pip
-# takes 140-160 s (BUILD.md), the same releases; pip installs it if uv cannot.
+# The pinned stack through uv (requirements-installer.txt): on a fresh machine about 1 minute where pip
+# takes about 2.5 (BUILD.md), the same releases; pip installs it if uv cannot.
 $(STAMP): $(PY) requirements.txt requirements-dev.txt requirements-installer.txt setup.cfg pyproject.toml
 	($(PY) -m pip install --quiet -r requirements-installer.txt \
 	  && $(VENV)/bin/uv pip install --python $(PY) --compile-bytecode --quiet -r requirements-dev.txt) \

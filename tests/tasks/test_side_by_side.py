@@ -75,26 +75,29 @@ def test_sigterm_is_passed_on_and_ends_as_a_preemption():
     assert "preempted by SIGTERM before a, b started training" in out
 
 
+def _stat(pid):
+    """The fields of /proc/<pid>/stat after the command name (state, parent pid, ...); None once it
+    is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
 def _children(pid):
-    """The processes whose parent is `pid` (from /proc)."""
+    """The processes whose parent is `pid`."""
     children = []
     for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):  # it ended meanwhile
-            continue
-        if int(fields[1]) == pid:
+        fields = _stat(entry)
+        if fields is not None and int(fields[1]) == pid:
             children.append(int(entry))
     return children
 
 
 def _running(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's")

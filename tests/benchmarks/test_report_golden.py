@@ -1,8 +1,10 @@
 """BENCHMARKS.md rendering is pinned byte for byte on saved results of three kinds of run.
 
-report_fixtures/*.json are `run_all --json` results (figures of the full run in BENCHMARKS.md;
-a loaded CPU without bf16 instructions with a failed torch side and thread run; a
-`--quick --skip_hf` run whose memory child failed); *.md is what the report made of them.
+report_fixtures/*.json are `run_all --json` results (a full run on a CPU with AVX512-BF16 where every
+target passed; the full run of 2026-12-06 in BENCHMARKS.md, on a CPU with AMX, with the pooling,
+length-parts and side-by-side lines and two targets missed; a loaded CPU without bf16 instructions
+with a failed torch side and thread run; a `--quick --skip_hf` run whose memory child failed);
+*.md is what the report made of them.
 After an intended change to the report, re-render each golden file from the repository root,
     python -m benchmarks.run_all --render_from tests/benchmarks/report_fixtures/NAME.json
         --output tests/benchmarks/report_fixtures/NAME.md
@@ -23,7 +25,7 @@ from benchmarks import report, run_all, targets  # noqa: E402
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "report_fixtures")
 
 
-@pytest.mark.parametrize("name", ["full", "no_bf16", "quick"])
+@pytest.mark.parametrize("name", ["full", "full_amx", "no_bf16", "quick"])
 def test_render_from_matches_the_golden_file(name, tmp_path):
     output = tmp_path / "BENCHMARKS.md"
     run_all.render_from(os.path.join(FIXTURES, name + ".json"), str(output))

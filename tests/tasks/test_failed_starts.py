@@ -68,3 +68,18 @@ def test_outside_the_block_nothing_is_recorded(tmp_path):
         with failed_starts.removed_on_error():
             raise ValueError("another run's failure")
     assert os.listdir(tmp_path / "run") == ["config.yaml"]
+
+
+def test_a_task_run_from_python_that_fails_before_training_leaves_nothing(tmp_path):
+    # As the binaries do: the tasks' run enters the block itself (here a ragged row of the training
+    # data fails after the run directory got its config.yaml).
+    from tests.reliability.conftest import good_text_rows, write_text_config
+    from tfmodels.config import load_config
+    from tfmodels.tasks import train
+    data = tmp_path / "ragged.csv"
+    data.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in good_text_rows()) + "多余,pos,extra\n",
+                    encoding="utf-8")
+    config = load_config(write_text_config(tmp_path / "config.yaml", data), model_dir=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match=r"ragged.csv:50: .*3 fields"):
+        train.run(config)
+    assert not (tmp_path / "run").exists()

@@ -307,7 +307,18 @@ def test_a_run_directory_resumes_only_under_its_own_config_and_a_study_reuses_th
     assert tf.train.latest_checkpoint(str(second / "random_init")).endswith(os.path.basename(checkpoint))
     assert not os.path.samefile(rerun["pretrain"]["encoder_dir"], results["pretrain"]["encoder_dir"])
 
-    # A change of the classifier only reuses the pretraining, in a study's layout too.
+    # A copied stage directory resumes only under the settings it was trained with.
+    fourth = tmp_path / "fourth"
+    shutil.copytree(first / "pretrain", fourth / "pretrain")
+    with pytest.raises(ConfigError, match=r"fourth/pretrain: holds a run .*\(data.mask_rate 0.25 → 0.3\)"):
+        pipeline.run(load_config(DEMO, TINY_PIPELINE + ["data.mask_rate=0.3"], model_dir=str(fourth)))
+
+
+@pytest.mark.slow  # about 2.5 minutes in make test: three tiny pipelines, the last of two seeds
+def test_a_study_that_changes_the_classifier_reuses_only_the_pretraining_in_either_layout(tmp_path, capsys):
+    first = tmp_path / "first"
+    pipeline.run(load_config(DEMO, TINY_PIPELINE, model_dir=str(first)))
+    capsys.readouterr()
     third = tmp_path / "third"
     pipeline.run(load_config(DEMO, TINY_PIPELINE + ["model.pooling=max_mean", "study.seeds=2",
                                                     f"study.reuse_from={first}"], model_dir=str(third)))
@@ -317,12 +328,6 @@ def test_a_run_directory_resumes_only_under_its_own_config_and_a_study_reuses_th
     assert f"not reused: {first / 'random_init'} (model.pooling 'mean' → 'max_mean', seed 42 → 43)" in printed
     assert [line for line in printed.splitlines() if line.startswith("reused: ")] == [
         f"reused: {first / 'pretrain'}, trained with the settings this stage reads"]
-
-    # A copied stage directory resumes only under the settings it was trained with.
-    fourth = tmp_path / "fourth"
-    shutil.copytree(first / "pretrain", fourth / "pretrain")
-    with pytest.raises(ConfigError, match=r"fourth/pretrain: holds a run .*\(data.mask_rate 0.25 → 0.3\)"):
-        pipeline.run(load_config(DEMO, TINY_PIPELINE + ["data.mask_rate=0.3"], model_dir=str(fourth)))
 
 
 def test_reuse_from_must_name_a_directory(tmp_path):

@@ -45,7 +45,9 @@ def electra_run(model_dir, batches, vocabulary_size, steps, strategy, precision=
     return trainer, history
 
 
-@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("precision", [
+    "mixed_float16",  # with loss scaling, in make test
+    pytest.param("mixed_bfloat16", marks=pytest.mark.slow)])  # about 30 s in make test
 def test_two_replicas_in_low_precision_train(electra_batches, precision, tmp_path):
     batches, vocabulary_size = electra_batches
     trainer, history = electra_run(str(tmp_path), batches, vocabulary_size, 6, get_strategy("mirrored"), precision)

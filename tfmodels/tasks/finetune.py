@@ -10,12 +10,13 @@ import keras
 from tfmodels import data as tfm_data
 from tfmodels import models as tfm_models
 from tfmodels.config import ConfigError, ExperimentConfig
-from tfmodels.tasks import common, train as train_task
+from tfmodels.tasks import common, failed_starts, train as train_task
 
 FROZEN_PHASE_DIR = "frozen_phase"
 MLP_MODES = ("full", "frozen")  # an MLP's trunk trains with its new head, or stays frozen
 
 
+@failed_starts.removed_on_error()
 def run(config: ExperimentConfig, model_dir: str | None = None) -> dict:
     """Loads `finetune.encoder`, adapts it per `finetune.mode`, trains, evaluates and saves.
 

@@ -29,7 +29,7 @@ from tfmodels import data as tfm_data
 from tfmodels import export as tfm_export
 from tfmodels.config import ExperimentConfig
 from tfmodels import training as tfm_training
-from tfmodels.tasks import common, export as export_task, finetune, pretrain, resume_check, side_by_side, study, train
+from tfmodels.tasks import common, export as export_task, failed_starts, finetune, pretrain, resume_check, side_by_side, study, train
 
 EXAMPLE_TEXTS = [
     "这是一部非常好的电影！",
@@ -49,6 +49,7 @@ def _replace(config: ExperimentConfig, **sections) -> ExperimentConfig:
     return dataclasses.replace(config, **changes)
 
 
+@failed_starts.removed_on_error()
 def run(config: ExperimentConfig) -> dict:
     """Runs every stage into `config.model_dir`; returns the results written to results.json.
 

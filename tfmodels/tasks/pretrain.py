@@ -8,11 +8,12 @@ from tfmodels import data as tfm_data
 from tfmodels import models as tfm_models
 from tfmodels import training as tfm_training
 from tfmodels.config import ExperimentConfig
-from tfmodels.tasks import common
+from tfmodels.tasks import common, failed_starts
 
 IN_DOMAIN_DIR = "in_domain"
 
 
+@failed_starts.removed_on_error()
 def run(config: ExperimentConfig, model_dir: str | None = None) -> dict:
     """Builds (or reuses) the vocabulary, pretrains, and writes `<model_dir>/encoder/`.
 

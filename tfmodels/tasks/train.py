@@ -6,9 +6,10 @@ from tfmodels import data as tfm_data
 from tfmodels import models as tfm_models
 from tfmodels.config import ExperimentConfig
 from tfmodels.data import class_weights as class_weights_lib
-from tfmodels.tasks import common
+from tfmodels.tasks import common, failed_starts
 
 
+@failed_starts.removed_on_error()
 def run(config: ExperimentConfig) -> dict:
     """Trains per `config`, evaluates on validation and test, saves the model.
 

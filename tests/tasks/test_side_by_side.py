@@ -21,13 +21,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def test_each_run_has_its_own_process_and_thread_pools_and_labelled_lines(capfd):
     runs = [SideRun("first", os.getpid), SideRun("second", tf.config.threading.get_intra_op_parallelism_threads),
-            SideRun("third", print, ("a line\nand another",))]
+            SideRun("third", print, ("a line\nand another",)),
+            # as TensorFlow's C++ log lines are written: to file descriptor 2, past Python's sys.stderr
+            SideRun("fourth", os.write, (2, b"I0000 a C++ line\nand the last, without its newline"))]
     reports = side_by_side.run_side_by_side(runs, threads=1)
-    pid, threads, printed = (report.value for report in reports)
-    assert pid != os.getpid() and threads == 1 and printed is None
+    pid, threads, printed, written = (report.value for report in reports)
+    assert pid != os.getpid() and threads == 1 and printed is None and written > 0
     assert all(report.seconds > 0 for report in reports)
-    out = capfd.readouterr().out
-    assert "[third] a line\n[third] and another\n" in out
+    captured = capfd.readouterr()
+    assert "[third] a line\n[third] and another\n" in captured.out
+    assert "[fourth] I0000 a C++ line\n[fourth] and the last, without its newline\n" in captured.err
+    assert all(line.startswith(("[first] ", "[second] ", "[third] ", "[fourth] "))
+               for line in (captured.out + captured.err).splitlines()), captured
 
 
 def test_threads_share_out_the_cores():
@@ -101,15 +106,29 @@ def _running(pid):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's")
-def test_runs_stop_when_the_waiting_process_is_killed():
-    """SIGKILL to the waiting process cannot be passed on; Linux sends its runs SIGTERM instead."""
-    script = textwrap.dedent("""
-        import time
+def test_runs_stop_when_the_waiting_process_is_killed(tmp_path):
+    """SIGKILL to the waiting process cannot be passed on; Linux sends its runs SIGTERM instead. They
+    print as they stop, to pipes nobody reads any more, and still write their checkpoint."""
+    script = tmp_path / "runs.py"
+    script.write_text(textwrap.dedent("""
+        import signal, sys, time
         from tfmodels.tasks.side_by_side import SideRun, run_side_by_side
+
+        def train_until_sigterm(checkpoint):
+            def stop(signum, frame):
+                for _ in range(1000):  # more than a pipe holds
+                    print("SIGTERM: stopping after this step and writing a checkpoint")
+                    print("to stderr", file=sys.stderr)
+                with open(checkpoint, "w") as f:
+                    f.write("written")
+                sys.exit(0)
+            signal.signal(signal.SIGTERM, stop)
+            time.sleep(300)
+
         if __name__ == "__main__":
-            run_side_by_side([SideRun("a", time.sleep, (300,)), SideRun("b", time.sleep, (300,))])
-    """)
-    process = subprocess.Popen([sys.executable, "-c", script], cwd=REPO,
+            run_side_by_side([SideRun(name, train_until_sigterm, (sys.argv[1] + name,)) for name in "ab"])
+    """))
+    process = subprocess.Popen([sys.executable, str(script), str(tmp_path / "checkpoint_")], cwd=REPO,
                                env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"))
     runs = []
     try:
@@ -122,6 +141,7 @@ def test_runs_stop_when_the_waiting_process_is_killed():
         while any(_running(pid) for pid in runs) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert not any(_running(pid) for pid in runs), "a run outlived the killed process"
+        assert sorted(os.listdir(tmp_path)) == ["checkpoint_a", "checkpoint_b", "runs.py"]
     finally:  # nothing left behind when the test fails
         for pid in [process.pid] + runs:
             try:

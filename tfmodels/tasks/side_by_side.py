@@ -7,7 +7,8 @@ threads each finish both runs sooner than one process running them one after the
 core. The runs' results do not depend on where they run; only floating-point rounding may differ.
 
 Each run executes `function(*args)` in a fresh (spawned) Python process whose TensorFlow thread
-pools are sized before it starts; its printed lines carry the run's label. Signals keep their
+pools are sized before it starts. Every line it writes to its stdout or stderr, Python's and
+TensorFlow's C++ log lines alike, reaches this process's with the run's label. Signals keep their
 meaning: SIGTERM to this process is passed on, so every run checkpoints and the caller raises
 `TrainingPreempted` (a re-run resumes each run); Ctrl-C reaches the runs and raises
 KeyboardInterrupt here once they have stopped. When one run fails, the others are stopped the same
@@ -16,6 +17,7 @@ on (SIGKILL, out of memory), Linux sends each run SIGTERM: they checkpoint and s
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import multiprocessing
@@ -26,9 +28,12 @@ import threading
 import time
 import traceback
 from multiprocessing import connection as mp_connection
+from multiprocessing import resource_tracker
 from typing import Any, Callable
 
 _PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
+_STANDARD_OUTPUTS = (1, 2)  # stdout, stderr
+_RELAY_WAIT_SECONDS = 10  # after the runs ended, for lines still on their way (a process they left running)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,12 +92,14 @@ def run_side_by_side(runs: list[SideRun], threads: int | None = None) -> list[Si
     threads = threads or threads_per_run(len(runs))
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")  # a fresh TensorFlow in each, never a forked one
+    resource_tracker.ensure_running()  # started now, it keeps this process's own stdout and stderr
     processes, receivers = [], []
-    with _SignalsPassedOn(processes) as signals:  # before the first start: no run is ever left behind
+    with _LabelledOutputs() as outputs, _SignalsPassedOn(processes) as signals:  # no run is ever left behind
         for run in runs:
             receiver, sender = context.Pipe(duplex=False)
             process = context.Process(target=_child_main, args=(sender, run, threads), name=f"tfmodels {run.label}")
-            process.start()
+            with outputs.relayed(run.label):
+                process.start()
             sender.close()
             processes.append(process)
             receivers.append(receiver)
@@ -191,22 +198,93 @@ class _SignalsPassedOn:
                     pass
 
 
-class _LabelledLines:
-    """A text stream that starts every line with a label."""
+class _LabelledOutputs:
+    """Relays each run's stdout and stderr, line by line with the run's label, to this process's own.
 
-    def __init__(self, stream, label):
-        self._stream, self._prefix, self._at_line_start = stream, f"[{label}] ", True
+    A process inherits file descriptors 1 and 2 when it starts, and TensorFlow's C++ code writes its
+    log lines to 2 directly, so each run gets pipes there: `relayed(label)` puts them in place of this
+    process's while it starts one run, and a thread per pipe passes its lines on."""
+
+    def __init__(self):
+        self._destinations: list[int] = []  # copies of this process's own stdout and stderr
+        self._relays: list[threading.Thread] = []
+
+    def __enter__(self):
+        for stream in (sys.stdout, sys.stderr):  # what this process printed comes first
+            if stream is not None:
+                stream.flush()
+        self._destinations = [os.dup(fd) for fd in _STANDARD_OUTPUTS]
+        return self
+
+    def __exit__(self, *exc):
+        deadline = time.monotonic() + _RELAY_WAIT_SECONDS
+        for relay in self._relays:
+            relay.join(max(0.0, deadline - time.monotonic()))
+        if not any(relay.is_alive() for relay in self._relays):  # else a relay may still write to them
+            for fd in self._destinations:
+                os.close(fd)
+
+    @contextlib.contextmanager
+    def relayed(self, label: str):
+        """While a process starts inside the block, its stdout and stderr are pipes relayed with `label`."""
+        pipes = [os.pipe() for _ in _STANDARD_OUTPUTS]
+        try:
+            for (_, write_end), fd in zip(pipes, _STANDARD_OUTPUTS):
+                os.dup2(write_end, fd)
+            yield
+        finally:
+            for destination, fd in zip(self._destinations, _STANDARD_OUTPUTS):
+                os.dup2(destination, fd)
+            for (read_end, write_end), destination in zip(pipes, self._destinations):
+                os.close(write_end)  # the run's process holds the only write end now
+                relay = threading.Thread(target=_relay_lines, args=(read_end, destination, f"[{label}] ".encode()),
+                                         daemon=True)
+                relay.start()
+                self._relays.append(relay)
+
+
+def _relay_lines(source: int, destination: int, prefix: bytes) -> None:
+    """Writes each line read from `source` to `destination` after `prefix`, until end of file (a last
+    line without its newline gets one). Once `destination` fails (a closed pipe), it reads on and drops
+    the lines, so that the run never blocks on a full pipe."""
+    pending, writable = b"", True
+
+    def write(data: bytes) -> None:
+        nonlocal writable
+        try:
+            while writable and data:
+                data = data[os.write(destination, data):]
+        except OSError:
+            writable = False
+
+    with os.fdopen(source, "rb", buffering=0) as stream:
+        while chunk := stream.read(65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            if lines:
+                write(b"".join(prefix + line + b"\n" for line in lines))
+    if pending:
+        write(prefix + pending + b"\n")
+
+
+class _Unread:
+    """A run's stdout or stderr: a pipe to the waiting process. Once that process is gone (killed), what
+    the run prints is dropped instead of raising BrokenPipeError, so the run still writes its
+    checkpoint and stops (`_stop_with_parent`)."""
+
+    def __init__(self, stream):
+        self._stream = stream
 
     def write(self, text):
-        for piece in text.splitlines(keepends=True):
-            if self._at_line_start:
-                self._stream.write(self._prefix)
-            self._stream.write(piece)
-            self._at_line_start = piece.endswith("\n")
-        return len(text)
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            return len(text)
 
     def flush(self):
-        self._stream.flush()
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            pass
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
@@ -229,8 +307,9 @@ def _stop_with_parent() -> None:
 def _child_main(sender, run: SideRun, threads: int) -> None:
     """A run's process: sizes TensorFlow's thread pools, runs, and reports (True, result) or
     (False, exception); an exception that cannot be pickled is reported as a RuntimeError."""
-    sys.stdout = _LabelledLines(sys.stdout, run.label)
-    sys.stderr = _LabelledLines(sys.stderr, run.label)
+    if hasattr(sys.stdout, "reconfigure"):  # a pipe (_LabelledOutputs): each line as it is printed
+        sys.stdout.reconfigure(line_buffering=True)
+    sys.stdout, sys.stderr = _Unread(sys.stdout), _Unread(sys.stderr)
     _stop_with_parent()
     use_threads(threads)
     try:

@@ -5,7 +5,6 @@ import sys
 from absl import app, flags
 
 from tfmodels import choices
-from tfmodels.tasks import failed_starts
 
 FLAGS = flags.FLAGS
 
@@ -65,8 +64,7 @@ def run_main(main) -> None:
             if FLAGS.cpu_devices:
                 from tfmodels.training import split_cpu_devices
                 split_cpu_devices(FLAGS.cpu_devices)
-            with failed_starts.removed_on_error():
-                return main(argv)
+            return main(argv)  # a task's run removes what a failed start wrote (failed_starts)
         except KeyboardInterrupt:
             if FLAGS.verbose:
                 raise

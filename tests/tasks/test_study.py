@@ -314,7 +314,7 @@ def test_a_run_directory_resumes_only_under_its_own_config_and_a_study_reuses_th
         pipeline.run(load_config(DEMO, TINY_PIPELINE + ["data.mask_rate=0.3"], model_dir=str(fourth)))
 
 
-@pytest.mark.slow  # about 2.5 minutes in make test: three tiny pipelines, the last of two seeds
+@pytest.mark.slow  # about 2.5 minutes beside other tests: two tiny pipelines, the second of two seeds
 def test_a_study_that_changes_the_classifier_reuses_only_the_pretraining_in_either_layout(tmp_path, capsys):
     first = tmp_path / "first"
     pipeline.run(load_config(DEMO, TINY_PIPELINE, model_dir=str(first)))

@@ -5,8 +5,8 @@ raises, each recorded directory that holds nothing but its run's setup files (co
 vocabulary, the labels: what a run writes before its first step) loses the ones it gained, and is
 removed if the run created it. A directory holding anything else (a checkpoint, TensorBoard logs, a
 pipeline's finished stage) is left whole, and so is what a directory held before. The tasks' `run`
-(train, pretrain, finetune, pipeline), called from Python or from a binary, and the binaries' main run
-in this block. No TensorFlow here: the binaries enter the block before loading it.
+(train, pretrain, finetune, pipeline), where every `start_run` happens, run in this block, called
+from Python or from a binary.
 """
 import contextlib
 import os

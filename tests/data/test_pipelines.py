@@ -354,3 +354,42 @@ def test_token_id_lists_match_one_call_across_batches(tokenizer, examples):
     whole = whole.to_list() if hasattr(whole, "to_list") else whole
     assert pipelines.token_id_lists(tokenizer, texts, batch_size=7) == whole
     assert pipelines.token_id_lists(tokenizer, texts)[-1] == []
+
+
+def _epochs_of_token_ids(dataset, count):
+    return [[x["token_ids"].numpy() for x, _ in dataset] for _ in range(count)]
+
+
+def test_input_masking_replaces_only_text_tokens_at_the_rate_with_fresh_seeded_draws(tokenizer, examples):
+    def dataset(**kwargs):
+        return pipelines.classification_dataset(examples, tokenizer, 64, 16, seed=3, **kwargs)
+
+    plain = _epochs_of_token_ids(dataset(), 2)
+    masked = _epochs_of_token_ids(dataset(input_mask_rate=0.25), 2)
+    mask_id = tokenizer.token_to_id("[MASK]")
+    text_tokens = replaced = 0
+    for plain_batch, masked_batch in zip(plain[0], masked[0]):
+        changed = plain_batch != masked_batch
+        assert (masked_batch[changed] == mask_id).all()  # only ever [MASK] ...
+        special = np.isin(plain_batch, [tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]")])
+        assert not changed[special].any()  # ... and never [CLS], [SEP] or padding
+        text_tokens += (~special).sum()
+        replaced += changed.sum()
+    assert 0.22 < replaced / text_tokens < 0.28
+    assert any((a != b).any() for a, b in zip(masked[0], masked[1]))  # fresh draws in the next epoch
+    again = _epochs_of_token_ids(dataset(input_mask_rate=0.25), 2)
+    assert all((a == b).all() for epoch, other in zip(masked, again) for a, b in zip(epoch, other))
+    with pytest.raises(ValueError, match="input_mask_rate=1.0 invalid"):
+        dataset(input_mask_rate=1.0)
+
+
+def test_input_masking_resumes_from_an_iterator_checkpoint(tokenizer, examples, tmp_path):
+    ds = pipelines.classification_dataset(examples, tokenizer, 64, 16, seed=2, repeat=True, input_mask_rate=0.3)
+    iterator = iter(ds)
+    for _ in range(5):
+        next(iterator)
+    path = tf.train.Checkpoint(iterator=iterator).write(str(tmp_path / "it"))
+    expected = [next(iterator)[0]["token_ids"].numpy().tolist() for _ in range(8)]
+    resumed = iter(ds)
+    tf.train.Checkpoint(iterator=resumed).read(path).assert_consumed()
+    assert [next(resumed)[0]["token_ids"].numpy().tolist() for _ in range(8)] == expected

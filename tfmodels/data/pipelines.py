@@ -199,7 +199,7 @@ def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
                            shuffle=True, seed=42, repeat=False, cache=True,
                            deterministic=True, drop_remainder=False, dynamic_padding=False,
                            length_buckets=None, order_by_length=False, truncation="head",
-                           head_tokens=None, shard=None, input_context=None):
+                           head_tokens=None, input_mask_rate=0.0, shard=None, input_context=None):
     """Builds the text classification pipeline.
 
     Texts are tokenized once (in the graph, in large batches) and cached; each epoch
@@ -232,6 +232,10 @@ def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
             single texts only). Defaults to "head".
         head_tokens: int | None. With "head_tail": tokens kept from the start; None keeps a
             quarter of sequence_length - 2. Defaults to None.
+        input_mask_rate: float. Share of the text tokens of every example replaced by [MASK],
+            drawn afresh each epoch from `seed` (a training augmentation, Shen et al. 2020's token
+            cutoff with the masked LM's own mask token); [CLS], [SEP] and padding are never
+            replaced. 0 keeps the tokens. Defaults to 0.0.
         shard: tuple(int, int) | None. Explicit (num_shards, index) sharding.
         input_context: tf.distribute.InputContext | None. Shard per input pipeline and
             use the per-replica batch size (for `distribute_datasets_from_function`).
@@ -273,7 +277,33 @@ def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
 
     dataset = dataset.map(to_features, num_parallel_calls=AUTOTUNE,
                           deterministic=deterministic)
+    if input_mask_rate:
+        dataset = _mask_inputs(dataset, input_mask_rate, seed, special, deterministic)
     return _apply_options(dataset.prefetch(AUTOTUNE), deterministic)
+
+
+def _mask_inputs(dataset, rate, seed, special, deterministic):
+    """Replaces each text token of every batch with [MASK] with probability `rate`.
+
+    The draws come from a seeded random dataset zipped with the batches, so they are fresh each
+    epoch, the same for the same seed, and restored with the iterator on resume.
+    """
+    if not 0 < rate < 1:
+        raise ValueError(f"input_mask_rate={rate!r} invalid; need 0 <= rate < 1")
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+    def mask(batch, batch_seed):
+        features, labels = batch
+        token_ids = features["token_ids"]
+        text = ((features["padding_mask"] > 0) & (token_ids != special[CLS_TOKEN])
+                & (token_ids != special[SEP_TOKEN]))
+        draw = tf.random.stateless_uniform(tf.shape(token_ids), seed=batch_seed)
+        chosen = text & (draw < rate)
+        features = dict(features, token_ids=tf.where(chosen, special[MASK_TOKEN], token_ids))
+        return features, labels
+
+    return tf.data.Dataset.zip((dataset, seeds)).map(mask, num_parallel_calls=AUTOTUNE,
+                                                     deterministic=deterministic)
 
 
 def default_max_predictions(sequence_length, mask_rate=0.15):

@@ -282,15 +282,22 @@ def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
     return _apply_options(dataset.prefetch(AUTOTUNE), deterministic)
 
 
+def _batch_seeds(seed, fresh_each_iteration):
+    """An endless dataset of [2] int64 seeds for `tf.random.stateless_*`, one per batch it is zipped
+    with: the same stream for the same `seed`, a new one for each pass over the data when
+    `fresh_each_iteration`, and restored with the iterator from a checkpoint."""
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=fresh_each_iteration).batch(2)
+
+
 def _mask_inputs(dataset, rate, seed, special, deterministic):
     """Replaces each text token of every batch with [MASK] with probability `rate`.
 
-    The draws come from a seeded random dataset zipped with the batches, so they are fresh each
-    epoch, the same for the same seed, and restored with the iterator on resume.
+    The draws come from `_batch_seeds`: fresh each epoch, the same for the same seed, and restored
+    with the iterator on resume.
     """
     if not 0 < rate < 1:
         raise ValueError(f"input_mask_rate={rate!r} invalid; need 0 <= rate < 1")
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    seeds = _batch_seeds(seed, fresh_each_iteration=True)
 
     def mask(batch, batch_seed):
         features, labels = batch
@@ -539,7 +546,7 @@ def mlm_dataset(texts, tokenizer, sequence_length, batch_size, *, mask_rate=0.15
                                    lambda tokens: _packed_length((tokens,)))
     else:
         batches = lines.ragged_batch(batch_size, drop_remainder=drop_remainder)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=fresh_masks).batch(2)
+    seeds = _batch_seeds(seed, fresh_each_iteration=fresh_masks)
     trim_padding = (dynamic_padding or bool(boundaries)) and not pack_documents
 
     def to_mlm(tokens_batch, batch_seed):

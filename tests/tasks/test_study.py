@@ -12,7 +12,7 @@ import tensorflow as tf
 from tfmodels import data as tfm_data
 from tfmodels import models as tfm_models
 from tfmodels.config import ConfigError, load_config
-from tfmodels.tasks import common, pipeline, pretrain, resume_check, study
+from tfmodels.tasks import common, pipeline, pretrain, resume_check, side_by_side, study
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO = os.path.join(REPO, "configs", "demo_zh_sentiment.yaml")
@@ -280,13 +280,20 @@ def test_per_seed_pretraining_gives_every_seed_its_own_encoder(tmp_path):
 
 
 def test_a_run_directory_resumes_only_under_its_own_config_and_a_study_reuses_the_stages_that_match(
-        tmp_path, capsys):
+        tmp_path, capsys, monkeypatch):
     first = tmp_path / "first"
     results = pipeline.run(load_config(DEMO, TINY_PIPELINE, model_dir=str(first)))
+    capsys.readouterr()
     # The same command again resumes every stage finished (each recorded its resolved config, such
-    # as the encoder's lowercasing) and reports the same figures.
-    again = pipeline.run(load_config(DEMO, TINY_PIPELINE, model_dir=str(first)))
+    # as the encoder's lowercasing) and reports the same figures. Side by side, finished rows are
+    # only reloaded and evaluated, in this process: no core goes to a process with nothing to train.
+    monkeypatch.setattr(side_by_side, "available_cores", lambda: 2)
+    monkeypatch.setattr(side_by_side, "run_side_by_side", _no_process_expected)
+    again = pipeline.run(load_config(DEMO, TINY_PIPELINE + ["study.side_by_side=true"], model_dir=str(first)))
     assert again["seeds"] == results["seeds"]
+    printed = capsys.readouterr().out
+    for stage in ("finetune", "random_init"):
+        assert f"[{stage}] finished already in {first / stage}: reloaded and evaluated here" in printed
     saved = (first / "config.yaml").read_bytes()
     with pytest.raises(ConfigError, match=r"first: holds a run trained with a different config "
                                           r"\(model.pooling 'mean' → 'max_mean'\)"):
@@ -298,11 +305,14 @@ def test_a_run_directory_resumes_only_under_its_own_config_and_a_study_reuses_th
     # and pretrains again.
     second = tmp_path / "second"
     checkpoint = tf.train.latest_checkpoint(str(first / "random_init"))
-    rerun = pipeline.run(load_config(DEMO, TINY_PIPELINE + ["data.mask_rate=0.3", f"study.reuse_from={first}"],
-                                     model_dir=str(second)))
+    rerun = pipeline.run(load_config(DEMO, TINY_PIPELINE + ["data.mask_rate=0.3", f"study.reuse_from={first}",
+                                                           "study.side_by_side=true"], model_dir=str(second)))
     printed = capsys.readouterr().out
     assert f"not reused: {first / 'pretrain'} (data.mask_rate 0.25 → 0.3)" in printed
     assert f"reused: {first / 'random_init'}, trained with the settings this stage reads" in printed
+    # The reused row is finished, so the one row left to train trains here with every core.
+    assert f"[random_init] finished already in {second / 'random_init'}" in printed
+    assert "[finetune] finished already" not in printed
     assert rerun["seeds"][0]["test"]["random_init"] == results["seeds"][0]["test"]["random_init"]
     assert tf.train.latest_checkpoint(str(second / "random_init")).endswith(os.path.basename(checkpoint))
     assert not os.path.samefile(rerun["pretrain"]["encoder_dir"], results["pretrain"]["encoder_dir"])
@@ -312,6 +322,10 @@ def test_a_run_directory_resumes_only_under_its_own_config_and_a_study_reuses_th
     shutil.copytree(first / "pretrain", fourth / "pretrain")
     with pytest.raises(ConfigError, match=r"fourth/pretrain: holds a run .*\(data.mask_rate 0.25 → 0.3\)"):
         pipeline.run(load_config(DEMO, TINY_PIPELINE + ["data.mask_rate=0.3"], model_dir=str(fourth)))
+
+
+def _no_process_expected(runs, threads=None):
+    raise AssertionError(f"side-by-side processes started for {[run.label for run in runs]}")
 
 
 @pytest.mark.slow  # about 2.5 minutes beside other tests: two tiny pipelines, the second of two seeds

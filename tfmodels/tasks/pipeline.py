@@ -27,6 +27,7 @@ import numpy as np
 
 from tfmodels import data as tfm_data
 from tfmodels import export as tfm_export
+from tfmodels import paths
 from tfmodels.config import ExperimentConfig
 from tfmodels import training as tfm_training
 from tfmodels.tasks import common, export as export_task, failed_starts, finetune, pretrain, resume_check, side_by_side, study, train
@@ -186,13 +187,25 @@ def run_seed(started: common.Run, watch, config: ExperimentConfig, index: int, l
 
 @dataclasses.dataclass(frozen=True)
 class SeedRun:
-    """One row's training run of a seed: its results key, stage name, banner and `function(*args)`."""
+    """One row's training run of a seed: its results key, stage name, banner and `function(*args)`,
+    which trains `config` of `kind` (`resume_check.KINDS`) in `model_dir`."""
 
     key: str
     stage: str
     title: str
     function: object
     args: tuple
+    config: ExperimentConfig
+    kind: str
+    model_dir: str
+
+    def finished(self) -> bool:
+        """Whether `model_dir` holds this run finished (its metrics written, trained with every
+        setting it reads, step totals included), so running it only reloads and evaluates: a stage
+        `study.reuse_from` copied in, or one a re-run of the study finds done."""
+        return (paths.exists(os.path.join(self.model_dir, common.METRICS_FILE))
+                and resume_check.holds_run(self.model_dir)
+                and not resume_check.run_differences(self.config, self.model_dir, self.kind, totals_may_differ=False))
 
 
 def seed_runs(started: common.Run, config: ExperimentConfig, lstm: ExperimentConfig | None) -> list[SeedRun]:
@@ -200,14 +213,16 @@ def seed_runs(started: common.Run, config: ExperimentConfig, lstm: ExperimentCon
     directory; (b) and the LSTM first copied from `study.reuse_from` where it matches."""
     scratch = random_init_config(config, seed_dir(started, config, "random_init"))
     reuse_stage(started, scratch, scratch.model_dir, "train")
+    finetune_dir = seed_dir(started, config, "finetune")
     runs = [SeedRun("pretrained_finetuned", "finetune", "Stage 3/6: fine-tuning the pretrained encoder for sentiment",
-                    finetune.run, (config, seed_dir(started, config, "finetune"))),
+                    finetune.run, (config, finetune_dir), config, "finetune", finetune_dir),
             SeedRun("random_init", "random_init", "Stage 4/6: the same classifier from random initialization, "
-                    "same budget", train.run, (scratch,))]
+                    "same budget", train.run, (scratch,), scratch, "train", scratch.model_dir)]
     if lstm is not None:
         lstm = _replace(lstm, model_dir=seed_dir(started, config, "lstm"))
         reuse_stage(started, lstm, lstm.model_dir, "train")
-        runs.append(SeedRun("lstm", "lstm", "Stage 4/6: the LSTM classifier, same split", train.run, (lstm,)))
+        runs.append(SeedRun("lstm", "lstm", "Stage 4/6: the LSTM classifier, same split", train.run, (lstm,),
+                            lstm, "train", lstm.model_dir))
     return runs
 
 
@@ -221,8 +236,24 @@ def run_one_after_another(watch, runs: list[SeedRun], of: str) -> dict:
 
 
 def run_side_by_side(watch, runs: list[SeedRun], of: str) -> dict:
-    """The runs in processes of their own at once, the CPU cores shared out; each run's stage time
-    is from their common start to its report, so the stage times overlap."""
+    """The runs that still train in processes of their own at once, the CPU cores shared out
+    between them alone; each one's stage time is from their common start to its report, so the
+    stage times overlap. Finished runs (`SeedRun.finished`) only reload and evaluate, in this
+    process, first; a single run left to train trains here with every core."""
+    finished = [run for run in runs if run.finished()]
+    training = [run for run in runs if run not in finished]
+    for run in finished:
+        print(f"[{run.stage}] finished already in {run.model_dir}: reloaded and evaluated here, "
+              "not trained side by side", flush=True)
+    results = run_one_after_another(watch, finished, of)
+    if len(training) > 1:
+        results.update(_train_side_by_side(watch, training, of))
+    else:
+        results.update(run_one_after_another(watch, training, of))
+    return {run.key: results[run.key] for run in runs}
+
+
+def _train_side_by_side(watch, runs: list[SeedRun], of: str) -> dict:
     threads = side_by_side.threads_per_run(len(runs))
     names = " and ".join(run.stage for run in runs)
     common.banner(f"Stages 3-4/6: {names} side by side, {len(runs)} processes of {threads} thread(s){of}")

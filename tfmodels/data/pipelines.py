@@ -298,19 +298,29 @@ def _mask_inputs(dataset, rate, seed, special, deterministic):
     if not 0 < rate < 1:
         raise ValueError(f"input_mask_rate={rate!r} invalid; need 0 <= rate < 1")
     seeds = _batch_seeds(seed, fresh_each_iteration=True)
+    structural = _structural_token_ids(special)
 
     def mask(batch, batch_seed):
         features, labels = batch
         token_ids = features["token_ids"]
-        text = ((features["padding_mask"] > 0) & (token_ids != special[CLS_TOKEN])
-                & (token_ids != special[SEP_TOKEN]))
         draw = tf.random.stateless_uniform(tf.shape(token_ids), seed=batch_seed)
-        chosen = text & (draw < rate)
+        chosen = _text_tokens(token_ids, structural) & (draw < rate)
         features = dict(features, token_ids=tf.where(chosen, special[MASK_TOKEN], token_ids))
         return features, labels
 
     return tf.data.Dataset.zip((dataset, seeds)).map(mask, num_parallel_calls=AUTOTUNE,
                                                      deterministic=deterministic)
+
+
+def _structural_token_ids(ids):
+    """The ids of [PAD], [CLS] and [SEP] (from a {token: id} map), which no masking replaces."""
+    return tf.constant([ids[PAD_TOKEN], ids[CLS_TOKEN], ids[SEP_TOKEN]], tf.int32)
+
+
+def _text_tokens(token_ids, structural):
+    """True at the positions of `token_ids` [B, L] that hold a text's own tokens: not one of
+    `structural` ([PAD], [CLS], [SEP]; `_structural_token_ids`)."""
+    return tf.logical_not(tf.reduce_any(token_ids[:, :, None] == structural[None, None, :], axis=-1))
 
 
 def default_max_predictions(sequence_length, mask_rate=0.15):
@@ -363,8 +373,7 @@ class MaskedLMMasker:
         special = set(self.ids.values())
         self.random_candidates = tf.constant(
             [i for i in range(len(vocab)) if i not in special], tf.int32)
-        self.unselectable = tf.constant(
-            [self.ids[PAD_TOKEN], self.ids[CLS_TOKEN], self.ids[SEP_TOKEN]], tf.int32)
+        self.unselectable = _structural_token_ids(self.ids)
         self.is_continuation = tf.constant([t.startswith("##") for t in vocab], tf.bool)
 
     def _word_starts(self, token_ids):
@@ -402,8 +411,7 @@ class MaskedLMMasker:
             token_ids, starts = decode_word_starts(token_ids)
         else:
             starts = self._word_starts(token_ids)
-        maskable = tf.logical_not(tf.reduce_any(
-            token_ids[:, :, None] == self.unselectable[None, None, :], axis=-1))
+        maskable = _text_tokens(token_ids, self.unselectable)
         scores = tf.where(maskable, self._selection_scores(token_ids, starts, seeds[0]), -1.0)
         # Count words (= tokens unless whole_word); stochastic rounding keeps the
         # expected selected share exactly `mask_rate`.

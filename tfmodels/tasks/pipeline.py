@@ -187,17 +187,24 @@ def run_seed(started: common.Run, watch, config: ExperimentConfig, index: int, l
 
 @dataclasses.dataclass(frozen=True)
 class SeedRun:
-    """One row's training run of a seed: its results key, stage name, banner and `function(*args)`,
-    which trains `config` of `kind` (`resume_check.KINDS`) in `model_dir`."""
+    """One row's training run of a seed: its results key, stage name and banner, and the run itself,
+    `config` of `kind` ("finetune" or "train", `resume_check.KINDS`) in `model_dir`."""
 
     key: str
     stage: str
     title: str
-    function: object
-    args: tuple
     config: ExperimentConfig
     kind: str
     model_dir: str
+
+    @property
+    def function(self):
+        return finetune.run if self.kind == "finetune" else train.run
+
+    @property
+    def args(self) -> tuple:
+        """`function`'s arguments: a train run's directory is its config's `model_dir`."""
+        return (self.config, self.model_dir) if self.kind == "finetune" else (self.config,)
 
     def finished(self) -> bool:
         """Whether `model_dir` holds this run finished (its metrics written, trained with every
@@ -213,16 +220,14 @@ def seed_runs(started: common.Run, config: ExperimentConfig, lstm: ExperimentCon
     directory; (b) and the LSTM first copied from `study.reuse_from` where it matches."""
     scratch = random_init_config(config, seed_dir(started, config, "random_init"))
     reuse_stage(started, scratch, scratch.model_dir, "train")
-    finetune_dir = seed_dir(started, config, "finetune")
     runs = [SeedRun("pretrained_finetuned", "finetune", "Stage 3/6: fine-tuning the pretrained encoder for sentiment",
-                    finetune.run, (config, finetune_dir), config, "finetune", finetune_dir),
+                    config, "finetune", seed_dir(started, config, "finetune")),
             SeedRun("random_init", "random_init", "Stage 4/6: the same classifier from random initialization, "
-                    "same budget", train.run, (scratch,), scratch, "train", scratch.model_dir)]
+                    "same budget", scratch, "train", scratch.model_dir)]
     if lstm is not None:
         lstm = _replace(lstm, model_dir=seed_dir(started, config, "lstm"))
         reuse_stage(started, lstm, lstm.model_dir, "train")
-        runs.append(SeedRun("lstm", "lstm", "Stage 4/6: the LSTM classifier, same split", train.run, (lstm,),
-                            lstm, "train", lstm.model_dir))
+        runs.append(SeedRun("lstm", "lstm", "Stage 4/6: the LSTM classifier, same split", lstm, "train", lstm.model_dir))
     return runs
 
 
@@ -240,8 +245,9 @@ def run_side_by_side(watch, runs: list[SeedRun], of: str) -> dict:
     between them alone; each one's stage time is from their common start to its report, so the
     stage times overlap. Finished runs (`SeedRun.finished`) only reload and evaluate, in this
     process, first; a single run left to train trains here with every core."""
-    finished = [run for run in runs if run.finished()]
-    training = [run for run in runs if run not in finished]
+    finished, training = [], []
+    for run in runs:
+        (finished if run.finished() else training).append(run)
     for run in finished:
         print(f"[{run.stage}] finished already in {run.model_dir}: reloaded and evaluated here, "
               "not trained side by side", flush=True)

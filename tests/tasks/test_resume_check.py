@@ -4,12 +4,16 @@ refused with the keys that differ, and nothing in the directory changes."""
 import os
 import shutil
 
+import keras
 import pytest
 
+from tfmodels import models as tfm_models
 from tfmodels.config import ConfigError, load_config, save_config
+from tfmodels.models.pretrained import encoder_fingerprint
 from tfmodels.tasks import resume_check
 
-DEMO = "configs/demo_zh_sentiment.yaml"
+DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                    "configs", "demo_zh_sentiment.yaml")
 VOCAB = "[PAD]\r\n[UNK]\r\n[CLS]\r\n[SEP]\r\n[MASK]\r\n好\r\n"  # as a Windows editor saves it
 
 
@@ -154,3 +158,52 @@ def test_an_unreadable_saved_config_is_named(tmp_path):
     (run_dir / "config.yaml").write_text("trainer: {learning_rat: 1}\n")
     with pytest.raises(ConfigError, match=r"config.yaml: cannot read the config this run was trained with"):
         resume_check.check_resume(demo(), str(run_dir), "train")
+
+
+def saved_encoder(directory, vocabulary=VOCAB, change_weight=False):
+    """A tiny encoder saved as pretraining saves one, from the same seed each time."""
+    keras.utils.set_random_seed(0)
+    tokens = vocabulary.split()
+    encoder = tfm_models.build_bert_encoder("tiny", vocabulary_size=len(tokens), max_sequence_length=16)
+    if change_weight:
+        weights = encoder.token_embedding.get_weights()
+        weights[0][5, 0] += 1.0
+        encoder.token_embedding.set_weights(weights)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    vocab_file = directory.parent / f"{directory.name}_vocab.txt"
+    vocab_file.write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    return tfm_models.save_encoder(encoder, str(vocab_file), str(directory), lowercase=True)
+
+
+def test_an_encoder_fingerprint_follows_what_it_computes_not_where_or_when_it_was_saved(tmp_path):
+    original = saved_encoder(tmp_path / "original")
+    fingerprint = encoder_fingerprint(original)
+    shutil.copytree(original, tmp_path / "copy")
+    assert encoder_fingerprint(tmp_path / "copy") == fingerprint
+    # Saved again: a new layer name in tokenizer.json, a new date in metadata.json, new HDF5 headers.
+    assert encoder_fingerprint(saved_encoder(tmp_path / "saved_again")) == fingerprint
+    assert (tmp_path / "saved_again" / "model.weights.h5").read_bytes() != \
+        (tmp_path / "original" / "model.weights.h5").read_bytes()
+    assert encoder_fingerprint(saved_encoder(tmp_path / "one_weight", change_weight=True)) != fingerprint
+    assert encoder_fingerprint(saved_encoder(tmp_path / "other_token", VOCAB.replace("好", "坏"))) != fingerprint
+
+
+def test_a_fine_tuning_run_compares_its_encoder_by_fingerprint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    saved_encoder(tmp_path / "runs" / "pre" / "encoder")
+    config = demo("finetune.encoder=runs/pre/encoder")
+    run_dir = finished_run(tmp_path, config)
+    resume_check.record_encoder(str(run_dir), config)
+    # The run and its encoder moved together (a pipeline run directory moved): it resumes.
+    shutil.move(tmp_path / "runs" / "pre", tmp_path / "runs" / "moved")
+    resume_check.check_resume(demo("finetune.encoder=runs/moved/encoder"), str(run_dir), "finetune")
+    # The encoder changed where the run found it (its pretraining trained on): refused, by name.
+    saved_encoder(tmp_path / "runs" / "moved" / "encoder", change_weight=True)
+    with pytest.raises(ConfigError, match=r"holds a run trained with a different config \(finetune.encoder "
+                                          r"'runs/moved/encoder' is not the encoder the run started from"):
+        resume_check.check_resume(demo("finetune.encoder=runs/moved/encoder"), str(run_dir), "finetune")
+    # A run written before fingerprints were recorded compares the path, as it did.
+    os.remove(run_dir / resume_check.ENCODER_FINGERPRINT_FILE)
+    resume_check.check_resume(demo("finetune.encoder=runs/pre/encoder"), str(run_dir), "finetune")
+    with pytest.raises(ConfigError, match=r"finetune.encoder '.*runs/pre/encoder' → '.*runs/moved/encoder'"):
+        resume_check.check_resume(demo("finetune.encoder=runs/moved/encoder"), str(run_dir), "finetune")

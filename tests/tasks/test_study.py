@@ -323,6 +323,19 @@ def test_a_run_directory_resumes_only_under_its_own_config_and_a_study_reuses_th
     with pytest.raises(ConfigError, match=r"fourth/pretrain: holds a run .*\(data.mask_rate 0.25 → 0.3\)"):
         pipeline.run(load_config(DEMO, TINY_PIPELINE + ["data.mask_rate=0.3"], model_dir=str(fourth)))
 
+    # A run directory moved elsewhere resumes every stage finished: the fine-tuning stage recognises
+    # its encoder, now at another path, by what it computes.
+    moved = tmp_path / "moved"
+    shutil.move(first, moved)
+    capsys.readouterr()
+    again = pipeline.run(load_config(DEMO, TINY_PIPELINE + ["study.side_by_side=true"], model_dir=str(moved)))
+    assert f"[finetune] finished already in {moved / 'finetune'}" in capsys.readouterr().out
+    assert again["seeds"][0]["test"] == results["seeds"][0]["test"]
+    # Pretraining that trains on in place changes the encoder the fine-tuning stage started from.
+    with pytest.raises(ConfigError, match=r"moved/finetune: holds a run trained with a different config "
+                                          r"\(finetune.encoder '.*moved/pretrain/encoder' is not the encoder"):
+        pipeline.run(load_config(DEMO, TINY_PIPELINE + ["pretrain.in_domain_steps=6"], model_dir=str(moved)))
+
 
 def _no_process_expected(runs, threads=None):
     raise AssertionError(f"side-by-side processes started for {[run.label for run in runs]}")

@@ -41,7 +41,8 @@ PREDICTIONS_FILE = "predictions.json"
 ENCODER_DIR = "encoder"  # a pretraining run's encoder, what fine-tuning loads
 HEAD_VARIABLES = "logits"  # the classifier head's Dense layer (models name it so)
 # What a run writes before its first step: a directory holding nothing else has trained nothing.
-SETUP_FILES = frozenset({resume_check.CONFIG_FILE, resume_check.KIND_FILE, VOCAB_FILE, LABELS_FILE, NORMALIZER_FILE})
+SETUP_FILES = frozenset({resume_check.CONFIG_FILE, resume_check.KIND_FILE, resume_check.ENCODER_FINGERPRINT_FILE,
+                         VOCAB_FILE, LABELS_FILE, NORMALIZER_FILE})
 
 
 @dataclasses.dataclass
@@ -100,6 +101,8 @@ def start_run(config: ExperimentConfig, model_dir: str | None = None, kind: str 
     save_config(dataclasses.replace(config, model_dir=model_dir), os.path.join(output_dir, resume_check.CONFIG_FILE))
     if kind is not None:
         resume_check.record_kind(output_dir, kind)
+    if kind == "finetune":
+        resume_check.record_encoder(output_dir, config)
     return Run(config, model_dir, strategy, precision, output_dir)
 
 

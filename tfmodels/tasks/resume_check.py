@@ -17,7 +17,10 @@ Three kinds of key may differ:
   `pretrain` section; pretraining reads no `trainer` section and no classifier pooling).
 
 `data.vocab_path` is compared by content, not by path: a run keeps the vocabulary it was trained
-with (`KEPT_VOCABULARIES`), and a copy of it elsewhere is the same vocabulary. The same comparison
+with (`KEPT_VOCABULARIES`), and a copy of it elsewhere is the same vocabulary. So is
+`finetune.encoder`: a fine-tuning run records the fingerprint of the encoder it started from
+(`ENCODER_FINGERPRINT_FILE`), so a run directory moved with its encoder (a pipeline run) resumes,
+and an encoder changed in place (its pretraining trained on) is a difference. The same comparison
 tells the pipeline which stages of an earlier run it can reuse (`study.reuse_from`).
 """
 
@@ -30,8 +33,10 @@ import yaml
 from tfmodels import paths
 from tfmodels.config import ConfigError, ExperimentConfig, config_from_dict, get_value, to_dict
 from tfmodels.data.vocab import load_vocab
+from tfmodels.models.pretrained import encoder_fingerprint
 
 KIND_FILE = "run_kind.txt"  # which kind of run (`KINDS`) a directory holds
+ENCODER_FINGERPRINT_FILE = "encoder_fingerprint.txt"  # what the encoder a fine-tuning run started from computes
 PATH_KEYS = ("finetune.encoder", "data.train", "data.validation", "data.test", "data.corpus")
 CONFIG_FILE = "config.yaml"
 # Where a run keeps the vocabulary it was trained with: a classifier in its directory, pretraining
@@ -100,8 +105,10 @@ def run_differences(config: ExperimentConfig, model_dir: str, kind: str, totals_
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} is invalid; allowed: {', '.join(KINDS)}")
     saved = read_saved_config(os.path.join(model_dir, CONFIG_FILE))
-    return (config_differences(saved, config, kind, totals_may_differ)
-            + vocabulary_difference(config, model_dir))
+    compared_by_content = {"finetune.encoder"} if recorded_encoder(model_dir) is not None else set()
+    return (config_differences(saved, config, kind, totals_may_differ, compared_by_content)
+            + vocabulary_difference(config, model_dir)
+            + (encoder_difference(config, model_dir) if compared_by_content else []))
 
 
 def record_kind(output_dir: str, kind: str) -> None:
@@ -117,6 +124,42 @@ def recorded_kind(model_dir: str) -> str | None:
         return None
     with paths.open_file(path) as f:
         return f.read().strip()
+
+
+def record_encoder(output_dir: str, config: ExperimentConfig) -> None:
+    """Writes the fingerprint of the local encoder `finetune.encoder` names (`encoder_difference`
+    compares it); nothing for a run that names none, or a preset name."""
+    fingerprint = _local_encoder_fingerprint(config)
+    if fingerprint is not None:
+        with paths.open_file(os.path.join(output_dir, ENCODER_FINGERPRINT_FILE), "w") as f:
+            f.write(fingerprint + "\n")
+
+
+def recorded_encoder(model_dir: str) -> str | None:
+    """The fingerprint of the encoder the run in `model_dir` started from; None for a run that
+    recorded none (no local encoder, or written before fingerprints were recorded)."""
+    path = os.path.join(model_dir, ENCODER_FINGERPRINT_FILE)
+    if not paths.exists(path):
+        return None
+    with paths.open_file(path) as f:
+        return f.read().strip()
+
+
+def encoder_difference(config: ExperimentConfig, model_dir: str) -> list[str]:
+    """['finetune.encoder ...'] when `finetune.encoder` names an encoder that computes something other
+    than the one the run recorded starting from (`recorded_encoder`; compared by
+    `encoder_fingerprint`, so a copy or a move of the same encoder is no difference)."""
+    if _local_encoder_fingerprint(config) == recorded_encoder(model_dir):
+        return []
+    return [f"finetune.encoder {config.finetune.encoder!r} is not the encoder the run started from (its "
+            "weights, config or vocabulary differ)"]
+
+
+def _local_encoder_fingerprint(config: ExperimentConfig) -> str | None:
+    encoder = config.finetune.encoder
+    if not encoder or ":" in encoder or not os.path.exists(encoder):
+        return None
+    return encoder_fingerprint(encoder)
 
 
 def holds_run(model_dir: str) -> bool:
@@ -142,9 +185,11 @@ def read_saved_config(path: str) -> ExperimentConfig:
 
 
 def config_differences(saved: ExperimentConfig, new: ExperimentConfig, kind: str,
-                       totals_may_differ: bool = True) -> list[str]:
-    """'key saved → new' for every key `kind` reads that differs (vocab_path is compared by content)."""
-    ignored = RUN_MECHANICS | NOT_READ[kind] | _fallbacks_not_read(saved, new, kind) | {"data.vocab_path"}
+                       totals_may_differ: bool = True, compared_by_content=frozenset()) -> list[str]:
+    """'key saved → new' for every key `kind` reads that differs, except `data.vocab_path` and the
+    keys in `compared_by_content`, which the caller compares by what they point to."""
+    ignored = (RUN_MECHANICS | NOT_READ[kind] | _fallbacks_not_read(saved, new, kind) | {"data.vocab_path"}
+               | frozenset(compared_by_content))
     old_values, new_values = _comparable(to_dict(saved)), _comparable(to_dict(new))
     return [f"{key} {old_values.get(key)!r} → {new_values.get(key)!r}"
             for key in sorted(old_values.keys() | new_values.keys())

@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 RUN_DIR ?= runs/demo
+# The paired study's fine-tuning seeds (`make study`): 5 seeds on one shared pretraining.
+STUDY_SEEDS ?= 5
 # Test processes (pytest-xdist): a test spends most of its time tracing tf.functions in one Python
 # thread, so two processes keep 2 cores busy. TEST_WORKERS=0 runs every test in one process.
 TEST_WORKERS ?= 2
@@ -45,7 +47,7 @@ demo: $(STAMP)
 # The paired-seed study behind the README's table: one shared pretraining, (a) pretrained and (b) random-init
 # fine-tuning with 3 seeds each, the LSTM and TF-IDF rows; results.md/.json and validation_curves.png.
 study: $(STAMP)
-	$(PY) -m trainers.pipeline --config=configs/demo_zh_sentiment.yaml --model_dir=runs/study --seeds=3 \
+	$(PY) -m trainers.pipeline --config=configs/demo_zh_sentiment.yaml --model_dir=runs/study --seeds=$(STUDY_SEEDS) \
 		--override=study.lstm_config=configs/lstm_sentiment_zh.yaml
 
 bench: $(BENCH_STAMP)

@@ -9,7 +9,7 @@ import pytest
 
 from tfmodels import models as tfm_models
 from tfmodels.config import ConfigError, load_config, save_config
-from tfmodels.models.pretrained import encoder_fingerprint
+from tfmodels.fingerprints import encoder_fingerprint
 from tfmodels.tasks import resume_check
 
 DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),

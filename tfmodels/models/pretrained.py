@@ -15,17 +15,14 @@ Formats understood by `load_encoder` (all offline):
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-import h5py
 import keras
 import keras_hub
-import numpy as np
 
 from tfmodels.models.bert import find_encoder
 
@@ -231,57 +228,6 @@ def save_encoder(encoder: keras_hub.models.BertBackbone, tokenizer_or_vocab_path
         raise ValueError(f"{vocab_file}: not a BERT vocabulary ({error})") from error
     tokenizer.save_to_preset(str(directory))
     return str(directory)
-
-
-# Written anew each time a preset is saved, without changing what it computes.
-_VOLATILE_JSON_KEYS = frozenset({"name", "date_saved"})
-
-
-def encoder_fingerprint(path) -> str:
-    """A digest of what a pretrained encoder computes: its weights, config and vocabulary.
-
-    Equal for a copy or a move of the encoder, and for the same weights saved again (a keras-hub
-    preset's `.h5` weights are read as arrays, its `.json` files without the layer names and the save
-    date that change from save to save); different when any weight, setting or token differs.
-
-    Args:
-        path: str or Path. An encoder directory or file, in any format `load_encoder` reads.
-
-    Returns:
-        str: a SHA-256 hex digest.
-    """
-    path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(file.relative_to(path).as_posix().encode() if path.is_dir() else b"")
-        digest.update(_file_content_digest(file))
-    return digest.hexdigest()
-
-
-def _file_content_digest(file: Path) -> bytes:
-    if file.suffix == ".h5":
-        digest = hashlib.sha256()
-        with h5py.File(file, "r") as weights:
-            names = []
-            weights.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
-            for name in sorted(names):
-                value = np.asarray(weights[name][()])
-                digest.update(f"{name}:{value.dtype.str}:{value.shape}".encode())
-                digest.update(value.tobytes())
-        return digest.digest()
-    if file.suffix == ".json":
-        content = _without_volatile_keys(_read_json(file))
-        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).digest()
-    return hashlib.sha256(file.read_bytes()).digest()
-
-
-def _without_volatile_keys(value):
-    if isinstance(value, dict):
-        return {k: _without_volatile_keys(v) for k, v in value.items() if k not in _VOLATILE_JSON_KEYS}
-    if isinstance(value, list):
-        return [_without_volatile_keys(v) for v in value]
-    return value
 
 
 def check_sequence_length(encoder: keras_hub.models.BertBackbone, sequence_length: int) -> None:

@@ -31,9 +31,9 @@ import os
 import yaml
 
 from tfmodels import paths
+from tfmodels.fingerprints import encoder_fingerprint
 from tfmodels.config import ConfigError, ExperimentConfig, config_from_dict, get_value, to_dict
 from tfmodels.data.vocab import load_vocab
-from tfmodels.models.pretrained import encoder_fingerprint
 
 KIND_FILE = "run_kind.txt"  # which kind of run (`KINDS`) a directory holds
 ENCODER_FINGERPRINT_FILE = "encoder_fingerprint.txt"  # what the encoder a fine-tuning run started from computes

@@ -45,7 +45,7 @@ demo: $(STAMP)
 	$(PY) -m trainers.pipeline --config=configs/demo_zh_sentiment.yaml --model_dir=$(RUN_DIR)
 
 # The paired-seed study behind the README's table: one shared pretraining, (a) pretrained and (b) random-init
-# fine-tuning with 3 seeds each, the LSTM and TF-IDF rows; results.md/.json and validation_curves.png.
+# fine-tuning with STUDY_SEEDS seeds each, the LSTM and TF-IDF rows; results.md/.json and validation_curves.png.
 study: $(STAMP)
 	$(PY) -m trainers.pipeline --config=configs/demo_zh_sentiment.yaml --model_dir=runs/study --seeds=$(STUDY_SEEDS) \
 		--override=study.lstm_config=configs/lstm_sentiment_zh.yaml

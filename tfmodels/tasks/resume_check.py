@@ -31,9 +31,9 @@ import os
 import yaml
 
 from tfmodels import paths
-from tfmodels.fingerprints import encoder_fingerprint
 from tfmodels.config import ConfigError, ExperimentConfig, config_from_dict, get_value, to_dict
 from tfmodels.data.vocab import load_vocab
+from tfmodels.fingerprints import encoder_fingerprint
 
 KIND_FILE = "run_kind.txt"  # which kind of run (`KINDS`) a directory holds
 ENCODER_FINGERPRINT_FILE = "encoder_fingerprint.txt"  # what the encoder a fine-tuning run started from computes
@@ -105,10 +105,12 @@ def run_differences(config: ExperimentConfig, model_dir: str, kind: str, totals_
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} is invalid; allowed: {', '.join(KINDS)}")
     saved = read_saved_config(os.path.join(model_dir, CONFIG_FILE))
-    compared_by_content = {"finetune.encoder"} if recorded_encoder(model_dir) is not None else set()
-    return (config_differences(saved, config, kind, totals_may_differ, compared_by_content)
-            + vocabulary_difference(config, model_dir)
-            + (encoder_difference(config, model_dir) if compared_by_content else []))
+    differences = vocabulary_difference(config, model_dir)
+    encoder = recorded_encoder(model_dir)
+    if encoder is None:  # compared by path, as `config_differences` does
+        return config_differences(saved, config, kind, totals_may_differ) + differences
+    return (config_differences(saved, config, kind, totals_may_differ, {"finetune.encoder"})
+            + differences + encoder_difference(config, encoder))
 
 
 def record_kind(output_dir: str, kind: str) -> None:
@@ -145,11 +147,11 @@ def recorded_encoder(model_dir: str) -> str | None:
         return f.read().strip()
 
 
-def encoder_difference(config: ExperimentConfig, model_dir: str) -> list[str]:
+def encoder_difference(config: ExperimentConfig, recorded: str) -> list[str]:
     """['finetune.encoder ...'] when `finetune.encoder` names an encoder that computes something other
-    than the one the run recorded starting from (`recorded_encoder`; compared by
+    than the one a run recorded starting from (`recorded`, its `recorded_encoder`; compared by
     `encoder_fingerprint`, so a copy or a move of the same encoder is no difference)."""
-    if _local_encoder_fingerprint(config) == recorded_encoder(model_dir):
+    if _local_encoder_fingerprint(config) == recorded:
         return []
     return [f"finetune.encoder {config.finetune.encoder!r} is not the encoder the run started from (its "
             "weights, config or vocabulary differ)"]
@@ -157,7 +159,7 @@ def encoder_difference(config: ExperimentConfig, model_dir: str) -> list[str]:
 
 def _local_encoder_fingerprint(config: ExperimentConfig) -> str | None:
     encoder = config.finetune.encoder
-    if not encoder or ":" in encoder or not os.path.exists(encoder):
+    if not encoder or not _is_local_path(encoder) or not os.path.exists(encoder):
         return None
     return encoder_fingerprint(encoder)
 
@@ -249,9 +251,13 @@ def _comparable(config: dict) -> dict:
 
 def _absolute(value):
     """A local path made absolute; None, `builtin:...`, `tfds:...` and URLs (`gs://...`) as they are."""
-    if not isinstance(value, str) or ":" in value:
-        return value
-    return os.path.realpath(value)
+    return os.path.realpath(value) if _is_local_path(value) else value
+
+
+def _is_local_path(value) -> bool:
+    """Whether a path setting names a local file or directory: not None, `builtin:...`, `tfds:...`
+    or a URL (`gs://...`)."""
+    return isinstance(value, str) and ":" not in value
 
 
 def _flatten(data: dict, prefix: str = "") -> dict:

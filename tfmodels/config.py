@@ -71,6 +71,8 @@ class DataConfig:
     truncation: str = "head"  # tokens of a too-long text kept: head, or head_tail (tfmodels/data/truncation.py)
     head_tokens: int | None = None  # with head_tail: kept from the start; None: a quarter of sequence_length - 2
     input_mask_rate: float = 0.0  # classifier training: share of each text's tokens replaced by [MASK], fresh each epoch
+    crop_rate: float = 0.0  # classifier training: share of texts cut to a random span of their tokens, fresh each epoch
+    crop_min_tokens: int = 16  # a cut span's least length; texts no longer than it stay whole
     mask_rate: float = 0.15
     max_predictions: int | None = None  # None: ceil(mask_rate x sequence length)
     whole_word_masking: bool = False
@@ -365,7 +367,8 @@ _RANGES = {
     "data.sequence_length": _at_least(3), "data.pretrain_sequence_length": _at_least(3),
     "data.vocab_size": _at_least(16), "data.batch_size": _at_least(1), "data.eval_batch_size": _at_least(1),
     "data.length_buckets": _each_at_least(3), "data.mask_rate": _between(0.01, 1),
-    "data.input_mask_rate": _between(0, 1),
+    "data.input_mask_rate": _between(0, 1), "data.crop_rate": _between(0, 1, high_included=True),
+    "data.crop_min_tokens": _at_least(1),
     "data.max_predictions": _at_least(1), "data.limit": _at_least(2),
     "model.max_sequence_length": _at_least(3), "model.dropout": _between(0, 1),
     "model.num_layers": _at_least(1), "model.hidden_dim": _at_least(1), "model.num_heads": _at_least(1),

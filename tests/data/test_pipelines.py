@@ -383,6 +383,64 @@ def test_input_masking_replaces_only_text_tokens_at_the_rate_with_fresh_seeded_d
         dataset(input_mask_rate=1.0)
 
 
+def test_crop_spans_keeps_a_contiguous_span_of_at_least_min_tokens_of_the_chosen_rows():
+    rows = [list(range(100 * i, 100 * i + n)) for i, n in enumerate([3, 5, 6, 20, 40, 64] * 20)]
+    tokens = tf.ragged.constant(rows, dtype=tf.int32)
+    cropped = pipelines.crop_spans(tokens, 0.5, 5, tf.constant([1, 2])).to_list()
+    assert cropped == pipelines.crop_spans(tokens, 0.5, 5, tf.constant([1, 2])).to_list()  # seeded
+    assert cropped != pipelines.crop_spans(tokens, 0.5, 5, tf.constant([1, 3])).to_list()
+    changed = 0
+    for row, span in zip(rows, cropped):
+        if len(row) <= 5:
+            assert span == row  # too short to cut
+            continue
+        assert 5 <= len(span) <= len(row) and span == row[span[0] - row[0]:span[0] - row[0] + len(span)]
+        changed += span != row
+    assert 0.3 < changed / 80 < 0.7  # about half of the 80 rows longer than 5 tokens
+    every = pipelines.crop_spans(tokens, 1.0, 5, tf.constant([1, 2])).to_list()
+    lengths = [len(span) for row, span in zip(rows, every) if len(row) == 64]
+    assert min(lengths) >= 5 and max(lengths) <= 64 and len(set(lengths)) > 10  # lengths spread out
+
+
+def test_cropping_cuts_training_texts_to_spans_with_fresh_seeded_draws(tokenizer, examples):
+    def dataset(**kwargs):
+        return pipelines.classification_dataset(examples, tokenizer, 64, 16, seed=3, **kwargs)
+
+    special = [tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]")]
+
+    def texts(batch):
+        return [[int(t) for t in row if t not in special] for row in batch]
+
+    plain = _epochs_of_token_ids(dataset(), 2)
+    cropped = _epochs_of_token_ids(dataset(crop_rate=0.5, crop_min_tokens=8), 2)
+    long_rows = changed = 0
+    for plain_batch, cropped_batch in zip(plain[0], cropped[0]):  # the same examples in the same order
+        for whole, span in zip(texts(plain_batch), texts(cropped_batch)):
+            assert any(whole[i:i + len(span)] == span for i in range(len(whole) - len(span) + 1))
+            assert len(span) == len(whole) or len(span) >= 8
+            long_rows += len(whole) > 8
+            changed += span != whole
+    assert 0.35 < changed / long_rows < 0.65
+    assert any((a.shape != b.shape) or (a != b).any() for a, b in zip(cropped[0], cropped[1]))  # fresh next epoch
+    again = _epochs_of_token_ids(dataset(crop_rate=0.5, crop_min_tokens=8), 2)
+    assert all((a == b).all() for epoch, other in zip(cropped, again) for a, b in zip(epoch, other))
+    with pytest.raises(ValueError, match="crop_rate=0.5 needs single texts"):
+        pipelines.classification_dataset(TextExamples(examples.texts, examples.labels, examples.texts),
+                                         tokenizer, 64, 16, crop_rate=0.5)
+
+
+def test_cropping_resumes_from_an_iterator_checkpoint(tokenizer, examples, tmp_path):
+    ds = pipelines.classification_dataset(examples, tokenizer, 64, 16, seed=2, repeat=True, crop_rate=0.5)
+    iterator = iter(ds)
+    for _ in range(5):
+        next(iterator)
+    path = tf.train.Checkpoint(iterator=iterator).write(str(tmp_path / "it"))
+    expected = [next(iterator)[0]["token_ids"].numpy().tolist() for _ in range(20)]  # into the next epoch (13 batches)
+    resumed = iter(ds)
+    tf.train.Checkpoint(iterator=resumed).read(path).assert_consumed()
+    assert [next(resumed)[0]["token_ids"].numpy().tolist() for _ in range(20)] == expected
+
+
 def test_input_masking_resumes_from_an_iterator_checkpoint(tokenizer, examples, tmp_path):
     ds = pipelines.classification_dataset(examples, tokenizer, 64, 16, seed=2, repeat=True, input_mask_rate=0.3)
     iterator = iter(ds)

@@ -58,6 +58,7 @@ SIZE_CASES = {
     "negative_learning_rate": (["--override=trainer.learning_rate=-0.1"], ["trainer.learning_rate", "> 0"]),
     "dropout_1": (["--override=model.dropout=1.0"], ["model.dropout=1.0", "[0, 1)"]),
     "input_mask_rate_1": (["--override=data.input_mask_rate=1.0"], ["data.input_mask_rate=1.0", "[0, 1)"]),
+    "crop_rate_above_1": (["--override=data.crop_rate=1.5"], ["data.crop_rate=1.5", "[0, 1]"]),
     "no_hidden_units": (["--override=model.hidden_units=[]"], ["model.hidden_units", "non-empty"]),
     "accumulation_beyond_the_data": (["--override=trainer.grad_accum_steps=1000"],
                                      ["grad_accum_steps=1000", "batches"]),

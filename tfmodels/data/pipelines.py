@@ -199,7 +199,8 @@ def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
                            shuffle=True, seed=42, repeat=False, cache=True,
                            deterministic=True, drop_remainder=False, dynamic_padding=False,
                            length_buckets=None, order_by_length=False, truncation="head",
-                           head_tokens=None, input_mask_rate=0.0, shard=None, input_context=None):
+                           head_tokens=None, input_mask_rate=0.0, crop_rate=0.0, crop_min_tokens=16,
+                           shard=None, input_context=None):
     """Builds the text classification pipeline.
 
     Texts are tokenized once (in the graph, in large batches) and cached; each epoch
@@ -236,6 +237,12 @@ def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
             drawn afresh each epoch from `seed` (a training augmentation, Shen et al. 2020's token
             cutoff with the masked LM's own mask token); [CLS], [SEP] and padding are never
             replaced. 0 keeps the tokens. Defaults to 0.0.
+        crop_rate: float. Share of the examples cut to one random contiguous span of their text's
+            tokens, drawn afresh each epoch from `seed` (a training augmentation: short texts of a
+            kind the data holds only long, with the long text's label; `crop_spans`). Single texts
+            only. 0 keeps every text whole. Defaults to 0.0.
+        crop_min_tokens: int. A cut span's least length in tokens; texts no longer than it stay
+            whole. Defaults to 16.
         shard: tuple(int, int) | None. Explicit (num_shards, index) sharding.
         input_context: tf.distribute.InputContext | None. Shard per input pipeline and
             use the per-replica batch size (for `distribute_datasets_from_function`).
@@ -257,6 +264,8 @@ def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
     segments = [examples.texts] + ([examples.text_pairs] if examples.text_pairs is not None
                                    else [])
     cut = _text_cut(truncation, head_tokens, sequence_length, num_segments=len(segments))
+    if crop_rate and len(segments) > 1:
+        raise ValueError(f"crop_rate={crop_rate!r} needs single texts; these examples have text pairs")
     # In order whatever `deterministic` says: the labels are zipped with the tokens by position.
     tokens = _tokenized_segments(segments, tokenizer, sequence_length, deterministic=True, cut=cut)
     labels = tf.data.Dataset.from_tensor_slices(examples.labels.astype(np.int32))
@@ -275,6 +284,9 @@ def classification_dataset(examples, tokenizer, sequence_length, batch_size, *,
             features = _trim_to_longest(features)
         return features, labels_batch
 
+    if crop_rate:
+        dataset = _crop_texts(dataset, crop_rate, crop_min_tokens, text_token_budget(sequence_length), seed,
+                              deterministic)
     dataset = dataset.map(to_features, num_parallel_calls=AUTOTUNE,
                           deterministic=deterministic)
     if input_mask_rate:
@@ -287,6 +299,51 @@ def _batch_seeds(seed, fresh_each_iteration):
     with: the same stream for the same `seed`, a new one for each pass over the data when
     `fresh_each_iteration`, and restored with the iterator from a checkpoint."""
     return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=fresh_each_iteration).batch(2)
+
+
+# Offsets the crop's seed stream from the input masking's, which draws from `seed` itself.
+_CROP_SEED_OFFSET = 7919
+
+
+def _crop_texts(dataset, rate, min_tokens, budget, seed, deterministic):
+    """Cuts each text of every batch of (ragged token ids, labels) to a random span with probability
+    `rate` (`crop_spans`), from the first `budget` tokens, the ones the packed sequence holds.
+
+    The draws come from `_batch_seeds`: fresh each epoch, the same for the same seed, and restored
+    with the iterator on resume.
+    """
+    if not 0 < rate <= 1:
+        raise ValueError(f"crop_rate={rate!r} invalid; need 0 <= rate <= 1")
+    if min_tokens < 1:
+        raise ValueError(f"crop_min_tokens={min_tokens!r} invalid; need at least 1")
+    seeds = _batch_seeds(seed + _CROP_SEED_OFFSET, fresh_each_iteration=True)
+
+    def crop(batch, batch_seed):
+        (tokens,), labels = batch
+        return (crop_spans(tokens[:, :budget], rate, min_tokens, batch_seed),), labels
+
+    return tf.data.Dataset.zip((dataset, seeds)).map(crop, num_parallel_calls=AUTOTUNE,
+                                                     deterministic=deterministic)
+
+
+def crop_spans(tokens, rate, min_tokens, seed):
+    """Each row of `tokens` (int32 RaggedTensor [B, None]) longer than `min_tokens` is, with
+    probability `rate`, replaced by a contiguous span of it: its length uniform from `min_tokens` to
+    the row's, its start uniform over the places it fits. Other rows are kept whole.
+
+    Args:
+        seed: [2] int tensor for `tf.random.stateless_uniform`.
+    """
+    lengths = tokens.row_lengths()
+    draws = tf.random.stateless_uniform([3, tf.shape(lengths)[0]], seed=seed, dtype=tf.float32)
+    chosen = (draws[0] < rate) & (lengths > min_tokens)
+    choices = tf.cast(lengths - min_tokens + 1, tf.float32)
+    span = tf.minimum(min_tokens + tf.cast(tf.floor(draws[1] * choices), tf.int64), lengths)
+    span = tf.where(chosen, span, lengths)
+    start = tf.minimum(tf.cast(tf.floor(draws[2] * tf.cast(lengths - span + 1, tf.float32)), tf.int64),
+                       lengths - span)
+    positions = tf.ragged.range(tokens.row_starts() + start, tokens.row_starts() + start + span)
+    return tf.RaggedTensor.from_row_lengths(tf.gather(tokens.flat_values, positions.flat_values), span)
 
 
 def _mask_inputs(dataset, rate, seed, special, deterministic):

@@ -232,7 +232,8 @@ def text_datasets(config: ExperimentConfig, splits, vocab_path: str, lowercase: 
     train = tfm_data.classification_dataset(
         splits.train, tokenizer, d.sequence_length, batch_size(config, config.trainer), shuffle=True, seed=config.seed,
         cache=d.cache, dynamic_padding=d.dynamic_padding, length_buckets=d.length_buckets, deterministic=True,
-        input_mask_rate=d.input_mask_rate, **truncation_args(config))
+        input_mask_rate=d.input_mask_rate, crop_rate=d.crop_rate, crop_min_tokens=d.crop_min_tokens,
+        **truncation_args(config))
     train = class_weights_lib.weight_by_class(train, class_weights(config, splits), splits.label_names)
     evaluation = {name: evaluation_text_dataset(config, examples, tokenizer)
                   for name, examples in evaluation_splits(splits).items()}

@@ -61,7 +61,8 @@ _PRETRAINING_ONLY = ("pretrain", "data.corpus", "data.pretrain_sequence_length",
                      "data.max_predictions", "data.whole_word_masking", "data.word_segmenter",
                      "model.pretrain_embedding_init")
 _CLASSIFIER_ONLY = ("trainer", "finetune", "model.pooling", "data.class_weights", "data.length_buckets",
-                    "data.truncation", "data.head_tokens", "data.input_mask_rate")
+                    "data.truncation", "data.head_tokens", "data.input_mask_rate",
+                    "data.crop_rate", "data.crop_min_tokens")
 NOT_READ = {
     "train": frozenset({*_PRETRAINING_ONLY, "finetune", "study"}),
     "finetune": frozenset({*_PRETRAINING_ONLY, "study", "data.lowercase"}),  # the encoder's tokenizer decides

@@ -18,7 +18,8 @@ from tfmodels.data.vocab import (RESERVED_TOKENS, build_wordpiece_vocab, load_vo
                                  save_vocab, unknown_token_rate)
 
 _PIPELINE_NAMES = ("make_tokenizer", "token_id_lists", "classification_dataset", "mlm_dataset",
-                   "electra_dataset", "features_dataset", "MaskedLMMasker", "default_max_predictions")
+                   "electra_dataset", "features_dataset", "MaskedLMMasker", "default_max_predictions",
+                   "crop_spans")
 
 
 def __getattr__(name):

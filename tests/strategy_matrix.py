@@ -41,8 +41,10 @@ BINARIES = {
                  _TEXT + _PRETRAIN + _ONE_LAYER + ["trainer.epochs=1", "pretrain.in_domain_steps=4",
                                                    # one-review windows trimmed to the batch and batched by length
                                                    "pretrain.in_domain_length_buckets=[12,18]",
-                                                   # training tokens -> [MASK], drawn per batch on every worker
-                                                   "data.input_mask_rate=0.1"]),
+                                                   # training tokens -> [MASK] and texts cut to spans,
+                                                   # drawn per batch on every worker
+                                                   "data.input_mask_rate=0.1", "data.crop_rate=0.3",
+                                                   "data.crop_min_tokens=4"]),
     # Last, so the precision rotation of the cells above is unchanged.
     "pretrain_electra": ("pretrain", "bert_pretrain_zh.yaml", _TEXT + _PRETRAIN + ["pretrain.objective=electra"]),
 }

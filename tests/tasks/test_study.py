@@ -337,6 +337,38 @@ def test_a_run_directory_resumes_only_under_its_own_config_and_a_study_reuses_th
         pipeline.run(load_config(DEMO, TINY_PIPELINE + ["pretrain.in_domain_steps=6"], model_dir=str(moved)))
 
 
+def test_a_study_that_changes_only_the_in_domain_phase_reuses_the_general_phase_and_pretrains_as_from_scratch(
+        tmp_path, capsys):
+    first = tmp_path / "first"
+    pipeline.run(load_config(DEMO, TINY_PIPELINE, model_dir=str(first)))
+    capsys.readouterr()
+    in_domain_changed = TINY_PIPELINE + ["pretrain.in_domain_learning_rate=5e-3", "pretrain.in_domain_steps=6"]
+    second = tmp_path / "second"
+    pipeline.run(load_config(DEMO, in_domain_changed + [f"study.reuse_from={first}"], model_dir=str(second)))
+    printed = capsys.readouterr().out
+    assert (f"reused the general phase of {first / 'pretrain'}; the in-domain phase trains again "
+            "(pretrain.in_domain_learning_rate 0.002 → 0.005, pretrain.in_domain_steps 4 → 6)") in printed
+    assert f"reused: {first / 'random_init'}, trained with the settings this stage reads" in printed
+    # The general phase's checkpoint is the copied one (resumed finished); the in-domain phase trained anew.
+    general = tf.train.latest_checkpoint(str(second / "pretrain"))
+    assert general.endswith("ckpt-4") and "pretraining phase general: 4 steps" in printed
+    assert (open(f"{general}.index", "rb").read()
+            == open(tf.train.latest_checkpoint(str(first / "pretrain")) + ".index", "rb").read())
+    assert tf.train.latest_checkpoint(str(second / "pretrain" / "in_domain")).endswith("ckpt-6")
+    # Its encoder is the one the same pretraining computes from scratch, to the bit.
+    scratch = pretrain.run(load_config(DEMO, in_domain_changed, model_dir=str(tmp_path / "scratch")))
+    reused = tfm_models.load_encoder(str(second / "pretrain" / "encoder")).encoder.get_weights()
+    for got, expected in zip(reused, tfm_models.load_encoder(scratch["encoder_dir"]).encoder.get_weights(),
+                             strict=True):
+        np.testing.assert_array_equal(got, expected)
+    assert (json.load(open(second / "pretrain" / "metrics.json"))
+            == json.load(open(tmp_path / "scratch" / "metrics.json")))
+    # With a change to what the general phase reads as well, nothing is copied.
+    both_changed = load_config(DEMO, in_domain_changed + ["data.mask_rate=0.3"], model_dir=str(tmp_path / "third"))
+    assert not pipeline.reuse_general_phase(both_changed, str(first / "pretrain"), str(tmp_path / "third" / "pretrain"))
+    assert not os.path.exists(tmp_path / "third")
+
+
 def _no_process_expected(runs, threads=None):
     raise AssertionError(f"side-by-side processes started for {[run.label for run in runs]}")
 

@@ -292,7 +292,9 @@ def side_by_side_refusal(started: common.Run) -> str | None:
 def reuse_stage(started: common.Run, config: ExperimentConfig, stage_dir: str, kind: str) -> None:
     """Copies this stage's directory from the run `study.reuse_from` names when this run has none and
     that one was trained with every setting the stage reads (`resume_check.run_differences`); the
-    stage then resumes it, finished, instead of training. Prints what was reused, or why not."""
+    stage then resumes it, finished, instead of training. A pretraining stage whose in-domain phase
+    alone differs gets that run's general phase (`reuse_general_phase`). Prints what was reused, or
+    why not."""
     reference = started.config.study.reuse_from
     if not reference or resume_check.holds_checkpoint(stage_dir):  # never replaces a run's checkpoints
         return
@@ -300,14 +302,39 @@ def reuse_stage(started: common.Run, config: ExperimentConfig, stage_dir: str, k
         if not resume_check.holds_run(source):
             continue
         differences = resume_check.run_differences(config, source, kind, totals_may_differ=False)
-        if differences:
-            print(f"not reused: {source} ({', '.join(differences)})", flush=True)
-            continue
-        if os.path.isdir(stage_dir):
-            shutil.rmtree(stage_dir)
-        shutil.copytree(source, stage_dir)
-        print(f"reused: {source}, trained with the settings this stage reads", flush=True)
-        return
+        if not differences:
+            _copy_stage(source, stage_dir)
+            print(f"reused: {source}, trained with the settings this stage reads", flush=True)
+            return
+        if kind == "pretrain" and reuse_general_phase(config, source, stage_dir):
+            print(f"reused the general phase of {source}; the in-domain phase trains again "
+                  f"({', '.join(differences)})", flush=True)
+            return
+        print(f"not reused: {source} ({', '.join(differences)})", flush=True)
+
+
+def reuse_general_phase(config: ExperimentConfig, source: str, stage_dir: str) -> bool:
+    """Copies the general phase of the pretraining stage `source` when only its in-domain phase's
+    settings (`pretrain.in_domain_*`) differ from `config`'s, and records `config` as the stage's:
+    the stage then resumes the general phase finished and trains the in-domain phase, as the same
+    pretraining from scratch would. Returns whether it copied."""
+    recorded = resume_check.read_saved_config(os.path.join(source, resume_check.CONFIG_FILE))
+    same_in_domain_phase = pretrain.with_in_domain_settings_of(config, recorded)
+    if resume_check.run_differences(same_in_domain_phase, source, "pretrain", totals_may_differ=False):
+        return False
+    _copy_stage(source, stage_dir, leave_out=pretrain.AFTER_GENERAL_PHASE)
+    common.save_config(dataclasses.replace(config, model_dir=stage_dir),
+                       os.path.join(stage_dir, resume_check.CONFIG_FILE))
+    return True
+
+
+def _copy_stage(source: str, stage_dir: str, leave_out: tuple[str, ...] = ()) -> None:
+    """Replaces `stage_dir` (which holds no checkpoint) by a copy of `source`, without the entries
+    `leave_out` names at its top."""
+    if os.path.isdir(stage_dir):
+        shutil.rmtree(stage_dir)
+    shutil.copytree(source, stage_dir, ignore=lambda directory, names: [
+        name for name in names if directory == source and name in leave_out])
 
 
 def reference_stage_dirs(started: common.Run, reference: str, stage_dir: str) -> list[str]:

@@ -11,6 +11,9 @@ from tfmodels.config import ExperimentConfig
 from tfmodels.tasks import common, failed_starts
 
 IN_DOMAIN_DIR = "in_domain"
+# What a pretraining stage writes after its general phase: the in-domain phase's checkpoints and
+# logs, the encoder and its held-out metrics.
+AFTER_GENERAL_PHASE = (IN_DOMAIN_DIR, common.ENCODER_DIR, common.METRICS_FILE)
 
 
 @failed_starts.removed_on_error()
@@ -129,6 +132,16 @@ def in_domain_settings(tc):
     return dataclasses.replace(
         tc, steps=tc.in_domain_steps, learning_rate=tc.in_domain_learning_rate or tc.learning_rate,
         length_sorted_parts=tc.in_domain_length_sorted_parts or tc.length_sorted_parts)
+
+
+def with_in_domain_settings_of(config: ExperimentConfig, other: ExperimentConfig) -> ExperimentConfig:
+    """`config` with `other`'s in-domain phase settings (`pretrain.in_domain_*`), which the general
+    phase does not read. Where it matches `other` in every key pretraining reads, the two configs
+    pretrain the same general phase (not conversely: `data.sequence_length` may shape only the
+    in-domain phase's windows)."""
+    in_domain = {field.name: getattr(other.pretrain, field.name) for field in dataclasses.fields(other.pretrain)
+                 if field.name.startswith("in_domain_")}
+    return dataclasses.replace(config, pretrain=dataclasses.replace(config.pretrain, **in_domain))
 
 
 def in_domain_texts(config: ExperimentConfig) -> list[str]:

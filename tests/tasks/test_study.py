@@ -346,7 +346,7 @@ def test_a_study_that_changes_only_the_in_domain_phase_reuses_the_general_phase_
     second = tmp_path / "second"
     pipeline.run(load_config(DEMO, in_domain_changed + [f"study.reuse_from={first}"], model_dir=str(second)))
     printed = capsys.readouterr().out
-    assert (f"reused the general phase of {first / 'pretrain'}; the in-domain phase trains again "
+    assert (f"reused the general phase of {first / 'pretrain'}, whose in-domain phase differs "
             "(pretrain.in_domain_learning_rate 0.002 → 0.005, pretrain.in_domain_steps 4 → 6)") in printed
     assert f"reused: {first / 'random_init'}, trained with the settings this stage reads" in printed
     # The general phase's checkpoint is the copied one (resumed finished); the in-domain phase trained anew.

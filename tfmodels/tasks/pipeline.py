@@ -307,7 +307,7 @@ def reuse_stage(started: common.Run, config: ExperimentConfig, stage_dir: str, k
             print(f"reused: {source}, trained with the settings this stage reads", flush=True)
             return
         if kind == "pretrain" and reuse_general_phase(config, source, stage_dir):
-            print(f"reused the general phase of {source}; the in-domain phase trains again "
+            print(f"reused the general phase of {source}, whose in-domain phase differs "
                   f"({', '.join(differences)})", flush=True)
             return
         print(f"not reused: {source} ({', '.join(differences)})", flush=True)

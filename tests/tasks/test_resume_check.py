@@ -88,6 +88,21 @@ def test_a_total_lowered_or_newly_set_in_place_is_a_difference(kind, overrides, 
     assert resume_check.config_differences(demo(), demo(*overrides), kind) == expected
 
 
+@pytest.mark.parametrize("kind, off, override", [
+    ("train", "data.crop_rate=0", "data.crop_min_tokens=8"),
+    ("pretrain", "pretrain.objective=mlm", "pretrain.generator_width=0.5"),
+    ("pretrain", "pretrain.in_domain_steps=0", "pretrain.in_domain_learning_rate=5e-3"),
+    ("pipeline", "pretrain.in_domain_steps=0", "pretrain.in_domain_packing=true"),
+])
+def test_a_key_of_a_feature_counts_only_when_either_run_turns_the_feature_on(kind, off, override):
+    assert resume_check.config_differences(demo(off), demo(off, override), kind) == []
+    on = {"data.crop_rate": "data.crop_rate=0.25", "pretrain.objective": "pretrain.objective=electra",
+          "pretrain.in_domain_steps": "pretrain.in_domain_steps=1500"}[off.split("=")[0]]
+    key = override.split("=")[0]
+    assert [d.split()[0] for d in resume_check.config_differences(demo(on), demo(on, override), kind)] == [key]
+    assert key in [d.split()[0] for d in resume_check.config_differences(demo(off), demo(on, override), kind)]
+
+
 def test_a_fallback_key_counts_when_the_run_reads_it():
     saved, new = demo("trainer.batch_size=null"), demo("trainer.batch_size=null", "data.batch_size=16")
     assert resume_check.config_differences(saved, new, "train") == ["data.batch_size 32 → 16"]

@@ -7,7 +7,7 @@ part-way through) or report the old weights under the new settings (a finished r
 overwrite `config.yaml` with settings the weights never saw. `check_resume` refuses that before
 anything is written, naming every key that differs.
 
-Three kinds of key may differ:
+Four kinds of key may differ:
 - `RUN_MECHANICS`: how a run is carried out, not what it computes: where it runs (strategy,
   determinism), how often it logs and checkpoints, export and study bookkeeping;
 - `TOTALS` (`trainer.epochs`, `pretrain.steps`, ...) when the run is resumed in place, if raised:
@@ -15,6 +15,9 @@ Three kinds of key may differ:
   have trained past it. A run reused as another run's stage must match them;
 - `NOT_READ[kind]`: keys that kind of run does not read (a classifier from random init reads no
   `pretrain` section; pretraining reads no `trainer` section and no classifier pooling).
+- keys of a feature that both configs turn off (`_READ_WHILE_ON`: `data.crop_min_tokens` when
+  `data.crop_rate` is 0, ELECTRA's settings under masked LM, the in-domain phase's settings when
+  `pretrain.in_domain_steps` is 0).
 
 `data.vocab_path` is compared by content, not by path: a run keeps the vocabulary it was trained
 with (`KEPT_VOCABULARIES`), and a copy of it elsewhere is the same vocabulary. So is
@@ -69,6 +72,13 @@ NOT_READ = {
     "pretrain": frozenset({*_CLASSIFIER_ONLY, "study"}),
     "pipeline": frozenset(),
 }
+# Keys read only while a feature is on: (keys, the key that switches it, its value when off).
+_READ_WHILE_ON = (
+    (("data.crop_min_tokens",), "data.crop_rate", 0.0),
+    (("pretrain.generator_width", "pretrain.electra_weight"), "pretrain.objective", "mlm"),
+    (tuple(f"pretrain.in_domain_{key}" for key in ("learning_rate", "sequence_length", "packing", "length_buckets")),
+     "pretrain.in_domain_steps", 0),
+)
 
 
 def check_resume(config: ExperimentConfig, model_dir: str, kind: str) -> None:
@@ -191,8 +201,8 @@ def config_differences(saved: ExperimentConfig, new: ExperimentConfig, kind: str
                        totals_may_differ: bool = True, compared_by_content=frozenset()) -> list[str]:
     """'key saved → new' for every key `kind` reads that differs, except `data.vocab_path` and the
     keys in `compared_by_content`, which the caller compares by what they point to."""
-    ignored = (RUN_MECHANICS | NOT_READ[kind] | _fallbacks_not_read(saved, new, kind) | {"data.vocab_path"}
-               | frozenset(compared_by_content))
+    ignored = (RUN_MECHANICS | NOT_READ[kind] | _fallbacks_not_read(saved, new, kind)
+               | _switched_off_in_both(saved, new) | {"data.vocab_path"} | frozenset(compared_by_content))
     old_values, new_values = _comparable(to_dict(saved)), _comparable(to_dict(new))
     return [f"{key} {old_values.get(key)!r} → {new_values.get(key)!r}"
             for key in sorted(old_values.keys() | new_values.keys())
@@ -218,6 +228,13 @@ def _fallbacks_not_read(saved: ExperimentConfig, new: ExperimentConfig, kind: st
     if kind == "pretrain" and _set_in_both(saved, new, "pretrain.dropout"):
         keys.add("model.dropout")
     return frozenset(keys)
+
+
+def _switched_off_in_both(saved: ExperimentConfig, new: ExperimentConfig) -> frozenset:
+    """Keys of a feature both configs turn off (`_READ_WHILE_ON`): `data.crop_min_tokens` without
+    cropping, ELECTRA's settings under masked LM, the in-domain phase's without its steps."""
+    return frozenset(key for keys, switch, off in _READ_WHILE_ON
+                     if get_value(saved, switch) == off and get_value(new, switch) == off for key in keys)
 
 
 def _set_in_both(saved: ExperimentConfig, new: ExperimentConfig, key: str) -> bool:

@@ -214,6 +214,11 @@ class PretrainConfig(TrainerConfig):
     in_domain_length_sorted_parts: int | None = None  # None: the stage's length_sorted_parts
 
 
+# The in-domain phase's settings, its steps included; the general phase reads none of them.
+IN_DOMAIN_SETTINGS = tuple(field.name for field in dataclasses.fields(PretrainConfig)
+                           if field.name.startswith("in_domain_"))
+
+
 @dataclasses.dataclass
 class FinetuneConfig:
     """How a pretrained encoder (or trunk) is adapted.

@@ -7,7 +7,7 @@ import dataclasses
 from tfmodels import data as tfm_data
 from tfmodels import models as tfm_models
 from tfmodels import training as tfm_training
-from tfmodels.config import ExperimentConfig
+from tfmodels.config import IN_DOMAIN_SETTINGS, ExperimentConfig
 from tfmodels.tasks import common, failed_starts
 
 IN_DOMAIN_DIR = "in_domain"
@@ -139,8 +139,7 @@ def with_in_domain_settings_of(config: ExperimentConfig, other: ExperimentConfig
     phase does not read. Where it matches `other` in every key pretraining reads, the two configs
     pretrain the same general phase (not conversely: `data.sequence_length` may shape only the
     in-domain phase's windows)."""
-    in_domain = {field.name: getattr(other.pretrain, field.name) for field in dataclasses.fields(other.pretrain)
-                 if field.name.startswith("in_domain_")}
+    in_domain = {name: getattr(other.pretrain, name) for name in IN_DOMAIN_SETTINGS}
     return dataclasses.replace(config, pretrain=dataclasses.replace(config.pretrain, **in_domain))
 
 

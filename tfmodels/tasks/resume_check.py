@@ -34,7 +34,7 @@ import os
 import yaml
 
 from tfmodels import paths
-from tfmodels.config import ConfigError, ExperimentConfig, config_from_dict, get_value, to_dict
+from tfmodels.config import IN_DOMAIN_SETTINGS, ConfigError, ExperimentConfig, config_from_dict, get_value, to_dict
 from tfmodels.data.vocab import load_vocab
 from tfmodels.fingerprints import encoder_fingerprint
 
@@ -76,7 +76,7 @@ NOT_READ = {
 _READ_WHILE_ON = (
     (("data.crop_min_tokens",), "data.crop_rate", 0.0),
     (("pretrain.generator_width", "pretrain.electra_weight"), "pretrain.objective", "mlm"),
-    (tuple(f"pretrain.in_domain_{key}" for key in ("learning_rate", "sequence_length", "packing", "length_buckets")),
+    (tuple(f"pretrain.{name}" for name in IN_DOMAIN_SETTINGS if name != "in_domain_steps"),
      "pretrain.in_domain_steps", 0),
 )
 

@@ -59,7 +59,7 @@ def _keras_logits(model, inputs):
 def test_directory_layout_and_config(exported):
     for name, (_, directory) in exported.items():
         files = set(os.listdir(directory))
-        assert {"config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json",
+        assert {"config.json", "model.safetensors", "vocab.txt", "tokenizer.json", "tokenizer_config.json",
                 "special_tokens_map.json", "tfmodels_export.json"} <= files
         assert ("classifier_head.safetensors" in files) == (name in ("mean", "max_mean"))
         with open(os.path.join(directory, "config.json")) as f:
@@ -70,7 +70,10 @@ def test_directory_layout_and_config(exported):
             assert json.load(f)["verification"]["passed"] is True
         assert tiny.permissions_under_umask(directory) == []
         with open(os.path.join(directory, "tokenizer_config.json")) as f:
-            assert json.load(f)["strip_accents"] is False  # as keras-hub's BertTokenizer: accents kept
+            tokenizer_config = json.load(f)
+        assert tokenizer_config["strip_accents"] is False  # as keras-hub's BertTokenizer: accents kept
+        # transformers takes tokenizer.json as written (a BertTokenizer would rebuild its normalizer)
+        assert tokenizer_config["tokenizer_class"] == "PreTrainedTokenizerFast"
     cls_config = json.load(open(os.path.join(exported["cls"][1], "config.json")))
     assert cls_config["architectures"] == ["BertForSequenceClassification"]
     assert cls_config["id2label"] == {"0": "neg", "1": "neutral", "2": "pos"}
@@ -84,6 +87,20 @@ def test_directory_layout_and_config(exported):
     weights = load_file(os.path.join(exported["cls"][1], "model.safetensors"))
     assert weights["classifier.weight"].shape == (3, 16)
     assert "bert.encoder.layer.1.attention.self.query.weight" in weights
+
+
+FULL_WIDTH_TEXTS = ["这个电影太坏了！", "Ｇｏｏｄ ｍｏｖｉｅｓ．", "很好……"]
+
+
+def test_the_exported_tokenizer_json_tokenizes_as_the_model_was_trained(exported):
+    tokenizers = pytest.importorskip("tokenizers")
+    directory = exported["cls"][1]
+    theirs = tokenizers.Tokenizer.from_file(os.path.join(directory, "tokenizer.json"))
+    ours = keras_hub.tokenizers.BertTokenizer(vocabulary=os.path.join(directory, "vocab.txt"), lowercase=True)
+    for text in tiny.VERIFY_TEXTS + FULL_WIDTH_TEXTS:
+        assert theirs.encode(text, add_special_tokens=False).ids == np.asarray(ours(text)).tolist(), text
+    assert theirs.encode("这个电影太坏了！", add_special_tokens=False).tokens[-1] == "!"
+    assert theirs.encode("Ｇｏｏｄ ｍｏｖｉｅｓ．", add_special_tokens=False).tokens == ["good", "movie", "##s", "."]
 
 
 def test_own_loader_reproduces_encoder_and_classifier_outputs(exported, encoder):
@@ -149,12 +166,13 @@ def test_transformers_and_torch_reproduce_the_outputs(exported, encoder):
         logits = pooled @ torch.from_numpy(head["classifier.weight"]).T + torch.from_numpy(
             head["classifier.bias"])
         np.testing.assert_allclose(logits.numpy(), _keras_logits(model, inputs), atol=ATOL)
-    tokenizer = transformers.BertTokenizer(os.path.join(directory, "vocab.txt"),
-                                           do_lower_case=True)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(directory)
     ours = keras_hub.tokenizers.BertTokenizer(
         vocabulary=os.path.join(directory, "vocab.txt"), lowercase=True)
-    for text in tiny.VERIFY_TEXTS:
+    for text in tiny.VERIFY_TEXTS + FULL_WIDTH_TEXTS:
         assert tokenizer(text, add_special_tokens=False)["input_ids"] == np.asarray(ours(text)).tolist()
+    pair = tokenizer("我喜欢", "这个电影")
+    assert pair["token_type_ids"] == [0] * 5 + [1] * 5 and len(pair["input_ids"]) == 10
 
 
 def test_export_refuses_non_bert_models_bad_vocab_and_existing_directories(exported, tmp_path):

@@ -1,6 +1,6 @@
 """Hugging Face export: a BERT encoder or classifier as a `transformers` BERT directory.
 
-The directory holds `config.json`, `model.safetensors` (float32), `vocab.txt`,
+The directory holds `config.json`, `model.safetensors` (float32), `vocab.txt`, `tokenizer.json`,
 `tokenizer_config.json` and `special_tokens_map.json`, and loads with
 `transformers.BertModel.from_pretrained(dir)` / `BertForSequenceClassification.from_pretrained(dir)`,
 with `keras_hub.models.BertBackbone.from_preset(dir)` and with this package's
@@ -19,6 +19,11 @@ What maps where:
     `concat(max(...), mean(...))` over the same tokens. `config.json` records
     `tfmodels_pooling` and the labels.
 
+`transformers.AutoTokenizer.from_pretrained(dir)` reads `tokenizer.json`, which splits text as the
+keras-hub tokenizer the model was trained with does (`hf_tokenizer`): transformers' own
+`BertTokenizer` would read full-width punctuation ("，", "！", most of the commas of Chinese text) as
+[UNK].
+
 keras-hub's BERT uses the tanh approximation of GELU, so `hidden_act` is `gelu_new`.
 Before the directory is moved into place it is reloaded with `load_encoder` and its outputs
 compared with the model's (max abs difference <= 1e-5 for float32 models, 1e-2 for models
@@ -33,6 +38,7 @@ import tempfile
 
 import numpy as np
 
+from tfmodels.export.hf_tokenizer import tokenizer_json
 from tfmodels.export.saved_model import (METADATA_FILENAME, ExportError, ExportVerificationError,
                                          compute_dtype, resolve_atol, tfmodels_version,
                                          with_umask_permissions)
@@ -41,6 +47,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 HEAD_FILE = "classifier_head.safetensors"
 VOCAB_FILE = "vocab.txt"
+TOKENIZER_FILE = "tokenizer.json"
 SPECIAL_TOKENS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
                   "cls_token": "[CLS]", "mask_token": "[MASK]"}
 HIDDEN_ACT = "gelu_new"  # tanh-approximated GELU, keras-hub's `gelu_approximate`
@@ -178,11 +185,13 @@ def _write_directory(directory, encoder, head, vocabulary, lowercase, model_max_
                 huggingface_config(encoder, head, vocabulary.index("[PAD]")))
     with open(os.path.join(directory, VOCAB_FILE), "w", encoding="utf-8") as f:
         f.write("\n".join(vocabulary) + "\n")
-    # strip_accents: keras-hub's BertTokenizer keeps accents; transformers' strips them when it
-    # lowercases unless told not to.
+    _write_json(os.path.join(directory, TOKENIZER_FILE), tokenizer_json(vocabulary, bool(lowercase)))
+    # PreTrainedTokenizerFast takes tokenizer.json as written; BertTokenizer would rebuild its text
+    # normalization from do_lower_case, which keras-hub and this package's loader read.
     _write_json(os.path.join(directory, "tokenizer_config.json"), {
-        "tokenizer_class": "BertTokenizer", "do_lower_case": bool(lowercase), "strip_accents": False,
-        "tokenize_chinese_chars": True,
+        "tokenizer_class": "PreTrainedTokenizerFast", "do_lower_case": bool(lowercase),
+        "strip_accents": False, "tokenize_chinese_chars": True,
+        "model_input_names": ["input_ids", "token_type_ids", "attention_mask"],
         "model_max_length": int(model_max_length),
         "clean_up_tokenization_spaces": False, **SPECIAL_TOKENS})
     _write_json(os.path.join(directory, "special_tokens_map.json"), SPECIAL_TOKENS)

@@ -61,7 +61,7 @@ class DataConfig:
     corpus: list[str] = dataclasses.field(default_factory=lambda: ["builtin:zh_corpus"])
     vocab_path: str | None = None
     vocab_size: int = 8000
-    lowercase: bool = True
+    lowercase: bool = True  # keras-hub lowercasing: NFKC case folding of each piece ("，" → ",", "Ａ" → "a"); false keeps text as written
     sequence_length: int = 128
     pretrain_sequence_length: int | None = None  # masked-LM windows; None uses sequence_length
     batch_size: int = 32

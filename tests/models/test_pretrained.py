@@ -128,6 +128,38 @@ def test_huggingface_dir(tiny_encoder, text_batch, vocab_file, tmp_path):
     _assert_same_outputs(tiny_encoder, loaded.encoder, text_batch(), atol=1e-5)
 
 
+def test_an_uncased_huggingface_dir_warns_where_lowercasing_differs_from_transformers(
+        tiny_encoder, vocab_file, tmp_path):
+    lines = vocab_file.read_text(encoding="utf-8").splitlines()
+    lines[5:8] = ["，", "！", "##Ａ"]  # full-width forms: NFKC folds them, transformers keeps them
+    vocab_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    directory = tmp_path / "hf_uncased"
+    _write_hf_dir(tiny_encoder, directory, vocab_file, lowercase=True)
+    with pytest.warns(UserWarning) as caught:
+        assert load_encoder(directory).lowercase is True
+    message = str(caught[0].message)
+    assert message.startswith(f"{directory / 'tokenizer_config.json'}: do_lower_case is true;")
+    assert "never produces 3 of its" in message and "'，'" in message and "'##Ａ'" in message
+    assert "accents are kept" in message  # transformers strips them unless strip_accents is false
+    (directory / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True, "strip_accents": False}))
+    with pytest.warns(UserWarning, match="never produces 3") as caught:
+        load_encoder(directory)
+    assert "accents" not in str(caught[0].message)
+
+
+def test_a_cased_or_folded_huggingface_dir_loads_without_a_warning(tiny_encoder, vocab_file, tmp_path):
+    import warnings
+    cased = tmp_path / "hf_cased"
+    _write_hf_dir(tiny_encoder, cased, vocab_file, lowercase=False)
+    folded = tmp_path / "hf_folded"  # as this package's export writes it: folded vocabulary, accents kept
+    _write_hf_dir(tiny_encoder, folded, vocab_file, lowercase=True)
+    (folded / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True, "strip_accents": False}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_encoder(cased)
+        load_encoder(folded)
+
+
 def test_keras_classifier_file(tiny_encoder, text_batch, vocab_file, tmp_path):
     model = build_bert_classifier(tiny_encoder, num_classes=2, pooling="mean")
     model.save(tmp_path / "model.keras")

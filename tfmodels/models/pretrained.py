@@ -19,6 +19,8 @@ import json
 import os
 import shutil
 import tempfile
+import unicodedata
+import warnings
 from pathlib import Path
 
 import keras
@@ -119,12 +121,49 @@ def _load_huggingface(directory: Path, config: dict, dtype) -> LoadedEncoder:
             encoder = keras_hub.models.BertBackbone.from_preset(converted, **kwargs)
     else:
         encoder = keras_hub.models.BertBackbone.from_preset(str(directory), **kwargs)
-    lowercase = True  # the Hugging Face BertTokenizer default
+    tokenizer_config = {}
     if (directory / "tokenizer_config.json").is_file():
-        lowercase = bool(_read_json(directory / "tokenizer_config.json")
-                         .get("do_lower_case", True))
-    return LoadedEncoder(encoder, _first_existing(directory, (VOCAB_FILE,)), lowercase,
-                         "huggingface")
+        tokenizer_config = _read_json(directory / "tokenizer_config.json")
+    lowercase = bool(tokenizer_config.get("do_lower_case", True))  # the BertTokenizer default
+    vocab_path = _first_existing(directory, (VOCAB_FILE,))
+    difference = lowercasing_difference(vocab_path, tokenizer_config) if lowercase and vocab_path else None
+    if difference:
+        warnings.warn(f"{directory / 'tokenizer_config.json'}: do_lower_case is true; {difference}",
+                      stacklevel=3)
+    return LoadedEncoder(encoder, vocab_path, lowercase, "huggingface")
+
+
+def lowercasing_difference(vocab_path: str, tokenizer_config: dict) -> str | None:
+    """How keras-hub's lowercasing, which fine-tuning uses, differs from transformers' for this
+    vocabulary, or None when it does not.
+
+    keras-hub folds text with NFKC case folding and keeps accents; transformers' BertTokenizer
+    lowercases without NFKC and, unless `strip_accents` is false, strips accents. So a vocabulary
+    token that NFKC changes ("，", full-width forms) is never produced here, and accented text gets
+    other ids than transformers gives it.
+
+    Args:
+        vocab_path: str. The checkpoint's vocab.txt.
+        tokenizer_config: dict. Its tokenizer_config.json.
+    """
+    with open(vocab_path, encoding="utf-8") as f:
+        tokens = [line.rstrip("\n") for line in f]
+    unreachable = [t for t in tokens if not (t.startswith("[") and t.endswith("]"))
+                   and _nfkc_lower(t.removeprefix("##")) != t.removeprefix("##")]
+    notes = []
+    if unreachable:
+        examples = ", ".join(repr(t) for t in unreachable[:5])
+        notes.append(f"keras-hub's NFKC case folding never produces {len(unreachable)} of its "
+                     f"{len(tokens)} vocabulary tokens ({examples}): text holding them gets the ids of "
+                     "their folded forms, which transformers' BertTokenizer does not do")
+    if tokenizer_config.get("strip_accents", None) is not False:
+        notes.append("accents are kept, where transformers' BertTokenizer strips them "
+                     "(strip_accents is not false)")
+    return "; ".join(notes) or None
+
+
+def _nfkc_lower(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).lower()
 
 
 def _load_keras_model(model_path: Path) -> LoadedEncoder:

@@ -17,7 +17,8 @@ import export_tiny_models as tiny
 
 from tfmodels import models
 from tfmodels.config import ConfigError, load_config
-from tfmodels.export import ExportError, huggingface
+from tfmodels.export import ExportError, ExportVerificationError, hf_tokenizer, huggingface
+from tfmodels.export.hf_tokenizer import PROBE_TEXTS
 from tfmodels.tasks import export as export_task
 from tfmodels.tasks import train
 
@@ -195,6 +196,31 @@ def test_export_refuses_non_bert_models_bad_vocab_and_existing_directories(expor
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp-hf-")]
 
 
+def test_export_refuses_a_tokenizer_json_that_tokenizes_otherwise(exported, tmp_path, monkeypatch):
+    """Verification tokenizes the probe texts and the caller's with tokenizer.json and the model's tokenizer."""
+    pytest.importorskip("tokenizers")
+    model, directory = exported["cls"]
+
+    def plain_bert_normalizer(vocabulary, lowercase):  # what transformers' BertTokenizer would do
+        spec = hf_tokenizer.tokenizer_json(vocabulary, lowercase)
+        spec["normalizer"] = {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True,
+                              "strip_accents": False, "lowercase": lowercase}
+        return spec
+
+    monkeypatch.setattr(huggingface, "tokenizer_json", plain_bert_normalizer)
+    with pytest.raises(ExportVerificationError, match="tokenizer.json tokenizes '很好，不错！' as"):
+        huggingface.export_huggingface(model, vocab_path=os.path.join(directory, "vocab.txt"),
+                                       output_dir=str(tmp_path / "plain"), lowercase=True)
+    assert os.listdir(tmp_path) == []  # nothing written
+    monkeypatch.undo()
+    written = huggingface.export_huggingface(model, vocab_path=os.path.join(directory, "vocab.txt"),
+                                             output_dir=str(tmp_path / "ok"), lowercase=True,
+                                             verify_texts=FULL_WIDTH_TEXTS)
+    with open(os.path.join(written, "tfmodels_export.json")) as f:
+        assert json.load(f)["verification"]["tokenizer"] == {
+            "library": "tokenizers", "texts": len(PROBE_TEXTS) + 3, "identical": len(PROBE_TEXTS) + 3}
+
+
 @pytest.fixture(scope="module")
 def bert_run(tmp_path_factory):
     """A trained tiny BERT run directory ([CLS] pooling, on the embedded reviews)."""
@@ -222,6 +248,9 @@ def test_export_task_writes_a_huggingface_directory(bert_run, tmp_path):
         assert json.load(f)["model_max_length"] == config.data.sequence_length < hf_config["max_position_embeddings"]
     loaded = models.load_encoder(directory)
     assert loaded.encoder.num_layers == 2 and loaded.vocab_path == os.path.join(directory, "vocab.txt")
+    with open(os.path.join(directory, "tfmodels_export.json")) as f:  # the run's own reviews tokenized both ways
+        tokenizer_record = json.load(f)["verification"]["tokenizer"]
+    assert tokenizer_record["texts"] == len(PROBE_TEXTS) + config.export.verify_examples == tokenizer_record["identical"]
     with pytest.raises(ConfigError, match="--format='onnx' unknown; choose one of saved_model"):
         export_task.run(config, format="onnx")
 

@@ -28,6 +28,10 @@ import sys
 import unicodedata
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# Texts an export's verification tokenizes both ways: one per rule of this module, plus plain text.
+PROBE_TEXTS = ("很好，不错！", "房间干净。服务周到：推荐（真的）", "ＡＢＣ１２３ abc Good，Ｇｏｏｄ",
+               "一整晚在呜呜呜……等了好久…", "12月4日～7日 好～～～ ～", "价格＋运费＜100", "偏\u3000打车 a\u3000b",
+               "x\u200by tab\there\nnew", "Ça va? naïve", "😀👍 ♥", "USB３.０接口", "“引号”《书名》【括号】", "")
 _PRIVATE_USE = 0xF0000  # plane 15: private use, never in a vocabulary built from text
 _ASCII_PUNCTUATION = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 

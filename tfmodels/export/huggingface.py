@@ -38,7 +38,7 @@ import tempfile
 
 import numpy as np
 
-from tfmodels.export.hf_tokenizer import tokenizer_json
+from tfmodels.export.hf_tokenizer import PROBE_TEXTS, tokenizer_json
 from tfmodels.export.saved_model import (METADATA_FILENAME, ExportError, ExportVerificationError,
                                          compute_dtype, resolve_atol, tfmodels_version,
                                          with_umask_permissions)
@@ -54,7 +54,8 @@ HIDDEN_ACT = "gelu_new"  # tanh-approximated GELU, keras-hub's `gelu_approximate
 
 
 def export_huggingface(model, *, vocab_path, output_dir, lowercase, class_names=None,
-                       verify=True, verify_atol=None, training_truncation=None, sequence_length=None):
+                       verify=True, verify_atol=None, training_truncation=None, sequence_length=None,
+                       verify_texts=None):
     """Writes a BERT encoder or classifier as a Hugging Face `transformers` BERT directory.
 
     Args:
@@ -65,7 +66,9 @@ def export_huggingface(model, *, vocab_path, output_dir, lowercase, class_names=
         lowercase: bool. Whether the vocabulary expects lowercased text (`do_lower_case`).
         class_names: list of str. One name per logit (classifiers). Defaults to
             LABEL_0, LABEL_1, ...
-        verify: bool. Reload with `models.load_encoder` and compare outputs. Defaults to True.
+        verify: bool. Reload with `models.load_encoder` and compare outputs, and tokenize
+            `hf_tokenizer.PROBE_TEXTS` plus `verify_texts` with the written `tokenizer.json` (Hugging
+            Face `tokenizers`) and with the model's keras-hub tokenizer. Defaults to True.
         verify_atol: float | None. Max abs difference allowed; None: 1e-5 for float32 models,
             1e-2 for bfloat16/float16 ones (as the SavedModel export).
         training_truncation: dict | None. How the classifier's training cut long texts when
@@ -75,13 +78,16 @@ def export_huggingface(model, *, vocab_path, output_dir, lowercase, class_names=
         sequence_length: int | None. The token length the model was trained at: the tokenizer's
             `model_max_length`, so `truncation=True` cuts where the SavedModel export cuts (positions
             beyond it were not trained). Defaults to the encoder's max_sequence_length.
+        verify_texts: list of str | None. Texts of the run's own data whose token ids must be
+            the same under `tokenizer.json` as under the model's tokenizer. Defaults to None.
 
     Returns:
         str. `output_dir`.
 
     Raises:
         ExportError: not a BERT model, a vocabulary that does not match, or a non-empty
-            `output_dir`. ExportVerificationError: the reloaded outputs differ.
+            `output_dir`. ExportVerificationError: the reloaded outputs differ, or a text
+            tokenizes differently under `tokenizer.json`.
 
     Example:
         >>> export_huggingface(classifier, vocab_path="runs/ft/vocab.txt", output_dir="hf/sentiment",
@@ -105,8 +111,11 @@ def export_huggingface(model, *, vocab_path, output_dir, lowercase, class_names=
     try:
         _write_directory(temp_dir, encoder, head, vocabulary, lowercase,
                          sequence_length or encoder.max_sequence_length)
-        record = (verify_huggingface_export(temp_dir, model, head, resolve_atol(model, verify_atol)) if verify
-                  else {"performed": False})
+        if verify:
+            record = verify_huggingface_export(temp_dir, model, head, resolve_atol(model, verify_atol))
+            record["tokenizer"] = verify_tokenizer(temp_dir, lowercase, verify_texts or [])
+        else:
+            record = {"performed": False}
         _write_metadata(temp_dir, model, head, record)
         if os.path.isdir(output_dir):
             os.rmdir(output_dir)  # empty (checked above)
@@ -359,6 +368,36 @@ def sample_token_inputs(encoder, batch=3, length=None, seed=0):
     segment_ids = np.zeros_like(token_ids)
     segment_ids[:, length // 4: length // 2] = 1
     return {"token_ids": token_ids, "padding_mask": padding_mask, "segment_ids": segment_ids}
+
+
+def verify_tokenizer(directory, lowercase, texts):
+    """Tokenizes `PROBE_TEXTS` and `texts` with the written tokenizer.json and with keras-hub's
+    BertTokenizer; returns the record, or raises ExportVerificationError at the first difference.
+
+    Args:
+        directory: str. The written Hugging Face directory.
+        lowercase: bool. The model's tokenizer setting.
+        texts: list of str. The run's own texts.
+    """
+    import keras_hub
+    import tokenizers
+
+    texts = list(PROBE_TEXTS) + [str(text) for text in texts]
+    theirs = tokenizers.Tokenizer.from_file(os.path.join(directory, TOKENIZER_FILE))
+    ours = keras_hub.tokenizers.BertTokenizer(vocabulary=os.path.join(directory, VOCAB_FILE),
+                                              lowercase=lowercase)
+    expected = [np.asarray(ids).tolist() for ids in ours(texts)]
+    got = [encoding.ids for encoding in theirs.encode_batch(texts, add_special_tokens=False)]
+    for text, ids, want in zip(texts, got, expected):
+        if ids != want:
+            with open(os.path.join(directory, VOCAB_FILE), encoding="utf-8") as f:
+                vocabulary = f.read().splitlines()
+            raise ExportVerificationError(
+                f"Hugging Face export verification failed: {TOKENIZER_FILE} tokenizes {text[:60]!r} as "
+                f"{[vocabulary[i] for i in ids][:12]}, the model's tokenizer as "
+                f"{[vocabulary[i] for i in want][:12]}; nothing was written "
+                "(--override=export.verify=false writes it anyway)")
+    return {"library": "tokenizers", "texts": len(texts), "identical": len(texts)}
 
 
 def verify_huggingface_export(directory, model, head, atol):

@@ -52,13 +52,22 @@ def _verify_count(config: ExperimentConfig) -> int:
     return config.export.verify_examples if config.export.verify else 0
 
 
-def export_text(started: common.Run, model, class_names) -> str:
-    config, d = started.config, started.config.data
+def _verification_examples(config: ExperimentConfig):
+    """The first `export.verify_examples` held-out examples (test, else validation) an export is
+    verified on, or None when it is not verified on text."""
+    n = _verify_count(config)
+    if not n:
+        return None
     held_out = common.load_text_splits(config)
     examples = held_out.test or held_out.validation
-    n = _verify_count(config)
-    verify_texts = examples.texts[:n] if n else None
-    verify_pairs = examples.text_pairs[:n] if (n and examples.text_pairs) else None
+    return examples.subset(range(min(n, len(examples))))
+
+
+def export_text(started: common.Run, model, class_names) -> str:
+    config, d = started.config, started.config.data
+    examples = _verification_examples(config)
+    verify_texts = examples.texts if examples else None
+    verify_pairs = examples.text_pairs if (examples and examples.text_pairs) else None
     return tfm_export.export_text_classifier(
         model, vocab_path=started.path(common.VOCAB_FILE), sequence_length=d.sequence_length,
         lowercase=d.lowercase, class_names=class_names, export_base=config.export.export_base,
@@ -86,12 +95,14 @@ def export_huggingface(started: common.Run, model, class_names) -> str:
     if config.model.kind != "bert":
         raise ConfigError(f"--format=huggingface exports BERT models; this run's model.kind is "
                           f"{config.model.kind!r} (use --format=saved_model)")
+    examples = _verification_examples(config)
     return tfm_huggingface.export_huggingface(
         model, vocab_path=started.path(common.VOCAB_FILE),
         output_dir=os.path.join(config.export.export_base, config.export.model_name),
         lowercase=config.data.lowercase, class_names=class_names, verify=config.export.verify,
         verify_atol=config.export.verify_atol, training_truncation=_head_tail_record(config),
-        sequence_length=config.data.sequence_length)
+        sequence_length=config.data.sequence_length,
+        verify_texts=examples.texts if examples else None)
 
 
 def _head_tail_record(config: ExperimentConfig) -> dict | None:

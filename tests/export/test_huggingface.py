@@ -208,7 +208,8 @@ def test_export_refuses_a_tokenizer_json_that_tokenizes_otherwise(exported, tmp_
         return spec
 
     monkeypatch.setattr(huggingface, "tokenizer_json", plain_bert_normalizer)
-    with pytest.raises(ExportVerificationError, match="tokenizer.json tokenizes '很好，不错！' as"):
+    with pytest.raises(ExportVerificationError, match=r"from token 5 on, tokenizer.json tokenizes '很好，不错！' as \['\[UNK\]'\], "
+                       r"the model's tokenizer as \['!'\]; nothing was written"):
         huggingface.export_huggingface(model, vocab_path=os.path.join(directory, "vocab.txt"),
                                        output_dir=str(tmp_path / "plain"), lowercase=True)
     assert os.listdir(tmp_path) == []  # nothing written

@@ -9,17 +9,20 @@ WordPiece):
 
 - normalizer: control and format characters become spaces (keras-hub splits on them), then each
   character whose folding changes how it splits is replaced by a private-use stand-in (below), then
-  NFKC and lowercasing (with `lowercase`), then BERT's clean-up and CJK spacing;
+  NFKC and lowercasing (with `lowercase`), then BERT's spacing around CJK characters;
 - pre-tokenizer: BERT's split on whitespace and punctuation, and stand-ins of punctuation isolated;
-- model: WordPiece over the vocabulary, plus one entry per stand-in: the id keras-hub gives the
-  folded character (and its "##" form).
+- model: WordPiece over the vocabulary, plus entries that give a stand-in the id keras-hub gives its
+  folding: the folding itself, its "##" form, and for a one-character folding every token that
+  holds it ("~~", "1~2");
+- decoder: stand-ins back to their foldings, then WordPiece's.
 
 A stand-in is needed where splitting after folding differs from splitting before it: a punctuation
 mark that folds to several marks ("…" to "...", one token for keras-hub), and a character that folds
-to punctuation or a space without being punctuation itself ("～" to "~", the ideographic space to
-" "). Remaining differences: such a character written inside a Latin word or number where the
-vocabulary has a longer piece starting with its folding, and the few characters whose case folding
-differs from lowercasing ("ß").
+to punctuation or a space without being punctuation itself ("～" to "~", kept in one word with its
+neighbours; the ideographic space, which keras-hub reads as [UNK]). Remaining differences: special
+tokens written inside the text ("[CLS]"), which `tokenizers` matches and keras-hub splits; a
+character whose folding is several characters that are not one vocabulary token ("‥", "⑴"); and the
+few characters whose case folding differs from lowercasing ("ß").
 """
 from __future__ import annotations
 

@@ -392,10 +392,11 @@ def verify_tokenizer(directory, lowercase, texts):
         if ids != want:
             with open(os.path.join(directory, VOCAB_FILE), encoding="utf-8") as f:
                 vocabulary = f.read().splitlines()
+            at = next((i for i, (a, b) in enumerate(zip(ids, want)) if a != b), min(len(ids), len(want)))
             raise ExportVerificationError(
-                f"Hugging Face export verification failed: {TOKENIZER_FILE} tokenizes {text[:60]!r} as "
-                f"{[vocabulary[i] for i in ids][:12]}, the model's tokenizer as "
-                f"{[vocabulary[i] for i in want][:12]}; nothing was written "
+                f"Hugging Face export verification failed: from token {at} on, {TOKENIZER_FILE} tokenizes "
+                f"{text[:60]!r} as {[vocabulary[i] for i in ids[at:at + 8]]}, the model's tokenizer as "
+                f"{[vocabulary[i] for i in want[at:at + 8]]}; nothing was written "
                 "(--override=export.verify=false writes it anyway)")
     return {"library": "tokenizers", "texts": len(texts), "identical": len(texts)}
 

@@ -1,11 +1,21 @@
 """WordPiece vocabulary: build from a corpus, save/load as a BERT/Hugging Face `vocab.txt`."""
 import os
 import time
+import unicodedata
 
 import numpy as np
 
 RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 PAD_TOKEN, UNK_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN = RESERVED_TOKENS
+
+
+def case_folded(text: str) -> str:
+    """`text` as keras-hub's lowercasing folds it: NFKC, then lowercase ("，" → ",", "Ａ" → "a").
+
+    keras-hub uses ICU's NFKC case folding; this differs from it only for the few characters whose
+    case folding is not their lowercase ("ß").
+    """
+    return unicodedata.normalize("NFKC", text).lower()
 
 
 def count_pretokenized_words(texts, lowercase=True, batch_size=2048):

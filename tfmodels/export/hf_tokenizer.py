@@ -30,7 +30,8 @@ import functools
 import sys
 import unicodedata
 
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+from tfmodels.data.vocab import CLS_TOKEN, RESERVED_TOKENS, SEP_TOKEN, case_folded
+
 # Texts an export's verification tokenizes both ways: one per rule of this module, plus plain text.
 PROBE_TEXTS = ("很好，不错！", "房间干净。服务周到：推荐（真的）", "ＡＢＣ１２３ abc Good，Ｇｏｏｄ",
                "一整晚在呜呜呜……等了好久…", "12月4日～7日 好～～～ ～", "价格＋运费＜100", "偏\u3000打车 a\u3000b",
@@ -48,8 +49,13 @@ def _is_space(char: str) -> bool:
     return char.isspace() or unicodedata.category(char) == "Zs"
 
 
+def _splits_on(char: str) -> bool:
+    """Whether BERT's pre-tokenizer splits at `char` (punctuation or space)."""
+    return _is_punctuation(char) or _is_space(char)
+
+
 def _folded(char: str, lowercase: bool) -> str:
-    return unicodedata.normalize("NFKC", char).lower() if lowercase else char
+    return case_folded(char) if lowercase else char
 
 
 def _splits_differently(char: str, lowercase: bool) -> bool:
@@ -58,8 +64,8 @@ def _splits_differently(char: str, lowercase: bool) -> bool:
         return False
     folded = _folded(char, lowercase)
     if _is_punctuation(char):
-        return len(folded) > 1 and any(_is_punctuation(c) or _is_space(c) for c in folded)
-    return _is_space(char) or (folded != char and any(_is_punctuation(c) or _is_space(c) for c in folded))
+        return len(folded) > 1 and any(map(_splits_on, folded))
+    return _is_space(char) or (folded != char and any(map(_splits_on, folded)))
 
 
 @functools.lru_cache(maxsize=2)
@@ -85,26 +91,27 @@ def tokenizer_json(vocabulary: list[str], lowercase: bool) -> dict:
         dict. Serialize with `json.dump(..., ensure_ascii=False)`.
     """
     ids = {token: i for i, token in enumerate(vocabulary)}
-    stand_ins = _stand_ins(lowercase)
+    foldings = _foldings(lowercase)
+    stand_ins = _stand_ins(foldings)
     normalizers = [{"type": "Replace", "pattern": {"Regex": r"[\p{Cc}\p{Cf}]"}, "content": " "}]
     normalizers += [{"type": "Replace", "pattern": {"String": char}, "content": stand_ins[folded]}
-                    for char, folded in _foldings(lowercase)]
+                    for char, folded in foldings]
     if lowercase:
         normalizers += [{"type": "NFKC"}, {"type": "Lowercase"}]
     normalizers.append({"type": "BertNormalizer", "clean_text": False, "handle_chinese_chars": True,
                         "strip_accents": False, "lowercase": False})
     pre_tokenizers = [{"type": "BertPreTokenizer"}]
-    isolated = sorted({stand_ins[folded] for char, folded in _foldings(lowercase) if _is_punctuation(char)})
+    isolated = sorted({stand_ins[folded] for char, folded in foldings if _is_punctuation(char)})
     if isolated:
         pre_tokenizers.append({"type": "Split", "pattern": {"Regex": "[" + "".join(isolated) + "]"},
                                "behavior": "Isolated", "invert": False})
     back = [{"type": "Replace", "pattern": {"String": stand_in}, "content": folded}
             for folded, stand_in in stand_ins.items()]
-    cls, sep = ids["[CLS]"], ids["[SEP]"]
+    cls, sep = ids[CLS_TOKEN], ids[SEP_TOKEN]
     return {
         "version": "1.0", "truncation": None, "padding": None,
         "added_tokens": [{"id": ids[token], "content": token, "single_word": False, "lstrip": False,
-                          "rstrip": False, "normalized": False, "special": True} for token in SPECIAL_TOKENS],
+                          "rstrip": False, "normalized": False, "special": True} for token in RESERVED_TOKENS],
         "normalizer": {"type": "Sequence", "normalizers": normalizers},
         "pre_tokenizer": {"type": "Sequence", "pretokenizers": pre_tokenizers},
         "post_processor": {
@@ -127,10 +134,10 @@ def _foldings(lowercase: bool) -> list[tuple[str, str]]:
     return [(char, _folded(char, lowercase)) for char in characters_to_stand_in(lowercase)]
 
 
-def _stand_ins(lowercase: bool) -> dict[str, str]:
-    """{folding: its private-use stand-in}: one stand-in per distinct folding."""
-    foldings = sorted({folded for _, folded in _foldings(lowercase)})
-    return {folded: chr(_PRIVATE_USE + i) for i, folded in enumerate(foldings)}
+def _stand_ins(foldings: list[tuple[str, str]]) -> dict[str, str]:
+    """{folding: its private-use stand-in}: one stand-in per distinct folding of `_foldings`."""
+    distinct = sorted({folded for _, folded in foldings})
+    return {folded: chr(_PRIVATE_USE + i) for i, folded in enumerate(distinct)}
 
 
 def _stand_in_vocabulary(ids: dict[str, int], stand_ins: dict[str, str]) -> dict[str, int]:

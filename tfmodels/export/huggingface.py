@@ -379,13 +379,13 @@ def verify_tokenizer(directory, lowercase, texts):
         lowercase: bool. The model's tokenizer setting.
         texts: list of str. The run's own texts.
     """
-    import keras_hub
     import tokenizers
+
+    from tfmodels.data import make_tokenizer
 
     texts = list(PROBE_TEXTS) + [str(text) for text in texts]
     theirs = tokenizers.Tokenizer.from_file(os.path.join(directory, TOKENIZER_FILE))
-    ours = keras_hub.tokenizers.BertTokenizer(vocabulary=os.path.join(directory, VOCAB_FILE),
-                                              lowercase=lowercase)
+    ours = make_tokenizer(os.path.join(directory, VOCAB_FILE), lowercase=lowercase)
     expected = [np.asarray(ids).tolist() for ids in ours(texts)]
     got = [encoding.ids for encoding in theirs.encode_batch(texts, add_special_tokens=False)]
     for text, ids, want in zip(texts, got, expected):

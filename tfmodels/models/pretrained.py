@@ -19,13 +19,13 @@ import json
 import os
 import shutil
 import tempfile
-import unicodedata
 import warnings
 from pathlib import Path
 
 import keras
 import keras_hub
 
+from tfmodels.data.vocab import case_folded
 from tfmodels.models.bert import find_encoder
 
 VOCAB_FILE = "vocab.txt"
@@ -149,7 +149,7 @@ def lowercasing_difference(vocab_path: str, tokenizer_config: dict) -> str | Non
     with open(vocab_path, encoding="utf-8") as f:
         tokens = [line.rstrip("\n") for line in f]
     unreachable = [t for t in tokens if not (t.startswith("[") and t.endswith("]"))
-                   and _nfkc_lower(t.removeprefix("##")) != t.removeprefix("##")]
+                   and case_folded(t.removeprefix("##")) != t.removeprefix("##")]
     notes = []
     if unreachable:
         examples = ", ".join(repr(t) for t in unreachable[:5])
@@ -160,10 +160,6 @@ def lowercasing_difference(vocab_path: str, tokenizer_config: dict) -> str | Non
         notes.append("accents are kept, where transformers' BertTokenizer strips them "
                      "(strip_accents is not false)")
     return "; ".join(notes) or None
-
-
-def _nfkc_lower(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).lower()
 
 
 def _load_keras_model(model_path: Path) -> LoadedEncoder:

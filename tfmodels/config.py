@@ -79,6 +79,7 @@ class DataConfig:
     word_segmenter: str = "wordpiece"  # whole-word masking's words: "##" pieces, or jieba words (Chinese)
     cache: bool = True
     limit: int | None = None  # at most this many examples per split / corpus lines (smoke tests)
+    train_examples: int | None = None  # classifiers train on a stratified sample of this many labelled examples (seeded by `seed`); None: all
     class_weights: str | dict[str, float] | None = None  # "balanced" or {label: weight}; training loss only
     split_seed: int | None = None  # seed of the train/validation/test split of one file; None uses `seed`
 
@@ -374,7 +375,7 @@ _RANGES = {
     "data.length_buckets": _each_at_least(3), "data.mask_rate": _between(0.01, 1),
     "data.input_mask_rate": _between(0, 1), "data.crop_rate": _between(0, 1, high_included=True),
     "data.crop_min_tokens": _at_least(1),
-    "data.max_predictions": _at_least(1), "data.limit": _at_least(2),
+    "data.max_predictions": _at_least(1), "data.limit": _at_least(2), "data.train_examples": _at_least(1),
     "model.max_sequence_length": _at_least(3), "model.dropout": _between(0, 1),
     "model.num_layers": _at_least(1), "model.hidden_dim": _at_least(1), "model.num_heads": _at_least(1),
     "model.intermediate_dim": _at_least(1), "model.hidden_units": _each_at_least(1),

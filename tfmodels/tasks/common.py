@@ -184,6 +184,26 @@ def load_text_splits(config: ExperimentConfig):
     return splits
 
 
+def load_classifier_splits(config: ExperimentConfig):
+    """The splits a classifier trains on: `load_text_splits` cut by `with_train_sample`."""
+    return with_train_sample(config, load_text_splits(config))
+
+
+def with_train_sample(config: ExperimentConfig, splits):
+    """`splits` (a copy) with the training split cut to a stratified sample of `data.train_examples`
+    labelled examples drawn with the run's `seed` (`tfm_data.stratified_sample`: a smaller sample of a
+    seed is part of every larger one); unchanged without `data.train_examples`. Validation and test
+    stay whole; pretraining reads the whole training split's texts."""
+    wanted = config.data.train_examples
+    if not wanted:
+        return splits
+    if wanted > len(splits.train):
+        raise ConfigError(f"data.train_examples={wanted} is more than the {len(splits.train):,} examples of the "
+                          f"training split of {config.data.train}; allowed: 1 to {len(splits.train)}")
+    sample = tfm_data.stratified_sample(splits.train.labels, wanted, config.seed)
+    return dataclasses.replace(splits, train=splits.train.subset(sample))
+
+
 def print_skipped_records(report) -> None:
     """Prints what `data.on_bad_record: skip` skipped, per reason with examples; nothing when none was."""
     if report is not None and report.skipped:

@@ -85,7 +85,7 @@ def evaluation_dataset(started: common.Run, label_names, split: str, input_file:
     if input_file:
         examples = input_file_examples(config, input_file, label_names)
     else:
-        examples = split_examples(common.load_text_splits(config), split)
+        examples = split_examples(common.load_classifier_splits(config), split)
     tokenizer = tfm_data.make_tokenizer(started.path(common.VOCAB_FILE), lowercase=d.lowercase)
     return common.evaluation_text_dataset(config, examples, tokenizer)
 

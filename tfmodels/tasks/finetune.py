@@ -73,7 +73,7 @@ def finetune_bert(started: common.Run) -> dict:
     _check_against_encoder(config, encoder)
     config = _with_vocab(config, loaded.vocab_path, loaded.lowercase)
     started = common.start_run(config, started.model_dir)  # records the encoder's vocabulary settings
-    splits = common.load_text_splits(config)
+    splits = common.load_classifier_splits(config)
     tfm_data.save_label_names(splits.label_names, started.path(common.LABELS_FILE))
     vocab_path = common.ensure_vocab(config, started.output_dir, None)
     train, evaluation = common.text_datasets(config, splits, vocab_path, config.data.lowercase)

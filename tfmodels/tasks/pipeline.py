@@ -72,13 +72,15 @@ def run(config: ExperimentConfig) -> dict:
     started = common.start_run(config, kind="pipeline")
     print(f"run directory: {os.path.abspath(started.model_dir)}", flush=True)
     watch = common.Stopwatch()
-    results: dict = {"run_dir": os.path.abspath(started.model_dir), "precision": started.precision}
+    results: dict = {"run_dir": os.path.abspath(started.model_dir), "precision": started.precision,
+                     "train_examples": config.data.train_examples}
 
     common.banner("Stage 1/6: WordPiece vocabulary from the pretraining corpus")
     with watch.stage("vocabulary"):
         corpus = common.read_corpus(config)
         vocab_path = common.ensure_vocab(config, started.output_dir, corpus.texts)
         splits = common.load_text_splits(config)
+        common.with_train_sample(config, splits)  # a bad data.train_examples fails now, not after pretraining
         results["vocabulary"] = vocabulary_report(vocab_path, config, corpus, splits)
     with_vocab = _replace(config, data={"vocab_path": vocab_path, "split_seed": common.split_seed(config)})
 
@@ -101,13 +103,11 @@ def run(config: ExperimentConfig) -> dict:
 
     common.banner("Stage 5/6: evaluation on the test split")
     with watch.stage("evaluate"):
-        tfidf = fit_tfidf(splits)
-        tfidf_predicted = {split: tfidf.predict(getattr(splits, split).texts) for split in study.SPLITS}
-        tfidf_metrics = tfidf_baseline(tfidf_predicted, splits)
-        for seed_results, seed_predictions in zip(per_seed, predictions):
-            seed_predictions["tfidf_logreg"] = tfidf_predicted
+        baselines = tfidf_baselines(with_vocab, splits)
+        for seed_results, seed_predictions, baseline in zip(per_seed, predictions, baselines):
+            seed_predictions["tfidf_logreg"] = baseline.predicted
             for split in study.SPLITS:
-                seed_results[split]["tfidf_logreg"] = tfidf_metrics[split]
+                seed_results[split]["tfidf_logreg"] = baseline.metrics[split]
         results["finetune"] = {"tokens_per_second": first_tuned["tokens_per_second"]}
         results["seeds"] = per_seed
         results.update(study.aggregate(per_seed))
@@ -123,7 +123,7 @@ def run(config: ExperimentConfig) -> dict:
         servable = tfm_export.load_servable(version_dir)
         results["export"] = version_dir
         results["predictions"] = tfm_export.predict_texts(servable, EXAMPLE_TEXTS)
-        results["out_of_corpus_check"] = out_of_corpus_check(config, servable, tfidf, splits)
+        results["out_of_corpus_check"] = out_of_corpus_check(config, servable, baselines[0].model, splits)
 
     results["stage_seconds"] = {k: round(v, 1) for k, v in watch.seconds.items()}
     results["total_seconds"] = round(watch.total(), 1)
@@ -393,6 +393,30 @@ def fit_tfidf(splits):
     vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2)
     return make_pipeline(vectorizer, LogisticRegression(max_iter=2000, C=4.0)).fit(
         splits.train.texts, splits.train.labels)
+
+
+@dataclasses.dataclass(frozen=True)
+class TfidfBaseline:
+    """Row (c) of one seed: the fitted model, its predictions ({split: class ids}) and metrics."""
+
+    model: object
+    predicted: dict
+    metrics: dict
+
+
+def tfidf_baselines(config: ExperimentConfig, splits) -> list[TfidfBaseline]:
+    """Row (c) for each study seed, fitted on the training examples that seed's classifiers train on
+    (`common.with_train_sample`: a sample of `data.train_examples` drawn with the seed), so it is fitted
+    once when they train on the whole split."""
+    fitted, baselines = {}, []
+    for seed in study_seeds(config):
+        sample = seed if config.data.train_examples else None
+        if sample not in fitted:
+            model = fit_tfidf(common.with_train_sample(_replace(config, seed=seed), splits))
+            predicted = {split: model.predict(getattr(splits, split).texts) for split in study.SPLITS}
+            fitted[sample] = TfidfBaseline(model, predicted, tfidf_baseline(predicted, splits))
+        baselines.append(fitted[sample])
+    return baselines
 
 
 def tfidf_baseline(predicted: dict, splits) -> dict:

@@ -65,7 +65,7 @@ _PRETRAINING_ONLY = ("pretrain", "data.corpus", "data.pretrain_sequence_length",
                      "model.pretrain_embedding_init")
 _CLASSIFIER_ONLY = ("trainer", "finetune", "model.pooling", "data.class_weights", "data.length_buckets",
                     "data.truncation", "data.head_tokens", "data.input_mask_rate",
-                    "data.crop_rate", "data.crop_min_tokens")
+                    "data.crop_rate", "data.crop_min_tokens", "data.train_examples")
 NOT_READ = {
     "train": frozenset({*_PRETRAINING_ONLY, "finetune", "study"}),
     "finetune": frozenset({*_PRETRAINING_ONLY, "study", "data.lowercase"}),  # the encoder's tokenizer decides

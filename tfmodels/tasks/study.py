@@ -115,8 +115,11 @@ def table_markdown(results: dict) -> str:
     per_seed = results["seeds"]
     n = len(per_seed)
     pretraining = "one pretraining per seed" if "pretrain" in per_seed[0] else "one shared pretraining"
+    sample = results.get("train_examples")
+    labelled = (f"; each seed's classifiers, (c) included, train on its own stratified sample of {sample:,} "
+                "labelled training examples" if sample else "")
     lines = [f"Mean ± std over {n} seed(s) ({', '.join(str(s['seed']) for s in per_seed)}); "
-             f"{pretraining}; the same split for every seed.", "",
+             f"{pretraining}; the same split for every seed{labelled}.", "",
              "| model | val accuracy | val macro-F1 | test accuracy | test macro-F1 |", "|---|---|---|---|---|"]
     for key, title in ROWS:
         if key not in results["test"]:

@@ -64,7 +64,7 @@ def train_mlp(started: common.Run, model=None, model_file: str | None = None) ->
 
 def train_text_classifier(started: common.Run) -> dict:
     config = started.config
-    splits = common.load_text_splits(config)
+    splits = common.load_classifier_splits(config)
     tfm_data.save_label_names(splits.label_names, started.path(common.LABELS_FILE))
     vocab_path = common.ensure_vocab(config, started.output_dir, splits.train.texts)
     vocab_size = len(tfm_data.load_vocab(vocab_path))

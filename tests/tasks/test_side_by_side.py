@@ -58,24 +58,43 @@ def test_training_preempted_crosses_processes_whole():
     assert (error.checkpoint, error.step, str(error)) == ("/run/ckpt-7", 7, str(TrainingPreempted("/run/ckpt-7", 7)))
 
 
-def test_sigterm_is_passed_on_and_ends_as_a_preemption():
+def _wait_for(ready, what, timeout=180):
+    """Polls `ready()` until it holds: a run is signalled once it runs, not after a guessed delay
+    (starting TensorFlow in each process takes from seconds to a minute on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, f"{what} within {timeout} s"
+        time.sleep(0.2)
+
+
+def test_sigterm_is_passed_on_and_ends_as_a_preemption(tmp_path):
     """SIGTERM to the waiting process reaches the runs; it then raises TrainingPreempted."""
-    script = textwrap.dedent("""
-        import time
+    script = tmp_path / "runs.py"
+    script.write_text(textwrap.dedent("""
+        import sys, time
         from tfmodels.tasks.side_by_side import SideRun, run_side_by_side
         from tfmodels.training import PREEMPTED_EXIT_STATUS, TrainingPreempted
+
+        def wait(started):
+            open(started, "w").close()
+            time.sleep(120)
+
         if __name__ == "__main__":
             try:
-                run_side_by_side([SideRun("a", time.sleep, (120,)), SideRun("b", time.sleep, (120,))])
+                run_side_by_side([SideRun(name, wait, (sys.argv[1] + name,)) for name in "ab"])
             except TrainingPreempted as error:
                 print(error, flush=True)
                 raise SystemExit(PREEMPTED_EXIT_STATUS)
-    """)
-    process = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True,
+    """))
+    process = subprocess.Popen([sys.executable, str(script), str(tmp_path / "started_")], cwd=REPO,
+                               stdout=subprocess.PIPE, text=True,
                                env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"))
-    time.sleep(15)  # both runs started (TensorFlow imported)
-    process.send_signal(signal.SIGTERM)
-    out, _ = process.communicate(timeout=120)
+    try:
+        _wait_for(lambda: all(os.path.exists(tmp_path / f"started_{name}") for name in "ab"), "both runs started")
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=120)
+    finally:
+        process.kill()
     assert process.returncode == PREEMPTED_EXIT_STATUS, out
     assert "preempted by SIGTERM before a, b started training" in out
 
@@ -123,6 +142,7 @@ def test_runs_stop_when_the_waiting_process_is_killed(tmp_path):
                     f.write("written")
                 sys.exit(0)
             signal.signal(signal.SIGTERM, stop)
+            open(checkpoint + ".started", "w").close()
             time.sleep(300)
 
         if __name__ == "__main__":
@@ -132,7 +152,8 @@ def test_runs_stop_when_the_waiting_process_is_killed(tmp_path):
                                env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"))
     runs = []
     try:
-        time.sleep(15)  # both runs started (TensorFlow imported)
+        _wait_for(lambda: all(os.path.exists(tmp_path / f"checkpoint_{name}.started") for name in "ab"),
+                  "both runs started")
         runs = _children(process.pid)
         assert len(runs) >= 2, runs
         process.kill()
@@ -141,7 +162,8 @@ def test_runs_stop_when_the_waiting_process_is_killed(tmp_path):
         while any(_running(pid) for pid in runs) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert not any(_running(pid) for pid in runs), "a run outlived the killed process"
-        assert sorted(os.listdir(tmp_path)) == ["checkpoint_a", "checkpoint_b", "runs.py"]
+        assert sorted(os.listdir(tmp_path)) == ["checkpoint_a", "checkpoint_a.started", "checkpoint_b",
+                                                "checkpoint_b.started", "runs.py"]
     finally:  # nothing left behind when the test fails
         for pid in [process.pid] + runs:
             try:

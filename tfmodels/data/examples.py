@@ -139,6 +139,14 @@ class FeatureSplits(_SplitsMixin):
     report: object = None
 
 
+def _label_permutations(labels, seed):
+    """Each label's example indices (labels in increasing order), permuted with
+    `np.random.default_rng(seed + label)`: the seeded order both stratified selections cut."""
+    labels = np.asarray(labels).reshape([-1])
+    return [np.random.default_rng(seed + int(label)).permutation(np.flatnonzero(labels == label))
+            for label in np.unique(labels)]
+
+
 def stratified_split(labels, fractions=(0.8, 0.1, 0.1), seed=42):
     """Splits example indices per label into parts with the given fractions.
 
@@ -157,11 +165,8 @@ def stratified_split(labels, fractions=(0.8, 0.1, 0.1), seed=42):
     fractions = np.asarray(fractions, dtype=np.float64)
     if np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
         raise ValueError(f"fractions={tuple(fractions)} must be >= 0 and sum to 1")
-    labels = np.asarray(labels).reshape([-1])
     parts = [[] for _ in fractions]
-    for label in np.unique(labels):
-        indices = np.flatnonzero(labels == label)
-        indices = np.random.default_rng(seed + int(label)).permutation(indices)
+    for indices in _label_permutations(labels, seed):
         cuts = np.round(np.cumsum(fractions)[:-1] * len(indices)).astype(int)
         for part, chunk in zip(parts, np.split(indices, cuts)):
             part.append(chunk)
@@ -188,14 +193,11 @@ def stratified_sample(labels, size, seed=42):
         >>> stratified_sample([0, 0, 0, 0, 1, 1, 1, 1], 4, seed=1).size
         4
     """
-    labels = np.asarray(labels).reshape([-1])
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= len(labels):
-        raise ValueError(f"size={size!r} is invalid; expected an integer from 1 to {len(labels)}, the examples")
-    indices, keys = [], []
-    for label in np.unique(labels):
-        members = np.random.default_rng(seed + int(label)).permutation(np.flatnonzero(labels == label))
-        indices.append(members)
-        keys.append((np.arange(len(members)) + 0.5) / len(members))
+    count = np.asarray(labels).size
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= count:
+        raise ValueError(f"size={size!r} is invalid; expected an integer from 1 to {count}, the examples")
+    indices = _label_permutations(labels, seed)
+    keys = [(np.arange(len(members)) + 0.5) / len(members) for members in indices]
     order = np.argsort(np.concatenate(keys), kind="stable")  # ties: the smaller label id first
     return np.sort(np.concatenate(indices)[order[:size]]).astype(np.int64)
 

@@ -267,9 +267,10 @@ def test_lstm_config_must_train_an_lstm_on_the_same_data(tmp_path):
 
 def test_lstm_row_runs_on_the_studys_split_seed_strategy_and_determinism():
     config = load_config(DEMO, ["study.lstm_config=configs/lstm_sentiment_zh.yaml", "strategy=mirrored",
-                                "deterministic=true", "data.split_seed=7"])
+                                "deterministic=true", "data.split_seed=7", "data.train_examples=500"])
     lstm = pipeline.lstm_config(config, 43)
     assert (lstm.model.kind, lstm.seed, lstm.data.split_seed) == ("lstm", 43, 7)
+    assert lstm.data.train_examples == 500, "the LSTM row trains on the seed's sample too"
     assert (lstm.strategy, lstm.deterministic) == ("mirrored", True)
 
 

@@ -348,7 +348,7 @@ def reference_stage_dirs(started: common.Run, reference: str, stage_dir: str) ->
 
 def lstm_config(config: ExperimentConfig, seed: int) -> ExperimentConfig | None:
     """The LSTM row's config (`study.lstm_config`, with its own vocabulary and recipe) on this run's
-    split, seed, strategy and `deterministic`, or None."""
+    split, labelled sample (`data.train_examples`), seed, strategy and `deterministic`, or None."""
     if not config.study.lstm_config:
         return None
     from tfmodels.config import load_config
@@ -356,7 +356,8 @@ def lstm_config(config: ExperimentConfig, seed: int) -> ExperimentConfig | None:
     if lstm.model.kind != "lstm" or lstm.data.train != config.data.train:
         raise common.ConfigError(f"study.lstm_config={config.study.lstm_config!r} must train model.kind=lstm on "
                                  f"data.train={config.data.train!r}")
-    data = dataclasses.replace(lstm.data, split_seed=common.split_seed(config), limit=config.data.limit)
+    data = dataclasses.replace(lstm.data, split_seed=common.split_seed(config), limit=config.data.limit,
+                               train_examples=config.data.train_examples)
     return dataclasses.replace(lstm, seed=seed, data=data, strategy=config.strategy,
                                deterministic=config.deterministic)
 

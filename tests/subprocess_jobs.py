@@ -1,10 +1,12 @@
-"""Test helpers that start Python child processes: a quiet environment and two local worker
-processes forming one MultiWorkerMirroredStrategy job (training and reliability tests)."""
+"""Test helpers that start Python child processes: a quiet environment, two local worker
+processes forming one MultiWorkerMirroredStrategy job (training and reliability tests), and
+waiting for what a child process does."""
 import json
 import os
 import socket
 import subprocess
 import sys
+import time
 
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", "PYTHONHASHSEED": "0"}
 
@@ -45,3 +47,16 @@ def finish(processes, timeout=300):
     for p, output in zip(processes, outputs):
         assert p.returncode == 0, output[-3000:]
     return outputs
+
+
+def wait_for(predicate, timeout, process=None, interval=0.05):
+    """Polls `predicate` until true; fails when `process` exits first or on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"process exited with {process.returncode} before the condition held")
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting ({timeout} s)")

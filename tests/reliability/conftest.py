@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -101,19 +100,6 @@ def start_binary(binary, *args, log_path, env=None):
     log = open(log_path, "w")
     return subprocess.Popen(binary_command(binary, *args), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                             env=dict(os.environ, **QUIET_ENV, **(env or {})))
-
-
-def wait_for(predicate, timeout, process=None, interval=0.05):
-    """Polls `predicate` until true; fails when `process` exits first or on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"process exited with {process.returncode} before the condition held")
-        time.sleep(interval)
-    raise AssertionError("timed out waiting")
 
 
 def kill_hard(process):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.reliability.conftest import checkpoint_steps, kill_hard, start_binary, wait_for
+from tests.reliability.conftest import checkpoint_steps, kill_hard, start_binary
+from tests.subprocess_jobs import wait_for
 from tfmodels.export import list_versions
 
 MLP_FINETUNE = ["--config=configs/mlp_digits.yaml", "--override=deterministic=true", "--override=trainer.epochs=3",

@@ -6,8 +6,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from tests.subprocess_jobs import finish, start_workers
-from tests.reliability.conftest import checkpoint_steps, wait_for
+from tests.subprocess_jobs import finish, start_workers, wait_for
+from tests.reliability.conftest import checkpoint_steps
 
 JOB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multi_worker_job.py")
 

@@ -10,9 +10,9 @@ import sys
 import pytest
 import tensorflow as tf
 
-from tests.reliability.conftest import ROOT, checkpoint_steps, run_binary, start_binary, wait_for
+from tests.reliability.conftest import ROOT, checkpoint_steps, run_binary, start_binary
 from tests.reliability.test_fault_tolerance import assert_same_weights, model_weights, read_json
-from tests.subprocess_jobs import QUIET_ENV, free_ports
+from tests.subprocess_jobs import QUIET_ENV, free_ports, wait_for
 from tfmodels.training import PREEMPTED_EXIT_STATUS
 
 # 40 epochs of 51 steps: the SIGTERM lands in training (before step 400) even on a fast machine.

@@ -15,6 +15,7 @@ import tensorflow as tf
 from tfmodels.tasks import side_by_side
 from tfmodels.tasks.side_by_side import SideRun
 from tfmodels.training import PREEMPTED_EXIT_STATUS, TrainingPreempted
+from tests.subprocess_jobs import wait_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -58,15 +59,6 @@ def test_training_preempted_crosses_processes_whole():
     assert (error.checkpoint, error.step, str(error)) == ("/run/ckpt-7", 7, str(TrainingPreempted("/run/ckpt-7", 7)))
 
 
-def _wait_for(ready, what, timeout=180):
-    """Polls `ready()` until it holds: a run is signalled once it runs, not after a guessed delay
-    (starting TensorFlow in each process takes from seconds to a minute on a loaded machine)."""
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert time.monotonic() < deadline, f"{what} within {timeout} s"
-        time.sleep(0.2)
-
-
 def test_sigterm_is_passed_on_and_ends_as_a_preemption(tmp_path):
     """SIGTERM to the waiting process reaches the runs; it then raises TrainingPreempted."""
     script = tmp_path / "runs.py"
@@ -90,7 +82,7 @@ def test_sigterm_is_passed_on_and_ends_as_a_preemption(tmp_path):
                                stdout=subprocess.PIPE, text=True,
                                env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"))
     try:
-        _wait_for(lambda: all(os.path.exists(tmp_path / f"started_{name}") for name in "ab"), "both runs started")
+        wait_for(lambda: all(os.path.exists(tmp_path / f"started_{name}") for name in "ab"), 180, process)
         process.send_signal(signal.SIGTERM)
         out, _ = process.communicate(timeout=120)
     finally:
@@ -152,8 +144,8 @@ def test_runs_stop_when_the_waiting_process_is_killed(tmp_path):
                                env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"))
     runs = []
     try:
-        _wait_for(lambda: all(os.path.exists(tmp_path / f"checkpoint_{name}.started") for name in "ab"),
-                  "both runs started")
+        # both runs started: TensorFlow's start-up takes from seconds to a minute on a loaded machine
+        wait_for(lambda: all(os.path.exists(tmp_path / f"checkpoint_{name}.started") for name in "ab"), 180, process)
         runs = _children(process.pid)
         assert len(runs) >= 2, runs
         process.kill()
